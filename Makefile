@@ -1,0 +1,49 @@
+# hptune: `make demo` runs the study notes' MNIST search locally; `make test` installs and tests.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Offline machines: a directory holding mnist.npz. Defaults to the shared data directory when one
+# sits beside the repository; elsewhere Keras downloads MNIST.
+HPTUNE_DATA_DIR ?= $(wildcard $(abspath $(CURDIR)/../shared/data))
+export HPTUNE_DATA_DIR
+WORKERS ?= 2
+
+.PHONY: demo test lint install install-test tools bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
+
+$(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[s3]"
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml constraints.txt $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -c constraints.txt --group test
+	touch $@
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+## demo: the MNIST search of examples/mnist.yaml, a chief and $(WORKERS) workers on this machine
+demo: install
+	$(BIN)/hptune local examples/mnist.yaml --workers $(WORKERS)
+	$(BIN)/hptune show hptune-output/mnist-mlp --top 5
+
+## tools: the Prometheus server and Pushgateway the metrics tests scrape (Debian packages)
+tools:
+	bash scripts/install-test-tools.sh
+
+lint: install-test
+	$(BIN)/ruff check job tests benchmarks
+	$(BIN)/ruff format --check job tests benchmarks
+
+## test: install everything, lint, and run the whole suite
+test: install-test tools lint
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+bench: install-test
+	$(BIN)/python -m benchmarks.trial_throughput
+
+clean:
+	rm -rf $(VENV) hptune-output .pytest_cache

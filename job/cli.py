@@ -1,0 +1,246 @@
+"""The `hptune` command: the only place that reads argv and prints for people.
+
+Exit codes: 0 success; 1 the search (or this process's part of it) failed; 2 bad input (spec,
+environment, dataset, model builder, command line); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+from rich.console import Console
+from rich.text import Text
+
+if TYPE_CHECKING:
+    from job.search import Summary
+    from job.spec import JobSpec
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+log = logging.getLogger("hptune")
+
+
+class UsageError(Exception):
+    """Bad input from the person running the command."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hptune",
+        description="Run a Keras Tuner hyperparameter search from a YAML job spec.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run",
+        help="run the search for this process's role (standalone, or chief/worker by KERASTUNER_TUNER_ID)",
+    )
+    run.add_argument("spec", help="job spec YAML file")
+    run.add_argument("--output", help="override spec.output.uri")
+    run.add_argument("--metrics-port", type=int, help="override spec.metrics.port (0: off)")
+
+    local = sub.add_parser("local", help="run a chief and N workers as local processes")
+    local.add_argument("spec", help="job spec YAML file")
+    local.add_argument("--workers", type=int, help="override spec.distribution.workers")
+    local.add_argument("--output", help="override spec.output.uri")
+
+    validate = sub.add_parser("validate", help="check a spec; exit 0 if valid, 2 if not")
+    validate.add_argument("spec", help="job spec YAML file")
+
+    sub.add_parser("schema", help="print the JSON Schema of a job spec")
+
+    show = sub.add_parser("show", help="print a search's leaderboard and best model, verified")
+    show.add_argument("uri", help="the search's output location (spec.output.uri)")
+    show.add_argument("--top", type=int, default=10, help="leaderboard rows to print")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    _configure_logging(args.verbose)
+    out = Console()
+    err = Console(stderr=True)
+    try:
+        return _dispatch(args, out, err)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return EXIT_INTERRUPTED
+    except UsageError as exc:
+        return _error(err, str(exc), EXIT_USAGE)
+
+
+def _dispatch(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from job.spec import SpecError, json_schema, load_spec
+
+    if args.command == "schema":
+        print(json.dumps(json_schema(), indent=2))
+        return EXIT_OK
+    if args.command == "show":
+        from job.show import show
+
+        return show(args.uri, out, err, top=args.top)
+    try:
+        job = load_spec(args.spec)
+    except SpecError as exc:
+        return _error(err, exc.render(), EXIT_USAGE)
+    if getattr(args, "output", None):
+        job = job.with_output(args.output)
+    if args.command == "validate":
+        spec = job.spec
+        out.print(
+            f"{args.spec}: valid TuningJob {job.name!r}: {spec.tuner.algorithm} search, "
+            f"{spec.tuner.max_trials or 'open-ended'} trials over "
+            f"{len(spec.hyperparameters)} hyperparameters, objective "
+            f"{spec.tuner.objective.name} ({spec.tuner.objective.direction})"
+        )
+        return EXIT_OK
+    spec_dir = Path(args.spec).resolve().parent
+    if args.command == "local":
+        from job.local import run_local
+
+        workers = args.workers if args.workers is not None else job.spec.distribution.workers
+        if workers < 1:
+            raise UsageError("--workers must be at least 1")
+        return run_local(job, Path(args.spec), workers, out, err, output=args.output)
+    return _run(job, spec_dir, args, out, err)
+
+
+def _run(job: JobSpec, spec_dir: Path, args: argparse.Namespace, out: Console, err: Console) -> int:
+    from job.environment import BadEnvironment, Standalone, read_environment
+
+    try:
+        env = read_environment(os.environ)
+    except BadEnvironment as exc:
+        return _error(err, str(exc), EXIT_USAGE)
+    _import_backend_quietly(args.verbose)
+
+    from prometheus_client import CollectorRegistry
+
+    from job.chief import ChiefError as ChiefServeError
+    from job.coordinator import SearchFailed
+    from job.data import DataError
+    from job.metrics import read_progress
+    from job.progress import LiveProgress
+    from job.remote import ChiefError, ChiefUnreachable
+    from job.search import Options, run
+    from job.snapshot import ResumeConflict
+    from job.space import BuilderError
+    from job.storage import StorageError
+
+    _stop_on_sigterm()
+    registry = CollectorRegistry()
+    options = Options(spec_dir=spec_dir, metrics_port=args.metrics_port, registry=registry)
+    live = isinstance(env.role, Standalone) and err.is_terminal
+    try:
+        if live:
+            with LiveProgress(lambda: read_progress(registry.collect()), err):
+                summary = run(job, env, options)
+        else:
+            summary = run(job, env, options)
+    except (DataError, BuilderError, ResumeConflict) as exc:
+        return _error(err, str(exc), EXIT_USAGE)
+    except (StorageError, ChiefUnreachable, ChiefError, ChiefServeError) as exc:
+        return _error(err, str(exc), EXIT_FAILED)
+    except SearchFailed as exc:
+        return _error(err, f"the search failed: {exc}", EXIT_FAILED)
+    _print_summary(summary, out, err)
+    return EXIT_OK if summary.ok else EXIT_FAILED
+
+
+def _print_summary(summary: Summary, out: Console, err: Console) -> None:
+    if summary.role.startswith("tuner"):
+        out.print(f"{summary.role}: done, {summary.trials_completed} trials run here")
+        return
+    if not summary.ok:
+        err.print(Text.assemble(("search failed: ", "red"), summary.reason or ""), highlight=False)
+        if summary.local_leaderboard:
+            err.print(f"leaderboard saved locally: {summary.local_leaderboard}", highlight=False)
+    if summary.best_trial is None:
+        return
+    values = ", ".join(f"{k}={v}" for k, v in (summary.best_hyperparameters or {}).items())
+    out.print(
+        f"{summary.trials_completed} trials completed, {summary.trials_failed} failed. "
+        f"Best: trial {summary.best_trial}, score {summary.best_score:.6g}",
+        highlight=False,
+    )
+    out.print(f"  hyperparameters: {values}", highlight=False)
+    if summary.ok:
+        out.print(f"  model: {summary.output.rstrip('/')}/best/model.keras", highlight=False)
+        out.print(f"  leaderboard: {summary.output.rstrip('/')}/leaderboard.csv", highlight=False)
+
+
+def _import_backend_quietly(verbose: bool) -> None:
+    """Import Keras (and its backend) with the backend's C++ start-up chatter held back.
+
+    TensorFlow prints several lines to the process's stderr before its logging is configured;
+    they are shown only if the import fails or with --verbose.
+    """
+    if verbose:
+        import keras
+
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            import keras  # noqa: F401
+            import keras_tuner  # noqa: F401
+        except BaseException:
+            os.dup2(saved, 2)
+            held.seek(0)
+            sys.stderr.write(held.read().decode("utf-8", errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM (a pod being stopped) ends the process like Ctrl-C, running clean-up."""
+
+    def handler(signum: int, frame: object) -> NoReturn:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _configure_logging(verbose: bool) -> None:
+    level = logging.DEBUG if verbose else logging.INFO
+    if sys.stderr.isatty():
+        from rich.logging import RichHandler
+
+        handler: logging.Handler = RichHandler(console=Console(stderr=True), show_path=False)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S")
+        )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    logging.getLogger("job").setLevel(level)
+    logging.getLogger("hptune").setLevel(level)
+
+
+def _error(err: Console, message: str, code: int) -> int:
+    err.print(Text.assemble(("error: ", "bold red"), message), highlight=False, soft_wrap=True)
+    return code
+
+
+def entrypoint() -> NoReturn:
+    # Quiet TensorFlow's C++ start-up chatter unless the user asked for it.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.exit(main())

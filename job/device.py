@@ -1,0 +1,33 @@
+"""What the Keras backend can tell about accelerators: their memory in use."""
+
+from __future__ import annotations
+
+import logging
+
+import keras
+
+log = logging.getLogger(__name__)
+
+
+def memory_in_use() -> dict[str, int]:
+    """Bytes of accelerator memory in use per device; empty on CPU or when the backend can't tell."""
+    backend = keras.backend.backend()
+    try:
+        if backend == "jax":
+            import jax
+
+            return {
+                f"{d.platform}:{d.id}": int(stats.get("bytes_in_use", 0))
+                for d in jax.local_devices()
+                if d.platform != "cpu" and (stats := d.memory_stats())
+            }
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            return {
+                f"gpu:{i}": int(tf.config.experimental.get_memory_info(f"GPU:{i}")["current"])
+                for i, _ in enumerate(tf.config.list_physical_devices("GPU"))
+            }
+    except Exception as err:  # a backend without memory statistics is not an error
+        log.debug("no device memory statistics: %s", err)
+    return {}

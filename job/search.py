@@ -1,0 +1,231 @@
+"""Run a search for this process's role: standalone, chief or worker."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras_tuner as kt
+from prometheus_client import CollectorRegistry
+
+from job import __version__
+from job.coordinator import Coordinator, SearchFailed
+from job.data import Dataset, load_dataset
+from job.environment import Chief, Environment, Standalone, Worker
+from job.metrics import SearchMetrics, WorkerMetrics, push_summary, serve
+from job.results import ModelPruner, leaderboard_csv, promote_best, ranked
+from job.snapshot import Snapshotter, load_snapshot
+from job.space import BuildModel, declared_space, make_builder, search_space
+from job.spec import CustomModel, JobSpec
+from job.storage import StorageError, Store
+from job.tuning import make_oracle
+from job.worker import LocalAccess
+from job.worker import Worker as TrialLoop
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """How a search (or this process's part of it) ended."""
+
+    role: str
+    ok: bool
+    reason: str | None = None
+    trials_completed: int = 0
+    trials_failed: int = 0
+    best_trial: str | None = None
+    best_score: float | None = None
+    best_hyperparameters: dict[str, object] | None = None
+    output: str = ""
+    local_leaderboard: str | None = None
+
+
+@dataclass(frozen=True)
+class Options:
+    """How this process runs, beyond the spec (set by the command line)."""
+
+    spec_dir: Path | None = None
+    metrics_port: int | None = None  # overrides spec.metrics.port (hptune local picks free ports)
+    oracle_port: int | None = None
+    registry: CollectorRegistry | None = None  # the caller's, to read progress from
+
+
+def run(job: JobSpec, env: Environment, options: Options = Options()) -> Summary:
+    role = env.role
+    if isinstance(role, Worker):
+        return run_worker(job, env, role, options)
+    if isinstance(role, Chief):
+        return run_chief(job, env, role, options)
+    assert isinstance(role, Standalone)
+    return run_standalone(job, env, options)
+
+
+def prepare_model(
+    job: JobSpec, data: Dataset, spec_dir: Path | None
+) -> tuple[BuildModel, kt.HyperParameters]:
+    """The model builder and the full search space; builds one model, so a broken builder fails
+    here, before any training."""
+    build_model = make_builder(job, data.num_classes, data.input_shape, spec_dir)
+    return build_model, search_space(job, build_model)
+
+
+def _registry(job: JobSpec, options: Options) -> tuple[CollectorRegistry, int | None]:
+    registry = options.registry or CollectorRegistry()
+    port = job.spec.metrics.port if options.metrics_port is None else options.metrics_port
+    return registry, serve(registry, port) if port else None
+
+
+def _coordinator(
+    job: JobSpec, space: kt.HyperParameters, store: Store, registry: CollectorRegistry
+) -> Coordinator:
+    oracle = make_oracle(job, space)
+    tuner = job.spec.tuner
+    metrics = SearchMetrics(
+        registry,
+        job.name,
+        tuner.algorithm,
+        tuner.objective.name,
+        tuner.objective.direction,
+        oracle.max_trials,
+        __version__,
+    )
+    coordinator = Coordinator(
+        oracle,
+        lease_seconds=job.spec.distribution.lease_seconds,
+        max_worker_losses=job.spec.distribution.max_worker_losses,
+        pruner=ModelPruner(store, job.spec.output.keep_models),
+        metrics=metrics,
+    )
+    saved = load_snapshot(store, job)
+    if saved is not None:
+        coordinator.restore(saved)
+    return coordinator
+
+
+def run_standalone(job: JobSpec, env: Environment, options: Options) -> Summary:
+    store = Store(job.output_uri)
+    data = load_dataset(job.spec.data, env.data_dir)
+    build_model, space = prepare_model(job, data, options.spec_dir)
+    registry, _ = _registry(job, options)
+    coordinator = _coordinator(job, space, store, registry)
+    worker_metrics = WorkerMetrics(registry, "tuner0")
+    snapshots = Snapshotter(coordinator, store, job).start()
+    loop = TrialLoop(
+        "tuner0", LocalAccess(coordinator, "tuner0"), job, build_model, data, store, worker_metrics
+    )
+    try:
+        loop.run()
+    except SearchFailed:
+        pass
+    finally:
+        snapshots.stop()
+    return finish(job, coordinator, store, registry, role="standalone")
+
+
+def run_chief(job: JobSpec, env: Environment, role: Chief, options: Options) -> Summary:
+    from job.chief import serve_oracle
+
+    store = Store(job.output_uri)
+    if isinstance(job.spec.model, CustomModel):
+        # The builder may declare hyperparameters of its own; import it and discover them.
+        space = search_space(job, make_builder(job, 0, (), options.spec_dir))
+    else:
+        space = declared_space(job)
+    registry, _ = _registry(job, options)
+    coordinator = _coordinator(job, space, store, registry)
+    snapshots = Snapshotter(coordinator, store, job).start()
+    dist = job.spec.distribution
+    address = role.address or dist.bind_address
+    port = options.oracle_port or role.port or dist.oracle_port
+    try:
+        serve_oracle(coordinator, address, port, linger_seconds=dist.linger_seconds)
+    finally:
+        snapshots.stop()
+    return finish(job, coordinator, store, registry, role="chief")
+
+
+def run_worker(job: JobSpec, env: Environment, role: Worker, options: Options) -> Summary:
+    from job.remote import RemoteOracle
+
+    store = Store(job.output_uri)
+    data = load_dataset(job.spec.data, env.data_dir)
+    build_model, _ = prepare_model(job, data, options.spec_dir)
+    registry, _ = _registry(job, options)
+    metrics = WorkerMetrics(registry, role.tuner_id)
+    dist = job.spec.distribution
+    access = RemoteOracle(
+        role.target,
+        role.tuner_id,
+        wait_seconds=dist.chief_wait_seconds,
+        heartbeat_seconds=dist.heartbeat_seconds,
+    )
+    loop = TrialLoop(role.tuner_id, access, job, build_model, data, store, metrics)
+    try:
+        count = loop.run()
+    finally:
+        access.close()
+    return Summary(role=role.tuner_id, ok=True, trials_completed=count, output=store.url(""))
+
+
+def finish(
+    job: JobSpec, coordinator: Coordinator, store: Store, registry: CollectorRegistry, role: str
+) -> Summary:
+    """Write the leaderboard and best/, the final search.json and the metrics summary."""
+    objective = job.spec.tuner.objective
+    trials = coordinator.trials()
+    board = leaderboard_csv(trials, objective.name, objective.direction)
+    failure = coordinator.failure
+    local_copy: str | None = None
+    best = next((t for t in ranked(trials, objective.direction) if t.status == "COMPLETED"), None)
+    try:
+        store.write_text("leaderboard.csv", board)
+        if coordinator.pruner is not None:
+            coordinator.pruner.sweep(trials, objective.direction)
+        if failure is None and best is not None:
+            promote_best(store, best, trials, objective.name, objective.direction, _card(job, coordinator))
+        elif best is None and failure is None:
+            failure = "no trial completed; see the trial errors in the log and trials/*/trial.json"
+        Snapshotter(coordinator, store, job).write("failed" if failure else "succeeded")
+    except StorageError as err:
+        failure = str(err)
+        local_copy = _keep_locally(job, board)
+        log.error("%s; the leaderboard is saved locally at %s", err, local_copy)
+    if coordinator.metrics is not None:
+        coordinator.metrics.end(failed=failure is not None)
+    push = job.spec.metrics.pushgateway
+    if push is not None:
+        push_summary(registry, push.url, job.name, push.timeout_seconds)
+    return Summary(
+        role=role,
+        ok=failure is None,
+        reason=failure,
+        trials_completed=sum(1 for t in trials if t.status == "COMPLETED"),
+        trials_failed=sum(1 for t in trials if t.status == "FAILED"),
+        best_trial=best.trial_id if best else None,
+        best_score=best.score if best else None,
+        best_hyperparameters={
+            k: v for k, v in best.hyperparameters.values.items() if not k.startswith("tuner/")
+        }
+        if best
+        else None,
+        output=store.url(""),
+        local_leaderboard=local_copy,
+    )
+
+
+def _keep_locally(job: JobSpec, board: str) -> str:
+    path = Path(f"hptune-{job.name}-leaderboard-{time.strftime('%Y%m%dT%H%M%S')}.csv").resolve()
+    path.write_text(board)
+    return str(path)
+
+
+def _card(job: JobSpec, coordinator: Coordinator) -> dict[str, object]:
+    return {
+        "name": job.name,
+        "dataset": f"{job.spec.data.source} ({job.spec.data.model_dump(by_alias=True, exclude_none=True)})",
+        "space": [hp.model_dump(by_alias=True, exclude_none=True) for hp in job.spec.hyperparameters],
+        "version": __version__,
+    }

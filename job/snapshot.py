@@ -1,0 +1,118 @@
+"""The chief's state under `state/`, and the live `search.json`, written off the request path.
+
+`state/snapshot.json` is one object, written whole (a rename locally, one PUT on an object
+store), each time the search's state changes; a writer thread coalesces bursts of changes, so an
+RPC never waits for storage. A chief started again on the same output resumes from it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from typing import Any
+
+from job.coordinator import Coordinator
+from job.results import _finite, public_values, ranked
+from job.spec import JobSpec
+from job.storage import StorageError, Store
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_KEY = "state/snapshot.json"
+
+
+class ResumeConflict(Exception):
+    """The output holds a search started from a different spec."""
+
+
+def load_snapshot(store: Store, job: JobSpec) -> dict[str, Any] | None:
+    """The saved state of this search, or None for a fresh start."""
+    try:
+        text = store.read_text(SNAPSHOT_KEY)
+    except FileNotFoundError:
+        return None
+    saved = json.loads(text)
+    if saved.get("fingerprint") != job.fingerprint():
+        raise ResumeConflict(
+            f"{store.url('')} holds a search started from a different spec (its name or "
+            f"search settings changed: fingerprint {saved.get('fingerprint')} there, "
+            f"{job.fingerprint()} now). To start fresh, delete {store.url('state')} (and the old "
+            "results) or set spec.output.uri to a new location; to resume, run the original spec"
+        )
+    return saved["state"]
+
+
+def search_status(coordinator: Coordinator, job: JobSpec, state: str) -> dict[str, Any]:
+    trials = coordinator.trials()
+    objective = job.spec.tuner.objective
+    counts: dict[str, int] = {}
+    for trial in trials:
+        key = str(trial.status).lower()
+        counts[key] = counts.get(key, 0) + 1
+    best = next((t for t in ranked(trials, objective.direction) if t.status == "COMPLETED"), None)
+    return _finite(
+        {
+            "name": job.name,
+            "state": state,
+            "reason": coordinator.failure,
+            "fingerprint": job.fingerprint(),
+            "maxTrials": coordinator.oracle.max_trials,
+            "trials": counts,
+            "best": None
+            if best is None
+            else {
+                "trialId": best.trial_id,
+                objective.name: best.score,
+                "hyperparameters": public_values(best.hyperparameters.values),
+            },
+            "updatedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "spec": job.model_dump(mode="json", by_alias=True),
+        }
+    )
+
+
+class Snapshotter:
+    """Writes the snapshot and search.json after each change, in a background thread."""
+
+    def __init__(self, coordinator: Coordinator, store: Store, job: JobSpec, interval: float = 0.5) -> None:
+        self.coordinator = coordinator
+        self.store = store
+        self.job = job
+        self.interval = interval
+        self.written = -1
+        self.error: StorageError | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="hptune-snapshot", daemon=True)
+
+    def start(self) -> Snapshotter:
+        self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        seen = self.coordinator.version
+        while not self._stop.is_set():
+            seen = self.coordinator.wait_for_change(seen, timeout=1.0)
+            if seen != self.written:
+                try:
+                    self.write("running")
+                except StorageError as err:
+                    self.error = err
+                    log.error("cannot save the search state: %s", err)
+                    return
+            self._stop.wait(self.interval)
+
+    def write(self, state: str) -> None:
+        version = self.coordinator.version
+        snapshot = self.coordinator.snapshot()
+        body = {"fingerprint": self.job.fingerprint(), "name": self.job.name, "state": snapshot}
+        self.store.write_text(SNAPSHOT_KEY, json.dumps(body))
+        self.store.write_text(
+            "search.json", json.dumps(search_status(self.coordinator, self.job, state), indent=2)
+        )
+        self.written = version
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)

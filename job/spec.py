@@ -1,0 +1,840 @@
+"""The job spec: a pydantic model of a `TuningJob` document, loaded from YAML with precise errors.
+
+Keys are camelCase in YAML and snake_case in Python. Unknown keys are errors. Every error names
+the file, the line and column, the field path (``spec.hyperparameters[2].max``), what was wrong
+and what would be valid.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+API_VERSION = "hptune/v1"
+MAX_SPEC_BYTES = 1024 * 1024
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+BUILDER_REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+# Spec keys that look like credentials. Credentials come from the environment, a mounted file or
+# workload identity, never from the spec (see `docs/security.md`).
+SECRET_KEY = re.compile(
+    r"(secret|password|passwd|token|credential|access[_-]?key|private[_-]?key|api[_-]?key)",
+    re.IGNORECASE,
+)
+
+
+class SpecIssue(BaseModel):
+    """One problem in a spec: where it is and what is wrong."""
+
+    path: str
+    message: str
+    line: int | None = None
+    column: int | None = None
+
+    def render(self, source: str | None) -> str:
+        where = source or "<spec>"
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class SpecError(Exception):
+    """The spec could not be read or is invalid. Carries every issue found."""
+
+    def __init__(self, issues: list[SpecIssue], source: str | None = None) -> None:
+        self.issues = issues
+        self.source = source
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        return "\n".join(issue.render(self.source) for issue in self.issues)
+
+
+def _field_error(field: str, message: str) -> PydanticCustomError:
+    """An error raised by a model validator that belongs to one of the model's fields."""
+    return PydanticCustomError("spec", message.replace("{", "{{").replace("}", "}}"), {"field": field})
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Hyperparameters
+
+
+Sampling = Literal["linear", "log", "reverse_log"]
+
+
+class _RangeHP(_Model):
+    name: str = Field(min_length=1, description="The hyperparameter's name, unique in the spec.")
+    sampling: Sampling = Field("linear", description="How values are drawn between min and max.")
+    default: float | None = Field(None, description="The value used before the search picks one.")
+
+    @model_validator(mode="after")
+    def _check_range(self) -> _RangeHP:
+        low, high, step = self.min, self.max, self.step  # type: ignore[attr-defined]
+        if not low < high:
+            raise _field_error("max", f"must be greater than min ({low}); got {high}")
+        if step is not None and step <= 0:
+            raise _field_error("step", f"must be greater than 0; got {step}")
+        if self.sampling != "linear" and low <= 0:
+            raise _field_error("min", f"must be greater than 0 with {self.sampling} sampling; got {low}")
+        if self.default is not None and not low <= self.default <= high:
+            raise _field_error("default", f"must lie between min ({low}) and max ({high})")
+        return self
+
+
+class IntHP(_RangeHP):
+    type: Literal["int"]
+    min: int
+    max: int
+    step: int | None = Field(None, description="Distance between values; 1 when unset.")
+
+
+class FloatHP(_RangeHP):
+    type: Literal["float"]
+    min: float
+    max: float
+    step: float | None = Field(None, description="Distance between values; continuous when unset.")
+
+    @field_validator("min", "max", "step")
+    @classmethod
+    def _finite(cls, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return value
+
+
+ChoiceValue = Annotated[int | float | str | bool, Field(union_mode="left_to_right")]
+
+
+class ChoiceHP(_Model):
+    name: str = Field(min_length=1)
+    type: Literal["choice"]
+    values: list[Annotated[bool, Field(strict=True)] | int | float | str] = Field(
+        description="The values to choose from: all numbers, all strings or all booleans."
+    )
+    ordered: bool | None = None
+    default: int | float | str | bool | None = None
+
+    @model_validator(mode="after")
+    def _check_values(self) -> ChoiceHP:
+        if not self.values:
+            raise _field_error("values", "must list at least one value")
+        kinds = {_value_kind(v) for v in self.values}
+        if len(kinds) > 1:
+            raise _field_error(
+                "values",
+                f"must all be of one type (numbers, strings or booleans); got {sorted(kinds)}",
+            )
+        if len(set(map(repr, self.values))) != len(self.values):
+            raise _field_error("values", "must not repeat a value")
+        if self.default is not None and self.default not in self.values:
+            raise _field_error("default", f"must be one of the values {self.values}")
+        return self
+
+
+class BooleanHP(_Model):
+    name: str = Field(min_length=1)
+    type: Literal["boolean"]
+    default: bool = False
+
+
+class FixedHP(_Model):
+    name: str = Field(min_length=1)
+    type: Literal["fixed"]
+    value: Annotated[bool, Field(strict=True)] | int | float | str
+
+
+def _value_kind(value: object) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    return "string"
+
+
+def _hp_tag(value: Any) -> str | None:
+    return value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+
+
+HyperParameter = Annotated[
+    Annotated[IntHP, Tag("int")]
+    | Annotated[FloatHP, Tag("float")]
+    | Annotated[ChoiceHP, Tag("choice")]
+    | Annotated[BooleanHP, Tag("boolean")]
+    | Annotated[FixedHP, Tag("fixed")],
+    Discriminator(
+        _hp_tag,
+        custom_error_type="spec_hp_kind",
+        custom_error_message="type must be one of int, float, choice, boolean, fixed",
+    ),
+]
+
+# --------------------------------------------------------------------------------------------------
+# Model
+
+HpRef = Annotated[str, Field(min_length=1, description="The name of a hyperparameter.")]
+
+
+class DenseLayer(_Model):
+    units: Annotated[int, Field(gt=0)] | HpRef = Field(
+        description="Number of units, or the name of an int/choice hyperparameter."
+    )
+    dropout: Annotated[float, Field(ge=0, lt=1)] | HpRef | None = Field(
+        None, description="Dropout rate after the layer, or the name of a hyperparameter."
+    )
+    activation: str = "relu"
+
+
+class OutputLayer(_Model):
+    units: int | None = Field(None, gt=0, description="Output units; the number of classes if unset.")
+    activation: str = "softmax"
+
+
+class MlpModel(_Model):
+    type: Literal["mlp"] = "mlp"
+    hidden: list[DenseLayer] = Field(min_length=1, description="Hidden Dense layers, in order.")
+    output: OutputLayer = OutputLayer()
+    optimizer: Literal["adam", "adamw", "sgd", "rmsprop"] = "adam"
+    learning_rate: Annotated[float, Field(gt=0)] | HpRef = Field(
+        1e-3, description="A number, or the name of a hyperparameter."
+    )
+    loss: str = "categorical_crossentropy"
+    metrics: list[str] = Field(default_factory=lambda: ["accuracy"])
+
+    def hp_refs(self) -> list[tuple[str, str]]:
+        """(field path, hyperparameter name) for every field that names a hyperparameter."""
+        refs = []
+        for i, layer in enumerate(self.hidden):
+            if isinstance(layer.units, str):
+                refs.append((f"hidden[{i}].units", layer.units))
+            if isinstance(layer.dropout, str):
+                refs.append((f"hidden[{i}].dropout", layer.dropout))
+        if isinstance(self.learning_rate, str):
+            refs.append(("learningRate", self.learning_rate))
+        return refs
+
+
+class CustomModel(_Model):
+    type: Literal["custom"] = "custom"
+    builder: str = Field(
+        description='"package.module:function": a build_model(hp) returning a compiled keras.Model. '
+        "The spec file's directory is on the import path."
+    )
+
+    @field_validator("builder")
+    @classmethod
+    def _check_ref(cls, value: str) -> str:
+        if not BUILDER_REF.match(value):
+            raise ValueError(f'must look like "package.module:build_model"; got {value!r}')
+        return value
+
+
+def _model_tag(value: Any) -> str | None:
+    if isinstance(value, dict):
+        if "type" in value:
+            return value["type"]
+        return "custom" if "builder" in value else "mlp"
+    return getattr(value, "type", None)
+
+
+ModelSpec = Annotated[
+    Annotated[MlpModel, Tag("mlp")] | Annotated[CustomModel, Tag("custom")],
+    Discriminator(
+        _model_tag,
+        custom_error_type="spec_model_kind",
+        custom_error_message="type must be mlp or custom",
+    ),
+]
+
+# --------------------------------------------------------------------------------------------------
+# Data
+
+
+class Validation(_Model):
+    source: Literal["split", "test"] = Field(
+        "split", description="split: hold out a fraction of the training set; test: the test set."
+    )
+    fraction: float = Field(0.2, gt=0, lt=1, description="Held-out fraction with source: split.")
+
+
+class Preprocessing(_Model):
+    flatten: bool = Field(True, description="Flatten images to vectors (28x28 -> 784).")
+    scale: bool = Field(True, description="Scale pixel values to [0, 1].")
+    one_hot: bool = Field(True, description="One-hot encode integer labels.")
+
+
+class DataSpec(_Model):
+    source: Literal["mnist", "fashion_mnist", "digits", "npz"] = Field(
+        description="mnist and fashion_mnist (Keras datasets), digits (scikit-learn, offline) "
+        "or npz (x_train, y_train, x_test, y_test arrays at any fsspec URI)."
+    )
+    path: str | None = Field(
+        None,
+        description="npz: the file's URI (required). mnist/fashion_mnist: a local file or "
+        "directory to load instead of downloading (HPTUNE_DATA_DIR works too).",
+    )
+    validation: Validation = Validation()
+    preprocessing: Preprocessing = Preprocessing()
+    max_train_samples: int | None = Field(None, gt=0, description="Use only the first N samples.")
+    max_validation_samples: int | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _check_path(self) -> DataSpec:
+        if self.source == "npz" and not self.path:
+            raise _field_error("path", "is required with source: npz (a file URI)")
+        if self.source == "digits" and self.path:
+            raise _field_error("path", "is not used with source: digits (bundled with scikit-learn)")
+        return self
+
+
+# --------------------------------------------------------------------------------------------------
+# Tuner
+
+
+class Objective(_Model):
+    name: str = Field("val_accuracy", min_length=1)
+    direction: Literal["max", "min"] = "max"
+
+
+class BayesianSettings(_Model):
+    num_initial_points: int | None = Field(None, ge=1, description="Random trials before the GP.")
+    alpha: float = Field(1e-4, gt=0)
+    beta: float = Field(2.6, gt=0)
+
+
+class HyperbandSettings(_Model):
+    max_epochs: int = Field(ge=1, description="Most epochs any one model is trained for.")
+    factor: int = Field(3, ge=2, description="Reduction factor between rounds.")
+    iterations: int = Field(1, ge=1, description="Times the whole Hyperband algorithm runs.")
+
+
+class TunerSpec(_Model):
+    algorithm: Literal["random", "grid", "bayesian", "hyperband"] = "random"
+    objective: Objective = Objective()
+    max_trials: int | None = Field(10, ge=1, description="Unset only for grid and hyperband.")
+    executions_per_trial: int = Field(1, ge=1)
+    seed: int | None = None
+    max_retries_per_trial: int = Field(0, ge=0)
+    max_consecutive_failed_trials: int = Field(3, ge=1)
+    bayesian: BayesianSettings | None = None
+    hyperband: HyperbandSettings | None = None
+
+    @model_validator(mode="after")
+    def _check_algorithm(self) -> TunerSpec:
+        if self.algorithm == "hyperband" and self.hyperband is None:
+            raise _field_error("hyperband", "is required with algorithm: hyperband (maxEpochs, factor)")
+        for section in ("bayesian", "hyperband"):
+            if getattr(self, section) is not None and self.algorithm != section:
+                raise _field_error(section, f"applies only to algorithm: {section}")
+        if self.max_trials is None and self.algorithm in ("random", "bayesian"):
+            raise _field_error("maxTrials", f"is required with algorithm: {self.algorithm}")
+        return self
+
+
+# --------------------------------------------------------------------------------------------------
+# Training, output, distribution, metrics
+
+
+class EarlyStopping(_Model):
+    monitor: str = "val_loss"
+    patience: int = Field(3, ge=0)
+    min_delta: float = Field(0.0, ge=0)
+
+
+class TrainingSpec(_Model):
+    epochs: int = Field(2, ge=1)
+    batch_size: int = Field(32, ge=1)
+    early_stopping: EarlyStopping | None = None
+    verbose: Literal[0, 1, 2] = Field(0, description="Keras fit verbosity inside each trial.")
+
+
+class OutputSpec(_Model):
+    uri: str | None = Field(
+        None, description="Local path, file://, s3:// or gs://. Default ./hptune-output/<name>."
+    )
+    keep_models: int = Field(3, ge=1, description="Keep trial models for the best k trials only.")
+
+
+class DistributionSpec(_Model):
+    workers: int = Field(2, ge=1, description="Worker processes (pods), each running trials.")
+    oracle_port: int = Field(8000, ge=1, le=65535)
+    bind_address: str = Field("0.0.0.0", description="Address the chief's oracle listens on.")
+    lease_seconds: float = Field(
+        60.0, gt=0, description="A worker silent this long loses its trial to the queue."
+    )
+    heartbeat_seconds: float = Field(5.0, gt=0, description="How often a worker renews its lease.")
+    chief_wait_seconds: float = Field(
+        300.0, gt=0, description="How long a worker keeps trying to reach an absent chief."
+    )
+    max_worker_losses: int = Field(
+        3,
+        ge=1,
+        description="A trial whose worker is lost this many times fails (it may be the cause).",
+    )
+    linger_seconds: float = Field(
+        30.0, ge=0, description="How long a finished chief keeps telling workers to stop."
+    )
+
+    @model_validator(mode="after")
+    def _check_heartbeat(self) -> DistributionSpec:
+        if self.heartbeat_seconds * 2 > self.lease_seconds:
+            raise _field_error(
+                "heartbeatSeconds",
+                f"must be at most half of leaseSeconds ({self.lease_seconds}); got {self.heartbeat_seconds}",
+            )
+        return self
+
+
+class PushgatewaySpec(_Model):
+    url: str = Field(min_length=1, description="http(s)://host:port of the Pushgateway.")
+    timeout_seconds: float = Field(5.0, gt=0)
+
+
+class MetricsSpec(_Model):
+    port: int = Field(9090, ge=0, le=65535, description="/metrics port; 0 turns the exporter off.")
+    pushgateway: PushgatewaySpec | None = None
+
+
+# --------------------------------------------------------------------------------------------------
+# The document
+
+
+class Metadata(_Model):
+    name: str = Field(description="A DNS-1123 label: it names Kubernetes objects.")
+
+    @field_validator("name")
+    @classmethod
+    def _dns_label(cls, value: str) -> str:
+        if len(value) > 63 or not DNS_LABEL.match(value):
+            raise ValueError(
+                "must be a DNS-1123 label: at most 63 lowercase letters, digits and '-', "
+                f"starting and ending with a letter or digit; got {value!r}"
+            )
+        return value
+
+
+class Spec(_Model):
+    data: DataSpec
+    model: ModelSpec
+    hyperparameters: list[HyperParameter] = Field(default_factory=list)
+    tuner: TunerSpec = TunerSpec()
+    training: TrainingSpec = TrainingSpec()
+    output: OutputSpec = OutputSpec()
+    distribution: DistributionSpec = DistributionSpec()
+    metrics: MetricsSpec = MetricsSpec()
+
+    @model_validator(mode="after")
+    def _check_references(self) -> Spec:
+        seen: dict[str, int] = {}
+        for i, hp in enumerate(self.hyperparameters):
+            if hp.name in seen:
+                raise _field_error(
+                    f"hyperparameters[{i}].name",
+                    f"{hp.name!r} is already defined at hyperparameters[{seen[hp.name]}]",
+                )
+            seen[hp.name] = i
+        if isinstance(self.model, MlpModel):
+            for path, name in self.model.hp_refs():
+                if name not in seen:
+                    hint = _suggest(name, seen)
+                    raise _field_error(
+                        f"model.{path}",
+                        f"refers to hyperparameter {name!r}, which is not defined in "
+                        f"spec.hyperparameters{hint}",
+                    )
+        if self.tuner.algorithm == "grid":
+            for i, hp in enumerate(self.hyperparameters):
+                if isinstance(hp, FloatHP) and hp.step is None:
+                    raise _field_error(
+                        f"hyperparameters[{i}].step",
+                        "is required with algorithm: grid (a continuous float range has no grid)",
+                    )
+        objective = self.tuner.objective.name
+        if isinstance(self.model, MlpModel):
+            known = {"loss", *self.model.metrics}
+            known |= {f"val_{m}" for m in known}
+            if objective not in known:
+                raise _field_error(
+                    "tuner.objective.name",
+                    f"{objective!r} is not a metric this model reports; one of {sorted(known)}",
+                )
+        return self
+
+
+class JobSpec(_Model):
+    """A `TuningJob`: one Keras Tuner search, wherever it runs."""
+
+    api_version: Literal["hptune/v1"] = Field(alias="apiVersion")
+    kind: Literal["TuningJob"]
+    metadata: Metadata
+    spec: Spec
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @property
+    def output_uri(self) -> str:
+        return self.spec.output.uri or f"./hptune-output/{self.metadata.name}"
+
+    def with_output(self, uri: str) -> JobSpec:
+        """The same job writing to another location."""
+        output = self.spec.output.model_copy(update={"uri": uri})
+        return self.model_copy(update={"spec": self.spec.model_copy(update={"output": output})})
+
+    def fingerprint(self) -> str:
+        """A stable digest of what decides the search's results (not where or how it runs)."""
+        import hashlib
+
+        decisive = self.spec.model_dump(
+            mode="json", by_alias=True, exclude={"output", "distribution", "metrics"}
+        )
+        text = json.dumps(decisive, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """A safe loader that refuses aliases (`*name`): they make a small file expand without bound."""
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.MarkedYAMLError(
+                None, None, "YAML aliases (*name) are not allowed in a job spec", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+
+@dataclass(frozen=True)
+class _Positions:
+    """Line and column (1-based) of every key and value in a YAML document, by path."""
+
+    keys: dict[tuple[str | int, ...], tuple[int, int]]
+    values: dict[tuple[str | int, ...], tuple[int, int]]
+
+    def find(self, loc: tuple[str | int, ...], key: bool) -> tuple[int | None, int | None]:
+        table = self.keys if key else self.values
+        while loc:
+            if loc in table:
+                return table[loc]
+            if not key and loc in self.keys:
+                return self.keys[loc]
+            loc = loc[:-1]
+            table = self.values
+        return None, None
+
+
+def _positions(node: yaml.Node | None) -> _Positions:
+    keys: dict[tuple[str | int, ...], tuple[int, int]] = {}
+    values: dict[tuple[str | int, ...], tuple[int, int]] = {}
+
+    def walk(n: yaml.Node, path: tuple[str | int, ...]) -> None:
+        values[path] = (n.start_mark.line + 1, n.start_mark.column + 1)
+        if isinstance(n, yaml.MappingNode):
+            for k, v in n.value:
+                if isinstance(k, yaml.ScalarNode):
+                    child = (*path, k.value)
+                    keys[child] = (k.start_mark.line + 1, k.start_mark.column + 1)
+                    walk(v, child)
+        elif isinstance(n, yaml.SequenceNode):
+            for i, item in enumerate(n.value):
+                walk(item, (*path, i))
+
+    if node is not None:
+        walk(node, ())
+    return _Positions(keys, values)
+
+
+def load_spec(path: str | Path) -> JobSpec:
+    """Read and validate a spec file. Raises SpecError naming the file, line and field."""
+    source = str(path)
+    file = Path(path)
+    if not file.exists():
+        raise SpecError([SpecIssue(path="", message="no such file")], source)
+    if file.is_dir():
+        raise SpecError([SpecIssue(path="", message="is a directory, not a spec file")], source)
+    size = file.stat().st_size
+    if size > MAX_SPEC_BYTES:
+        raise SpecError(
+            [SpecIssue(path="", message=f"is {size} bytes; a spec may be at most {MAX_SPEC_BYTES}")],
+            source,
+        )
+    try:
+        text = file.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise SpecError(
+            [SpecIssue(path="", message=f"is not UTF-8 text (byte {err.start}): save it as UTF-8")],
+            source,
+        ) from None
+    except OSError as err:
+        raise SpecError([SpecIssue(path="", message=f"cannot be read: {err.strerror}")], source) from None
+    return parse_spec(text, source)
+
+
+def parse_spec(text: str, source: str | None = None) -> JobSpec:
+    """Validate a spec given as YAML (or JSON) text."""
+    loader = _NoAliasLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
+        problem = err.problem or err.context or "invalid YAML"
+        raise SpecError(
+            [SpecIssue(path="", message=f"YAML syntax error: {problem}", line=line, column=column)],
+            source,
+        ) from None
+    except yaml.YAMLError as err:
+        raise SpecError([SpecIssue(path="", message=f"YAML error: {err}")], source) from None
+    finally:
+        loader.dispose()
+    return validate_spec(data, source, _positions(node))
+
+
+def validate_spec(data: object, source: str | None = None, positions: _Positions | None = None) -> JobSpec:
+    """Validate an already-parsed spec document (a dict), e.g. from Helm values."""
+    positions = positions or _Positions({}, {})
+    if not isinstance(data, dict):
+        kind = "empty" if data is None else f"a {type(data).__name__}"
+        raise SpecError(
+            [
+                SpecIssue(
+                    path="",
+                    message=f"a spec must be a mapping with apiVersion, kind, metadata and spec; "
+                    f"this document is {kind}",
+                    line=1,
+                )
+            ],
+            source,
+        )
+    secrets = list(_secret_like_keys(data, ()))
+    if secrets:
+        issues = []
+        for loc in secrets:
+            line, column = positions.find(loc, key=True)
+            issues.append(
+                SpecIssue(
+                    path=_display_path(loc),
+                    message="looks like a credential; a spec must not hold secrets. Give "
+                    "credentials through the environment (AWS_ACCESS_KEY_ID, "
+                    "GOOGLE_APPLICATION_CREDENTIALS), a mounted file or workload identity",
+                    line=line,
+                    column=column,
+                )
+            )
+        raise SpecError(issues, source)
+    try:
+        return JobSpec.model_validate(data)
+    except ValidationError as err:
+        raise SpecError(_issues(err, positions), source) from None
+
+
+def _secret_like_keys(data: object, loc: tuple[str | int, ...]) -> Iterable[tuple[str | int, ...]]:
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if isinstance(key, str) and SECRET_KEY.search(key):
+                yield (*loc, key)
+            yield from _secret_like_keys(value, (*loc, str(key)))
+    elif isinstance(data, list):
+        for i, item in enumerate(data):
+            yield from _secret_like_keys(item, (*loc, i))
+
+
+# --------------------------------------------------------------------------------------------------
+# Error formatting
+
+
+def _issues(err: ValidationError, positions: _Positions) -> list[SpecIssue]:
+    issues = []
+    for e in err.errors(include_url=False):
+        loc, fields = _strip_tags(tuple(e["loc"]))
+        ctx = e.get("ctx") or {}
+        message = e["msg"]
+        is_key = e["type"] == "extra_forbidden"
+        if e["type"] == "spec" and "field" in ctx:
+            extra = _parse_path(str(ctx["field"]))
+            loc = (*loc, *extra)
+            is_key = True
+        elif e["type"] in ("spec_hp_kind", "spec_model_kind"):
+            loc = (*loc, "type")
+        elif e["type"] == "value_error":
+            message = message.removeprefix("Value error, ")
+        elif e["type"] == "extra_forbidden":
+            allowed = _allowed_keys(fields)
+            hint = _suggest(str(loc[-1]), allowed)
+            message = f"unknown key{hint}; valid keys here: {', '.join(sorted(allowed))}"
+        elif e["type"] == "missing":
+            message = "is required"
+            is_key = True
+        elif e["type"] == "literal_error":
+            message = f"{_describe_input(e['input'])} is not valid; {_expected(message)}"
+        elif e["type"] not in ("union_tag_invalid", "union_tag_not_found") and not isinstance(
+            e.get("input"), dict
+        ):
+            message = f"{message}; got {_describe_input(e.get('input'))}"
+        line, column = positions.find(loc, key=is_key)
+        issues.append(SpecIssue(path=_display_path(loc), message=message, line=line, column=column))
+    # One issue per path: a union reports each alternative; the first says it best.
+    unique: dict[str, SpecIssue] = {}
+    for issue in issues:
+        unique.setdefault(issue.path, issue)
+    return sorted(unique.values(), key=lambda i: (i.line or 0, i.column or 0, i.path))
+
+
+def _expected(message: str) -> str:
+    return message.replace("Input should be", "expected")
+
+
+def _describe_input(value: object) -> str:
+    text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _parse_path(text: str) -> tuple[str | int, ...]:
+    parts: list[str | int] = []
+    for piece in text.split("."):
+        name, *indexes = piece.split("[")
+        if name:
+            parts.append(name)
+        parts.extend(int(i.rstrip("]")) for i in indexes)
+    return tuple(parts)
+
+
+def _display_path(loc: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _strip_tags(loc: tuple[str | int, ...]) -> tuple[tuple[str | int, ...], list[type[BaseModel]]]:
+    """Drop the tag segments pydantic adds inside tagged unions, and follow the models on the way.
+
+    Returns the user-visible path (aliases, as written in YAML) and the model classes met along it.
+    """
+    out: list[str | int] = []
+    models: list[type[BaseModel]] = []
+    current: Any = JobSpec
+    i = 0
+    while i < len(loc):
+        current = _unwrap(current)
+        part = loc[i]
+        if isinstance(current, list):  # a tagged union: the next segment is the tag
+            tagged = {tag: model for tag, model in current}
+            if part in tagged:
+                current = tagged[part]
+                i += 1
+                continue
+            current = None
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            models.append(current)
+            field = _field_by_key(current, part)
+            out.append(part if field is None else (current.model_fields[field].alias or field))
+            current = current.model_fields[field].annotation if field else None
+        elif isinstance(current, tuple) and current[0] == "list":
+            out.append(part)
+            current = current[1]
+        else:
+            out.append(part)
+            current = None
+        i += 1
+    models.append(current if isinstance(current, type) else type(None))
+    return tuple(out), models
+
+
+def _unwrap(annotation: Any) -> Any:
+    """Reduce an annotation to a model class, ("list", item), or a list of (tag, model)."""
+    while True:
+        origin = get_origin(annotation)
+        if origin is Annotated:
+            args = get_args(annotation)
+            inner = args[0]
+            if any(isinstance(m, Discriminator) for m in args[1:]):
+                return [_tagged(a) for a in get_args(inner)]
+            annotation = inner
+        elif origin in (Union, UnionType):
+            members = get_args(annotation)
+            if members and all(_has_tag(m) for m in members):
+                return [_tagged(m) for m in members]
+            models = [a for a in members if isinstance(a, type) and issubclass(a, BaseModel)]
+            if len(models) == 1:
+                annotation = models[0]
+            else:
+                return annotation
+        elif origin is list:
+            return ("list", get_args(annotation)[0])
+        else:
+            return annotation
+
+
+def _has_tag(annotation: Any) -> bool:
+    return get_origin(annotation) is Annotated and any(isinstance(m, Tag) for m in get_args(annotation)[1:])
+
+
+def _tagged(annotation: Any) -> tuple[str, type[BaseModel]]:
+    args = get_args(annotation)
+    tag = next(m.tag for m in args[1:] if isinstance(m, Tag))
+    return tag, args[0]
+
+
+def _field_by_key(model: type[BaseModel], key: str | int) -> str | None:
+    for name, info in model.model_fields.items():
+        if key in (name, info.alias):
+            return name
+    return None
+
+
+def _allowed_keys(models: list[type[BaseModel]]) -> set[str]:
+    parent = models[-2] if len(models) >= 2 else JobSpec
+    return {info.alias or name for name, info in parent.model_fields.items()}
+
+
+def _suggest(word: str, options: Iterable[str]) -> str:
+    match = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of a job spec document (also the base of the chart's values schema)."""
+    schema = JobSpec.model_json_schema(by_alias=True, mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "hptune TuningJob"
+    return schema

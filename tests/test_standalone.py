@@ -1,0 +1,146 @@
+"""A real standalone search on digits: every artifact, a best model that scores what was recorded."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from conftest import hptune
+
+from job.data import load_dataset
+from job.spec import load_spec
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
+    import yaml
+    from conftest import BASE_SPEC, merge
+
+    root = tmp_path_factory.mktemp("standalone")
+    spec = root / "spec.yaml"
+    spec.write_text(
+        yaml.safe_dump(
+            merge(
+                BASE_SPEC,
+                {
+                    "spec": {
+                        "tuner": {"maxTrials": 4},
+                        "output": {"uri": str(root / "out"), "keepModels": 2},
+                    }
+                },
+            )
+        )
+    )
+    result = hptune("run", str(spec))
+    assert result.returncode == 0, result.stderr
+    return spec, root / "out", result.stdout + result.stderr
+
+
+def test_every_artifact_is_written(finished: tuple[Path, Path, str]) -> None:
+    _, out, _ = finished
+    for name in (
+        "search.json",
+        "leaderboard.csv",
+        "state/snapshot.json",
+        "best/model.keras",
+        "best/hyperparameters.json",
+        "best/metrics.json",
+        "best/README.md",
+        "best/manifest.json",
+    ):
+        assert (out / name).is_file(), name
+    records = sorted((out / "trials").glob("*/trial.json"))
+    assert len(records) == 4
+    record = json.loads(records[0].read_text())
+    assert record["status"] == "completed"
+    assert set(record["hyperparameters"]) == {"hidden1", "dropout1", "learning_rate"}
+    assert [sorted(epoch) for epoch in record["history"][0]] == [
+        ["accuracy", "loss", "val_accuracy", "val_loss"]
+    ] * 2
+    assert json.loads((out / "search.json").read_text())["state"] == "succeeded"
+
+
+def test_only_the_best_k_trial_models_are_kept(finished: tuple[Path, Path, str]) -> None:
+    _, out, _ = finished
+    kept = sorted(p.parent.name for p in (out / "trials").glob("*/model.keras"))
+    board = list(csv.DictReader((out / "leaderboard.csv").open()))
+    assert kept == sorted(row["trial_id"] for row in board[:2])
+
+
+def test_the_leaderboard_has_one_sorted_row_per_trial(finished: tuple[Path, Path, str]) -> None:
+    _, out, _ = finished
+    rows = list(csv.DictReader((out / "leaderboard.csv").open()))
+    assert len(rows) == 4
+    assert len({row["trial_id"] for row in rows}) == 4
+    scores = [float(row["val_accuracy"]) for row in rows]
+    assert scores == sorted(scores, reverse=True)
+    assert [row["rank"] for row in rows] == ["1", "2", "3", "4"]
+
+
+def test_the_best_model_scores_what_was_recorded(finished: tuple[Path, Path, str]) -> None:
+    spec, out, _ = finished
+    metrics = json.loads((out / "best/metrics.json").read_text())
+    model = keras.models.load_model(out / "best" / "model.keras")
+    data = load_dataset(load_spec(spec).spec.data)
+    _, accuracy = model.evaluate(data.x_val, data.y_val, verbose=0)
+    assert metrics["objective"]["name"] == "val_accuracy"
+    assert abs(accuracy - metrics["objective"]["value"]) < 1e-3
+    board = list(csv.DictReader((out / "leaderboard.csv").open()))
+    assert metrics["trialId"] == board[0]["trial_id"]
+    assert np.isclose(float(board[0]["val_accuracy"]), metrics["objective"]["value"])
+
+
+def test_the_summary_names_the_best_and_where_it_is(finished: tuple[Path, Path, str]) -> None:
+    _, out, printed = finished
+    assert "4 trials completed, 0 failed. Best: trial" in printed
+    assert f"model: {out}/best/model.keras" in printed
+    assert printed.count("completed: val_accuracy=") == 4  # one log line per trial end
+
+
+def test_a_failing_trial_is_recorded_and_the_search_goes_on(
+    write_spec: Callable[..., Path], tmp_path: Path
+) -> None:
+    (tmp_path / "flaky.py").write_text(
+        "import keras\n"
+        "def build_model(hp):\n"
+        "    units = hp.Int('units', 8, 40, step=16)\n"
+        "    if units == 24:\n"
+        "        raise ValueError('24 units is not supported by this model')\n"
+        "    model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(units, activation='relu'),\n"
+        "                              keras.layers.Dense(10, activation='softmax')])\n"
+        "    model.compile('adam', 'categorical_crossentropy', metrics=['accuracy'])\n"
+        "    return model\n"
+    )
+    spec = write_spec(
+        {
+            "spec": {
+                "model": {
+                    "type": "custom",
+                    "builder": "flaky:build_model",
+                    "hidden": None,
+                    "learningRate": None,
+                },
+                "hyperparameters": [],
+                "tuner": {"algorithm": "grid", "maxTrials": 3},
+                "training": {"epochs": 1},
+            }
+        }
+    )
+    result = hptune("run", str(spec))
+    assert result.returncode == 0, result.stderr
+    rows = {row["units"]: row for row in csv.DictReader((tmp_path / "out/leaderboard.csv").open())}
+    assert rows["24"]["status"] == "failed"
+    assert rows["24"]["error"] == "ValueError: 24 units is not supported by this model"
+    assert {rows["8"]["status"], rows["40"]["status"]} == {"completed"}
+    failed = next(
+        json.loads(p.read_text())
+        for p in (tmp_path / "out/trials").glob("*/trial.json")
+        if json.loads(p.read_text())["status"] == "failed"
+    )
+    assert "Traceback" in failed["error"] and "24 units is not supported" in failed["error"]
+    assert "24 units is not supported by this model" in result.stderr
