@@ -53,6 +53,11 @@ def _parser() -> argparse.ArgumentParser:
     local.add_argument("spec", help="job spec YAML file")
     local.add_argument("--workers", type=int, help="override spec.distribution.workers")
     local.add_argument("--output", help="override spec.output.uri")
+    local.add_argument(
+        "--prometheus-targets",
+        type=Path,
+        help="write a Prometheus file_sd JSON listing every process's /metrics address",
+    )
 
     validate = sub.add_parser("validate", help="check a spec; exit 0 if valid, 2 if not")
     validate.add_argument("spec", help="job spec YAML file")
@@ -112,7 +117,9 @@ def _dispatch(args: argparse.Namespace, out: Console, err: Console) -> int:
         workers = args.workers if args.workers is not None else job.spec.distribution.workers
         if workers < 1:
             raise UsageError("--workers must be at least 1")
-        return run_local(job, Path(args.spec), workers, out, err, output=args.output)
+        return run_local(
+            job, Path(args.spec), workers, out, err, output=args.output, targets=args.prometheus_targets
+        )
     return _run(job, spec_dir, args, out, err)
 
 

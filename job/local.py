@@ -8,6 +8,7 @@ chief's status: 0 only when the search is complete. Ctrl-C or SIGTERM stops ever
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -112,8 +113,32 @@ def stop(children: list[Child], grace: float = STOP_GRACE_SECONDS) -> None:
             child.process.wait()
 
 
+def write_targets(path: Path, job: JobSpec, children: list[Child]) -> None:
+    """A Prometheus file_sd target list for every process's /metrics, labelled by role."""
+    groups = [
+        {
+            "targets": [f"127.0.0.1:{child.metrics_port}"],
+            "labels": {
+                "hptune_search": job.name,
+                "role": "chief" if child.name == "chief" else "worker",
+                "process": child.name,
+            },
+        }
+        for child in children
+    ]
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(groups, indent=2))
+    tmp.replace(path)
+
+
 def run_local(
-    job: JobSpec, spec: Path, workers: int, out: Console, err: Console, output: str | None = None
+    job: JobSpec,
+    spec: Path,
+    workers: int,
+    out: Console,
+    err: Console,
+    output: str | None = None,
+    targets: Path | None = None,
 ) -> int:
     oracle_port = free_port()
     chief = start(
@@ -148,6 +173,8 @@ def run_local(
                 err,
             )
         )
+    if targets is not None:
+        write_targets(targets, job, children)
     err.print(
         f"hptune local: chief on 127.0.0.1:{oracle_port} (metrics :{chief_metrics}), "
         f"{workers} worker(s); Ctrl-C stops them all",

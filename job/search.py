@@ -106,7 +106,7 @@ def _coordinator(
 
 
 def run_standalone(job: JobSpec, env: Environment, options: Options) -> Summary:
-    store = Store(job.output_uri)
+    store = Store(job.output_uri, endpoint_url=job.spec.output.endpoint_url)
     data = load_dataset(job.spec.data, env.data_dir)
     build_model, space = prepare_model(job, data, options.spec_dir)
     registry, _ = _registry(job, options)
@@ -128,7 +128,7 @@ def run_standalone(job: JobSpec, env: Environment, options: Options) -> Summary:
 def run_chief(job: JobSpec, env: Environment, role: Chief, options: Options) -> Summary:
     from job.chief import serve_oracle
 
-    store = Store(job.output_uri)
+    store = Store(job.output_uri, endpoint_url=job.spec.output.endpoint_url)
     if isinstance(job.spec.model, CustomModel):
         # The builder may declare hyperparameters of its own; import it and discover them.
         space = search_space(job, make_builder(job, 0, (), options.spec_dir))
@@ -150,7 +150,7 @@ def run_chief(job: JobSpec, env: Environment, role: Chief, options: Options) -> 
 def run_worker(job: JobSpec, env: Environment, role: Worker, options: Options) -> Summary:
     from job.remote import RemoteOracle
 
-    store = Store(job.output_uri)
+    store = Store(job.output_uri, endpoint_url=job.spec.output.endpoint_url)
     data = load_dataset(job.spec.data, env.data_dir)
     build_model, _ = prepare_model(job, data, options.spec_dir)
     registry, _ = _registry(job, options)

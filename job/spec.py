@@ -383,6 +383,11 @@ class OutputSpec(_Model):
         None, description="Local path, file://, s3:// or gs://. Default ./hptune-output/<name>."
     )
     keep_models: int = Field(3, ge=1, description="Keep trial models for the best k trials only.")
+    endpoint_url: str | None = Field(
+        None,
+        description="S3-compatible endpoint (MinIO, Ceph); AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL "
+        "in the environment work too.",
+    )
 
 
 class DistributionSpec(_Model):
