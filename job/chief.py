@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 TUNER_ID_KEY = "x-hptune-tuner-id"
 CONTROL_SERVICE = "hptune.Control"
 Trial = kt.engine.trial.Trial
+Status = kt.engine.trial.TrialStatus
 service = protos.get_service()
 
 
@@ -64,7 +65,11 @@ class OracleService(protos.get_service_grpc().OracleServicer):
         return service.CreateTrialResponse(trial=trial.to_proto())
 
     def UpdateTrial(self, request: Any, context: grpc.ServicerContext) -> Any:
-        trial = self.coordinator.update_trial(request.trial_id, dict(request.metrics), step=request.step)
+        trial = self.coordinator.update_trial(
+            _tuner_id(context), request.trial_id, dict(request.metrics), step=request.step
+        )
+        if trial is None:  # a stale report: tell the worker the trial is not its own any more
+            trial = Trial(self.coordinator.get_space(), trial_id=request.trial_id, status=Status.INVALID)
         return service.UpdateTrialResponse(trial=trial.to_proto())
 
     def EndTrial(self, request: Any, context: grpc.ServicerContext) -> Any:

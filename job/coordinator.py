@@ -72,6 +72,7 @@ class Coordinator:
         self.exhausted = False
         self.failure: str | None = None
         self.version = 0  # bumped on every state change worth a snapshot
+        self.on_end: Callable[[], None] | None = None  # persists state after each trial end
         self.changed = threading.Condition(self.lock)
 
     # -- the Keras Tuner oracle protocol, with ownership --------------------------------------
@@ -122,8 +123,15 @@ class Coordinator:
                     self.metrics.report_epoch(tuner_id, epoch, logs)
             return self.failure is None
 
-    def update_trial(self, trial_id: str, metrics: dict[str, float], step: int = 0) -> Trial:
+    def update_trial(
+        self, tuner_id: str | None, trial_id: str, metrics: dict[str, float], step: int = 0
+    ) -> Trial | None:
+        """Record a trial's metrics; None (ignored) when the trial is not running on tuner_id."""
         with self.lock:
+            owner = self._owner(trial_id)
+            if owner is None or (tuner_id is not None and owner != tuner_id):
+                log.warning("ignoring metrics for trial %s from %s: not running there", trial_id, tuner_id)
+                return None
             return self.oracle.update_trial(trial_id, metrics, step=step)
 
     def end_trial(self, tuner_id: str | None, trial: Trial) -> bool:
@@ -145,7 +153,26 @@ class Coordinator:
             self.leases.pop(tuner_id, None)
             self._adopt_metrics(trial)
             self._end(trial, seconds=self._elapsed(trial.trial_id))
-            return True
+        self._persist()
+        return True
+
+    def _persist(self) -> None:
+        """Make a trial's end durable before the worker hears it was recorded, so a chief that
+        restarts never hands out a finished trial again."""
+        if self.on_end is None:
+            return
+        try:
+            self.on_end()
+        except Exception as err:
+            self.fail(f"cannot save the search state: {err}")
+
+    def fail(self, reason: str) -> None:
+        """End the whole search: workers are told on their next request, with this reason."""
+        with self.lock:
+            if self.failure is None:
+                self.failure = reason
+                log.error("search failed: %s", reason)
+                self._changed()
 
     def _adopt_metrics(self, trial: Trial) -> None:
         """Take the metrics sent with the end report when the separate update never arrived

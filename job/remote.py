@@ -57,6 +57,12 @@ class _Heartbeat:
     def lost(self) -> bool:
         return self._lost
 
+    def confirm(self) -> bool:
+        keep = self.oracle.send_heartbeat(self.trial_id, self.epoch, self.logs)
+        if keep is False:
+            self._lost = True
+        return not self._lost
+
     def _loop(self) -> None:
         interval = self.oracle.heartbeat_seconds
         while not self._stop.is_set():

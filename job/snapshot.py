@@ -82,11 +82,12 @@ class Snapshotter:
         self.job = job
         self.interval = interval
         self.written = -1
-        self.error: StorageError | None = None
+        self._write_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="hptune-snapshot", daemon=True)
 
     def start(self) -> Snapshotter:
+        self.coordinator.on_end = self.flush
         self._thread.start()
         return self
 
@@ -94,24 +95,28 @@ class Snapshotter:
         seen = self.coordinator.version
         while not self._stop.is_set():
             seen = self.coordinator.wait_for_change(seen, timeout=1.0)
-            if seen != self.written:
-                try:
-                    self.write("running")
-                except StorageError as err:
-                    self.error = err
-                    log.error("cannot save the search state: %s", err)
-                    return
+            try:
+                self.flush()
+            except StorageError as err:
+                self.coordinator.fail(f"cannot save the search state: {err}")
+                return
             self._stop.wait(self.interval)
 
-    def write(self, state: str) -> None:
-        version = self.coordinator.version
-        snapshot = self.coordinator.snapshot()
-        body = {"fingerprint": self.job.fingerprint(), "name": self.job.name, "state": snapshot}
-        self.store.write_text(SNAPSHOT_KEY, json.dumps(body))
-        self.store.write_text(
-            "search.json", json.dumps(search_status(self.coordinator, self.job, state), indent=2)
-        )
-        self.written = version
+    def flush(self) -> None:
+        """Write now if anything changed since the last write (called when a trial ends)."""
+        self.write("running", only_if_changed=True)
+
+    def write(self, state: str, only_if_changed: bool = False) -> None:
+        with self._write_lock:
+            version = self.coordinator.version
+            if only_if_changed and version == self.written:
+                return
+            snapshot = self.coordinator.snapshot()
+            body = {"fingerprint": self.job.fingerprint(), "name": self.job.name, "state": snapshot}
+            self.store.write_text(SNAPSHOT_KEY, json.dumps(body))
+            status = search_status(self.coordinator, self.job, state)
+            self.store.write_text("search.json", json.dumps(status, indent=2))
+            self.written = version
 
     def stop(self) -> None:
         self._stop.set()

@@ -34,6 +34,10 @@ class LeaseHandle(Protocol):
     @property
     def lost(self) -> bool: ...
 
+    def confirm(self) -> bool:
+        """Ask the chief, now, whether the trial is still this worker's."""
+        ...
+
 
 class OracleAccess(Protocol):
     """How a worker talks to the search: in process, or to a chief over gRPC (`job/remote.py`)."""
@@ -61,6 +65,9 @@ class _LocalLease:
     def lost(self) -> bool:
         return self._lost
 
+    def confirm(self) -> bool:
+        return not self._lost
+
 
 class LocalAccess:
     """The coordinator in this process (standalone search)."""
@@ -72,7 +79,7 @@ class LocalAccess:
         return self.coordinator.create_trial(tuner_id)
 
     def update_trial(self, trial_id: str, metrics: dict[str, float], step: int) -> None:
-        self.coordinator.update_trial(trial_id, metrics, step)
+        self.coordinator.update_trial(self.tuner_id, trial_id, metrics, step)
 
     def end_trial(self, trial: Trial) -> None:
         self.coordinator.end_trial(self.tuner_id, trial)
@@ -128,6 +135,8 @@ class Worker:
 
     def run_one(self, trial: Trial) -> None:
         tuner = self.job.spec.tuner
+        values = ", ".join(f"{k}={v}" for k, v in public_values(trial.hyperparameters.values).items())
+        log.info("%s: running trial %s (%s)", self.tuner_id, trial.trial_id, values)
         epoch_started = time.perf_counter()
         with self.access.lease(trial.trial_id) as lease:
 
@@ -151,7 +160,7 @@ class Worker:
                 should_stop=lambda: lease.lost,
                 weights_of=self._weights_of,
             )
-            if lease.lost:
+            if lease.lost or not lease.confirm():
                 log.warning(
                     "%s: trial %s was taken back by the chief (lease lost); result discarded",
                     self.tuner_id,

@@ -1,0 +1,151 @@
+"""Chief and workers as real processes talking gRPC on loopback: dead workers, a restarted chief,
+an absent chief and failing trials never hang the search or lose a trial."""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import hptune, hptune_env
+from processes import search
+
+pytestmark = pytest.mark.slow
+
+FAST_LEASES = {"distribution": {"leaseSeconds": 6, "heartbeatSeconds": 1, "chiefWaitSeconds": 60,
+                                "lingerSeconds": 10}}
+# Trials of a few seconds each, so a test can act while one is running.
+SLOW_TRIALS = {"training": {"epochs": 12, "batchSize": 16}}
+
+
+def leaderboard(out: Path) -> list[dict[str, str]]:
+    return list(csv.DictReader((out / "leaderboard.csv").open()))
+
+
+def test_a_two_worker_search_completes_with_every_trial_once(
+    write_spec: Callable[..., Path], tmp_path: Path
+) -> None:
+    spec = write_spec({"spec": {"tuner": {"maxTrials": 6}, **FAST_LEASES}})
+    result = hptune("local", str(spec), "--workers", "2", timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = leaderboard(tmp_path / "out")
+    assert len(rows) == 6
+    assert len({row["trial_id"] for row in rows}) == 6
+    assert {row["status"] for row in rows} == {"completed"}
+    workers = {json.loads(p.read_text())["worker"] for p in (tmp_path / "out/trials").glob("*/trial.json")}
+    assert workers == {"tuner0", "tuner1"}
+    assert "[tuner0]" in result.stderr and "[tuner1]" in result.stderr and "[chief]" in result.stderr
+    assert "search complete" in result.stdout
+
+
+def test_a_worker_killed_mid_trial_loses_its_trial_to_the_queue(
+    write_spec: Callable[..., Path], tmp_path: Path
+) -> None:
+    spec = write_spec({"spec": {"tuner": {"maxTrials": 4}, **FAST_LEASES, **SLOW_TRIALS}})
+    with search(spec, tmp_path) as s:
+        chief = s.chief()
+        w0, w1 = s.worker(0), s.worker(1)
+        started = chief.wait_for_log(r"trial (\w+) started on tuner1", timeout=120)
+        w1.wait_for_log(rf"running trial {started.group(1)} ", timeout=30)
+        w1.kill(signal.SIGKILL)
+        killed_at = time.monotonic()
+        assert chief.wait(timeout=6 + 120) == 0, chief.log[-3000:]
+        finished_in = time.monotonic() - killed_at
+        assert w0.wait(timeout=30) == 0
+    rows = {row["trial_id"]: row for row in leaderboard(tmp_path / "out")}
+    assert len(rows) == 4
+    lost = started.group(1)
+    assert rows[lost]["status"] == "completed"  # retried on tuner0, never lost
+    assert f"trial {lost} requeued: worker tuner1 stopped responding" in chief.log
+    assert s.runs_per_trial()[lost] == 2
+    assert finished_in < 6 + 120
+
+
+def test_a_restarted_chief_resumes_without_rerunning_finished_trials(
+    write_spec: Callable[..., Path], tmp_path: Path
+) -> None:
+    spec = write_spec({"spec": {"tuner": {"maxTrials": 5}, **FAST_LEASES, **SLOW_TRIALS}})
+    with search(spec, tmp_path) as s:
+        first = s.chief()
+        workers = [s.worker(0), s.worker(1)]
+        first.wait_for_log(r"trial \w+ completed: ", timeout=120)
+        first.kill(signal.SIGKILL)
+        first.wait(timeout=10)
+        done_before = set(__import__("re").findall(r"trial (\w+) completed: ", first.log))
+        time.sleep(2)  # workers now retry against a chief that is down
+        second = s.chief()
+        assert second.wait(timeout=180) == 0, second.log[-3000:]
+        for worker in workers:
+            assert worker.wait(timeout=30) == 0, worker.log[-2000:]
+        assert "resumed: " in second.log
+    rows = leaderboard(tmp_path / "out")
+    assert sorted(row["trial_id"] for row in rows) == sorted({row["trial_id"] for row in rows})
+    assert len(rows) == 5 and {row["status"] for row in rows} == {"completed"}
+    runs = s.runs_per_trial()
+    assert all(runs[trial_id] == 1 for trial_id in done_before), runs
+    assert any("not reachable" in w.log for w in workers)
+
+
+def test_a_changed_spec_on_the_same_output_is_refused(
+    write_spec: Callable[..., Path], tmp_path: Path
+) -> None:
+    spec = write_spec({"spec": {"tuner": {"maxTrials": 1}, "training": {"epochs": 1}}})
+    assert hptune("run", str(spec)).returncode == 0
+    changed = write_spec({"spec": {"tuner": {"maxTrials": 2}, "training": {"epochs": 1}}})
+    result = hptune("run", str(changed))
+    assert result.returncode == 2
+    message = " ".join(result.stderr.split())
+    assert "holds a search started from a different spec" in message
+    assert f"To start fresh, delete {tmp_path / 'out'}/state" in message
+
+
+def test_a_worker_without_a_chief_gives_up_naming_the_address(
+    write_spec: Callable[..., Path], tmp_path: Path
+) -> None:
+    spec = write_spec({"spec": {"distribution": {"chiefWaitSeconds": 3, "heartbeatSeconds": 1,
+                                                 "leaseSeconds": 6}}})
+    started = time.monotonic()
+    result = hptune("run", str(spec), env=hptune_env(KERASTUNER_TUNER_ID="tuner0",
+                                                      KERASTUNER_ORACLE_IP="127.0.0.1",
+                                                      KERASTUNER_ORACLE_PORT="1"), timeout=120)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 1
+    assert "error: cannot reach the chief at 127.0.0.1:1" in " ".join(result.stderr.split())
+    assert "(spec.distribution.chiefWaitSeconds)" in result.stderr
+    assert elapsed < 60  # start-up plus the 3 s wait, never Keras Tuner's hour
+
+
+def test_trials_that_always_fail_end_the_whole_search_with_the_reason(
+    write_spec: Callable[..., Path], tmp_path: Path
+) -> None:
+    (tmp_path / "wrong.py").write_text(
+        "import keras\n"
+        "def build_model(hp):\n"
+        "    model = keras.Sequential([keras.Input((64,)),\n"
+        "                              keras.layers.Dense(hp.Int('units', 4, 64), activation='relu'),\n"
+        "                              keras.layers.Dense(3, activation='softmax')])\n"
+        "    model.compile('adam', 'categorical_crossentropy', metrics=['accuracy'])\n"
+        "    return model\n"
+    )
+    spec = write_spec({"spec": {
+        "model": {"type": "custom", "builder": "wrong:build_model", "hidden": None, "learningRate": None},
+        "hyperparameters": [], "tuner": {"maxTrials": 10, "maxConsecutiveFailedTrials": 2},
+        **FAST_LEASES,
+    }})
+    with search(spec, tmp_path) as s:
+        chief = s.chief()
+        workers = [s.worker(0), s.worker(1)]
+        assert chief.wait(timeout=120) == 1
+        codes = [w.wait(timeout=60) for w in workers]
+    assert codes == [1, 1]
+    assert "2 trials failed in a row (spec.tuner.maxConsecutiveFailedTrials)" in chief.log
+    assert "Traceback" in chief.log and "ValueError" in chief.log  # the worker's traceback
+    for worker in workers:
+        assert "the search failed: 2 trials failed in a row" in " ".join(worker.log.split())
+    assert not (tmp_path / "out/best/manifest.json").exists()
+    failed = [json.loads(p.read_text()) for p in (tmp_path / "out/trials").glob("*/trial.json")]
+    assert failed and all(r["status"] == "failed" and "Traceback" in r["error"] for r in failed)
