@@ -16,6 +16,7 @@ The standalone process calls it directly; the chief serves it over gRPC (`job/ch
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import threading
 import time
@@ -73,6 +74,7 @@ class Coordinator:
         self.failure: str | None = None
         self.version = 0  # bumped on every state change worth a snapshot
         self.on_end: Callable[[], None] | None = None  # persists state after each trial end
+        self._trial_json: dict[str, str] = {}
         self.changed = threading.Condition(self.lock)
 
     # -- the Keras Tuner oracle protocol, with ownership --------------------------------------
@@ -106,7 +108,7 @@ class Coordinator:
                     lease.renewed = self.clock()
                     log.info("trial %s handed again to %s (it restarted)", trial.trial_id, tuner_id)
                 self._update_running()
-                self._changed()
+                self._changed(trial.trial_id)
             return trial
 
     def heartbeat(self, tuner_id: str, trial_id: str, epoch: int, logs: dict[str, float]) -> bool:
@@ -132,7 +134,9 @@ class Coordinator:
             if owner is None or (tuner_id is not None and owner != tuner_id):
                 log.warning("ignoring metrics for trial %s from %s: not running there", trial_id, tuner_id)
                 return None
-            return self.oracle.update_trial(trial_id, metrics, step=step)
+            updated = self.oracle.update_trial(trial_id, metrics, step=step)
+            self._changed(trial_id)
+            return updated
 
     def end_trial(self, tuner_id: str | None, trial: Trial) -> bool:
         """Record a trial's end. Returns False for a stale or repeated report, which is ignored."""
@@ -210,7 +214,7 @@ class Coordinator:
             for tuner_id, lease in list(self.leases.items()):
                 if now - lease.renewed <= self.lease_seconds:
                     continue
-                expired.append(tuner_id)
+                expired.append(lease.trial_id)
                 del self.leases[tuner_id]
                 ongoing = self.oracle.ongoing_trials.get(tuner_id)
                 if ongoing is None or ongoing.trial_id != lease.trial_id:
@@ -218,7 +222,7 @@ class Coordinator:
                 self._take_back(tuner_id, ongoing, now - lease.renewed)
             if expired:
                 self._update_running()
-                self._changed()
+                self._changed(*expired)
         return expired
 
     def _take_back(self, tuner_id: str, trial: Trial, silent: float) -> None:
@@ -296,7 +300,7 @@ class Coordinator:
                 trial.trial_id, list(self.oracle.trials.values()), self.oracle.objective.direction
             )
         self._update_running()
-        self._changed()
+        self._changed(trial.trial_id)
 
     # -- state -----------------------------------------------------------------------------
 
@@ -331,16 +335,25 @@ class Coordinator:
                 self.changed.wait(timeout)
             return self.version
 
-    def snapshot(self) -> dict[str, Any]:
-        """Everything needed to resume: the oracle's state and every trial."""
+    def snapshot_text(self) -> str:
+        """Everything needed to resume, as JSON: the oracle's state and every trial.
+
+        Each trial's JSON is cached until the trial changes, and the strings are joined outside the
+        lock, so taking a snapshot holds up requests for little time however many trials finished.
+        """
         with self.lock:
-            return {
-                "version": SNAPSHOT_VERSION,
-                "oracle": _json_safe(self.oracle.get_state()),
-                "trials": {tid: t.get_state() for tid, t in self.oracle.trials.items()},
-                "losses": dict(self.losses),
-                "exhausted": self.exhausted,
-            }
+            trials = []
+            for trial_id, trial in self.oracle.trials.items():
+                entry = self._trial_json.get(trial_id)
+                if entry is None:
+                    entry = f"{json.dumps(trial_id)}: {json.dumps(trial.get_state())}"
+                    self._trial_json[trial_id] = entry
+                trials.append(entry)
+            head = json.dumps(
+                {"version": SNAPSHOT_VERSION, "losses": self.losses, "exhausted": self.exhausted}
+            )
+            oracle = json.dumps(self.oracle.get_state(), default=list)
+        return f'{head[:-1]}, "oracle": {oracle}, "trials": {{{", ".join(trials)}}}}}'
 
     def restore(self, snapshot: dict[str, Any]) -> None:
         """Resume from a snapshot. Trials that were running keep a fresh lease: a worker that is
@@ -348,6 +361,7 @@ class Coordinator:
         with self.lock:
             self.oracle.trials = {tid: Trial.from_state(state) for tid, state in snapshot["trials"].items()}
             self.oracle.set_state(snapshot["oracle"])
+            self._trial_json.clear()
             self.losses = dict(snapshot.get("losses", {}))
             self.exhausted = bool(snapshot.get("exhausted", False))
             now = self.clock()
@@ -394,7 +408,9 @@ class Coordinator:
         if self.metrics is not None:
             self.metrics.running.set(len(self.oracle.ongoing_trials))
 
-    def _changed(self) -> None:
+    def _changed(self, *trial_ids: str) -> None:
+        for trial_id in trial_ids:
+            self._trial_json.pop(trial_id, None)
         self.version += 1
         self.changed.notify_all()
 
@@ -405,11 +421,3 @@ def _status_name(status: str) -> str:
         Status.FAILED: "failed",
         Status.INVALID: "retried",
     }.get(status, str(status).lower())
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set):
-        return [_json_safe(v) for v in value]
-    return value

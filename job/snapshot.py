@@ -92,31 +92,39 @@ class Snapshotter:
         return self
 
     def _loop(self) -> None:
-        seen = self.coordinator.version
+        seen = reported = self.coordinator.version
         while not self._stop.is_set():
             seen = self.coordinator.wait_for_change(seen, timeout=1.0)
+            if seen == reported:
+                continue
+            reported = seen
             try:
-                self.flush()
+                self.write("running")
             except StorageError as err:
                 self.coordinator.fail(f"cannot save the search state: {err}")
                 return
             self._stop.wait(self.interval)
 
     def flush(self) -> None:
-        """Write now if anything changed since the last write (called when a trial ends)."""
-        self.write("running", only_if_changed=True)
+        """Make the current state durable (called when a trial ends, before the worker is told).
 
-    def write(self, state: str, only_if_changed: bool = False) -> None:
+        Concurrent callers share one write: whoever finds the state already written returns.
+        """
+        version = self.coordinator.version
         with self._write_lock:
-            version = self.coordinator.version
-            if only_if_changed and version == self.written:
+            if self.written >= version:
                 return
-            snapshot = self.coordinator.snapshot()
-            body = {"fingerprint": self.job.fingerprint(), "name": self.job.name, "state": snapshot}
-            self.store.write_text(SNAPSHOT_KEY, json.dumps(body))
-            status = search_status(self.coordinator, self.job, state)
-            self.store.write_text("search.json", json.dumps(status, indent=2))
+            version = self.coordinator.version
+            text = self.coordinator.snapshot_text()
+            head = json.dumps({"fingerprint": self.job.fingerprint(), "name": self.job.name})
+            self.store.write_text(SNAPSHOT_KEY, f'{head[:-1]}, "state": {text}}}')
             self.written = version
+
+    def write(self, state: str) -> None:
+        """The snapshot and search.json, with the search's state (running, succeeded, failed)."""
+        self.flush()
+        status = search_status(self.coordinator, self.job, state)
+        self.store.write_text("search.json", json.dumps(status, indent=2))
 
     def stop(self) -> None:
         self._stop.set()
