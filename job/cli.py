@@ -64,6 +64,11 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("schema", help="print the JSON Schema of a job spec")
 
+    status = sub.add_parser("status", help="a search's progress in Kubernetes (its chief Job's annotations)")
+    status.add_argument("name", help="the Helm release name (or the chief Job's name)")
+    status.add_argument("-n", "--namespace", help="default: the kubeconfig context's namespace")
+    status.add_argument("--kubeconfig", help="default: $KUBECONFIG or ~/.kube/config")
+
     show = sub.add_parser("show", help="print a search's leaderboard and best model, verified")
     show.add_argument("uri", help="the search's output location (spec.output.uri)")
     show.add_argument("--top", type=int, default=10, help="leaderboard rows to print")
@@ -90,6 +95,19 @@ def _dispatch(args: argparse.Namespace, out: Console, err: Console) -> int:
 
     if args.command == "schema":
         print(json.dumps(json_schema(), indent=2))
+        return EXIT_OK
+    if args.command == "status":
+        from job.kube import StatusError, status_table
+
+        try:
+            rows = status_table(
+                args.name, args.namespace, kubeconfig=args.kubeconfig or os.environ.get("KUBECONFIG")
+            )
+        except StatusError as exc:
+            return _error(err, str(exc), EXIT_FAILED)
+        width = max(len(key) for key, _ in rows)
+        for key, value in rows:
+            out.print(f"{key:<{width}}  {value}", highlight=False)
         return EXIT_OK
     if args.command == "show":
         from job.show import show

@@ -14,6 +14,7 @@ from job import __version__
 from job.coordinator import Coordinator, SearchFailed
 from job.data import Dataset, load_dataset
 from job.environment import Chief, Environment, Standalone, Worker
+from job.kube import TrialFeed, reporter_for
 from job.metrics import SearchMetrics, WorkerMetrics, push_summary, serve
 from job.results import ModelPruner, leaderboard_csv, promote_best, ranked
 from job.snapshot import Snapshotter, load_snapshot
@@ -113,6 +114,8 @@ def run_standalone(job: JobSpec, env: Environment, options: Options) -> Summary:
     coordinator = _coordinator(job, space, store, registry)
     worker_metrics = WorkerMetrics(registry, "tuner0")
     snapshots = Snapshotter(coordinator, store, job).start()
+    reporter = reporter_for(env.cluster, objective=job.spec.tuner.objective.name)
+    feed = TrialFeed(reporter, job.spec.tuner.objective.direction).follow(coordinator)
     loop = TrialLoop(
         "tuner0", LocalAccess(coordinator, "tuner0"), job, build_model, data, store, worker_metrics
     )
@@ -121,8 +124,11 @@ def run_standalone(job: JobSpec, env: Environment, options: Options) -> Summary:
     except SearchFailed:
         pass
     finally:
+        feed.stop()
         snapshots.stop()
-    return finish(job, coordinator, store, registry, role="standalone")
+    summary = finish(job, coordinator, store, registry, role="standalone")
+    reporter.search_ended(summary.ok, summary.reason)
+    return summary
 
 
 def run_chief(job: JobSpec, env: Environment, role: Chief, options: Options) -> Summary:
@@ -140,11 +146,17 @@ def run_chief(job: JobSpec, env: Environment, role: Chief, options: Options) -> 
     dist = job.spec.distribution
     address = role.address or dist.bind_address
     port = options.oracle_port or role.port or dist.oracle_port
+    reporter = reporter_for(env.cluster, objective=job.spec.tuner.objective.name)
+    feed = TrialFeed(reporter, job.spec.tuner.objective.direction).follow(coordinator)
     try:
         serve_oracle(coordinator, address, port, linger_seconds=dist.linger_seconds)
     finally:
+        feed.stop()
         snapshots.stop()
-    return finish(job, coordinator, store, registry, role="chief")
+    summary = finish(job, coordinator, store, registry, role="chief")
+    # Only a finished search stops the workers: a chief that crashed is restarted and resumes.
+    reporter.search_ended(summary.ok, summary.reason)
+    return summary
 
 
 def run_worker(job: JobSpec, env: Environment, role: Worker, options: Options) -> Summary:

@@ -533,7 +533,10 @@ class JobSpec(_Model):
 
 
 class _NoAliasLoader(yaml.SafeLoader):
-    """A safe loader that refuses aliases (`*name`): they make a small file expand without bound."""
+    """A safe loader that refuses aliases (`*name`): they make a small file expand without bound.
+
+    It also reads `1e-4` as a number, as YAML 1.2 does (YAML 1.1 wants `1.0e-4`).
+    """
 
     def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
         if self.check_event(yaml.AliasEvent):
@@ -542,6 +545,13 @@ class _NoAliasLoader(yaml.SafeLoader):
                 None, None, "YAML aliases (*name) are not allowed in a job spec", event.start_mark
             )
         return super().compose_node(parent, index)
+
+
+_NoAliasLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
 
 
 @dataclass(frozen=True)

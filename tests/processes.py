@@ -24,7 +24,10 @@ class Proc:
         self.log_file = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "job", "run", str(spec), "--metrics-port", "0"],
-            env=env, stdout=self.log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=env,
+            stdout=self.log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
 
@@ -47,7 +50,9 @@ class Proc:
         try:
             return self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            raise AssertionError(f"{self.name} still running after {timeout} s:\n{self.log[-3000:]}") from None
+            raise AssertionError(
+                f"{self.name} still running after {timeout} s:\n{self.log[-3000:]}"
+            ) from None
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -70,15 +75,22 @@ class Search:
         self.procs: list[Proc] = []
 
     def chief(self) -> Proc:
-        return self._start("chief" if not any(p.name.startswith("chief") for p in self.procs)
-                           else f"chief-{len(self.procs)}", "chief")
+        return self._start(
+            "chief"
+            if not any(p.name.startswith("chief") for p in self.procs)
+            else f"chief-{len(self.procs)}",
+            "chief",
+        )
 
     def worker(self, index: int) -> Proc:
         return self._start(f"tuner{index}", f"tuner{index}")
 
     def _start(self, name: str, tuner_id: str) -> Proc:
-        env = hptune_env(KERASTUNER_TUNER_ID=tuner_id, KERASTUNER_ORACLE_IP="127.0.0.1",
-                         KERASTUNER_ORACLE_PORT=str(self.port))
+        env = hptune_env(
+            KERASTUNER_TUNER_ID=tuner_id,
+            KERASTUNER_ORACLE_IP="127.0.0.1",
+            KERASTUNER_ORACLE_PORT=str(self.port),
+        )
         proc = Proc(name, self.spec, self.log_dir, env)
         self.procs.append(proc)
         return proc

@@ -16,8 +16,9 @@ from processes import search
 
 pytestmark = pytest.mark.slow
 
-FAST_LEASES = {"distribution": {"leaseSeconds": 6, "heartbeatSeconds": 1, "chiefWaitSeconds": 60,
-                                "lingerSeconds": 10}}
+FAST_LEASES = {
+    "distribution": {"leaseSeconds": 6, "heartbeatSeconds": 1, "chiefWaitSeconds": 60, "lingerSeconds": 10}
+}
 # Trials of a few seconds each, so a test can act while one is running.
 SLOW_TRIALS = {"training": {"epochs": 12, "batchSize": 16}}
 
@@ -106,12 +107,18 @@ def test_a_changed_spec_on_the_same_output_is_refused(
 def test_a_worker_without_a_chief_gives_up_naming_the_address(
     write_spec: Callable[..., Path], tmp_path: Path
 ) -> None:
-    spec = write_spec({"spec": {"distribution": {"chiefWaitSeconds": 3, "heartbeatSeconds": 1,
-                                                 "leaseSeconds": 6}}})
+    spec = write_spec(
+        {"spec": {"distribution": {"chiefWaitSeconds": 3, "heartbeatSeconds": 1, "leaseSeconds": 6}}}
+    )
     started = time.monotonic()
-    result = hptune("run", str(spec), env=hptune_env(KERASTUNER_TUNER_ID="tuner0",
-                                                      KERASTUNER_ORACLE_IP="127.0.0.1",
-                                                      KERASTUNER_ORACLE_PORT="1"), timeout=120)
+    result = hptune(
+        "run",
+        str(spec),
+        env=hptune_env(
+            KERASTUNER_TUNER_ID="tuner0", KERASTUNER_ORACLE_IP="127.0.0.1", KERASTUNER_ORACLE_PORT="1"
+        ),
+        timeout=120,
+    )
     elapsed = time.monotonic() - started
     assert result.returncode == 1
     assert "error: cannot reach the chief at 127.0.0.1:1" in " ".join(result.stderr.split())
@@ -131,11 +138,21 @@ def test_trials_that_always_fail_end_the_whole_search_with_the_reason(
         "    model.compile('adam', 'categorical_crossentropy', metrics=['accuracy'])\n"
         "    return model\n"
     )
-    spec = write_spec({"spec": {
-        "model": {"type": "custom", "builder": "wrong:build_model", "hidden": None, "learningRate": None},
-        "hyperparameters": [], "tuner": {"maxTrials": 10, "maxConsecutiveFailedTrials": 2},
-        **FAST_LEASES,
-    }})
+    spec = write_spec(
+        {
+            "spec": {
+                "model": {
+                    "type": "custom",
+                    "builder": "wrong:build_model",
+                    "hidden": None,
+                    "learningRate": None,
+                },
+                "hyperparameters": [],
+                "tuner": {"maxTrials": 10, "maxConsecutiveFailedTrials": 2},
+                **FAST_LEASES,
+            }
+        }
+    )
     with search(spec, tmp_path) as s:
         chief = s.chief()
         workers = [s.worker(0), s.worker(1)]

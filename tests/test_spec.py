@@ -462,3 +462,10 @@ def test_any_corrupted_spec_raises_spec_error_and_nothing_else(path: tuple[str, 
         assert err.issues and all(i.message for i in err.issues)
     else:
         assert isinstance(job, JobSpec)  # some corruptions are still valid specs (e.g. same value)
+
+
+def test_exponent_numbers_without_a_dot_are_numbers() -> None:
+    doc = yaml.safe_dump(BASE_SPEC).replace("- 0.001\n", "- 1e-07\n")
+    assert "1e-07" in doc
+    job = parse_spec(doc)
+    assert job.spec.hyperparameters[2].values == [1e-07, 0.01]

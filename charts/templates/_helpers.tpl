@@ -1,0 +1,265 @@
+{{/* The chart name, or nameOverride. */}}
+{{- define "hptune.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The prefix of every object name. Kept to 50 characters so "<prefix>-worker" and the worker pods'
+"<job>-<index>-<suffix>" hostnames stay valid DNS labels.
+*/}}
+{{- define "hptune.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 50 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 50 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 50 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "hptune.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Selector labels: the release's pods, whatever their role. */}}
+{{- define "hptune.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "hptune.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "hptune.labels" -}}
+helm.sh/chart: {{ include "hptune.chart" . }}
+{{ include "hptune.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: hptune
+{{- end }}
+
+{{- define "hptune.chiefJob" -}}
+{{ include "hptune.fullname" . }}-chief
+{{- end }}
+
+{{- define "hptune.workerJob" -}}
+{{ include "hptune.fullname" . }}-worker
+{{- end }}
+
+{{/* The headless Service in front of the chief pod; workers resolve it. */}}
+{{- define "hptune.chiefService" -}}
+{{ include "hptune.fullname" . }}-chief
+{{- end }}
+
+{{- define "hptune.chiefHost" -}}
+{{ include "hptune.chiefService" . }}.{{ .Release.Namespace }}.svc.{{ .Values.clusterDomain }}
+{{- end }}
+
+{{- define "hptune.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "hptune.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "hptune.image" -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end }}
+
+{{/* The spec's sections, with the spec's own defaults where a key is absent. */}}
+{{- define "hptune.distribution" -}}
+{{- $spec := .Values.spec.spec | default dict }}
+{{- $dist := $spec.distribution | default dict }}
+workers: {{ hasKey $dist "workers" | ternary $dist.workers 2 | int }}
+oraclePort: {{ hasKey $dist "oraclePort" | ternary $dist.oraclePort 8000 | int }}
+bindAddress: {{ hasKey $dist "bindAddress" | ternary $dist.bindAddress "0.0.0.0" | quote }}
+{{- $metrics := $spec.metrics | default dict }}
+metricsPort: {{ hasKey $metrics "port" | ternary $metrics.port 9090 | int }}
+{{- end }}
+
+{{- define "hptune.workers" -}}
+{{ (include "hptune.distribution" . | fromYaml).workers }}
+{{- end }}
+
+{{- define "hptune.oraclePort" -}}
+{{ (include "hptune.distribution" . | fromYaml).oraclePort }}
+{{- end }}
+
+{{- define "hptune.metricsPort" -}}
+{{ (include "hptune.distribution" . | fromYaml).metricsPort }}
+{{- end }}
+
+{{/*
+Refuse an output no pod can share: a path (or file://) needs outputVolume.claimName and must lie
+under outputVolume.mountPath; anything else must be a URL (s3://, gs://, ...).
+*/}}
+{{- define "hptune.checkOutput" -}}
+{{- $output := (.Values.spec.spec | default dict).output | default dict }}
+{{- $uri := $output.uri | default "" }}
+{{- $path := trimPrefix "file://" $uri }}
+{{- if or (hasPrefix "file://" $uri) (not (regexMatch "^[a-zA-Z][a-zA-Z0-9+.-]*://" $uri)) }}
+{{- if not .Values.outputVolume.claimName }}
+{{- fail (printf "spec.spec.output.uri %q is a path on the pod's own disk, which the chief and the workers do not share: set it to an object store (s3://..., gs://...) or set outputVolume.claimName and a path under outputVolume.mountPath (%s)" $uri .Values.outputVolume.mountPath) }}
+{{- end }}
+{{- $mount := trimSuffix "/" .Values.outputVolume.mountPath }}
+{{- if not (hasPrefix (printf "%s/" $mount) $path) }}
+{{- fail (printf "spec.spec.output.uri %q is not under outputVolume.mountPath %q, where the claim %q is mounted" $uri .Values.outputVolume.mountPath .Values.outputVolume.claimName) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+The pod spec shared by the chief and the workers. Call with (dict "root" $ "role" "chief"|"worker").
+*/}}
+{{- define "hptune.podSpec" -}}
+{{- $root := .root }}
+{{- $values := $root.Values }}
+{{- $role := .role }}
+{{- $roleValues := index $values $role }}
+{{- $oraclePort := include "hptune.oraclePort" $root }}
+{{- $metricsPort := include "hptune.metricsPort" $root | int }}
+{{- $gpu := and (eq $role "worker") (gt (int $values.gpu.count) 0) }}
+restartPolicy: Never
+serviceAccountName: {{ include "hptune.serviceAccountName" $root }}
+automountServiceAccountToken: {{ eq $role "chief" }}
+enableServiceLinks: false
+{{- with $values.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- if and $gpu $values.worker.runtimeClassName }}
+runtimeClassName: {{ $values.worker.runtimeClassName }}
+{{- end }}
+{{- with $values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+securityContext:
+  {{- toYaml $values.podSecurityContext | nindent 2 }}
+{{- with $roleValues.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $roleValues.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- $tolerations := $roleValues.tolerations }}
+{{- if and $gpu $values.gpu.tolerate }}
+{{- $tolerations = append $tolerations (dict "key" "nvidia.com/gpu" "operator" "Exists" "effect" "NoSchedule") }}
+{{- end }}
+{{- with $tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+containers:
+  - name: hptune
+    image: {{ include "hptune.image" $root | quote }}
+    imagePullPolicy: {{ $values.image.pullPolicy }}
+    command: ["hptune"]
+    args: ["run", "/etc/hptune/spec.yaml"]
+    env:
+      {{- if eq $role "chief" }}
+      - name: KERASTUNER_TUNER_ID
+        value: chief
+      - name: KERASTUNER_ORACLE_IP
+        value: {{ (include "hptune.distribution" $root | fromYaml).bindAddress | quote }}
+      {{- else }}
+      # The worker's id, tuner<k>, comes from JOB_COMPLETION_INDEX, which Kubernetes sets.
+      - name: KERASTUNER_ORACLE_IP
+        value: {{ include "hptune.chiefHost" $root | quote }}
+      {{- end }}
+      - name: KERASTUNER_ORACLE_PORT
+        value: {{ $oraclePort | quote }}
+      - name: HPTUNE_NAMESPACE
+        valueFrom:
+          fieldRef:
+            fieldPath: metadata.namespace
+      - name: HPTUNE_POD_NAME
+        valueFrom:
+          fieldRef:
+            fieldPath: metadata.name
+      - name: HPTUNE_JOB_NAME
+        value: {{ include (printf "hptune.%sJob" $role) $root | quote }}
+      - name: HPTUNE_WORKER_JOB_NAME
+        value: {{ include "hptune.workerJob" $root | quote }}
+      - name: HOME
+        value: /tmp
+      - name: KERAS_HOME
+        value: /scratch/keras
+      {{- with $values.extraEnv }}
+      {{- toYaml . | nindent 6 }}
+      {{- end }}
+    {{- with $values.envFrom }}
+    envFrom:
+      {{- toYaml . | nindent 6 }}
+    {{- end }}
+    ports:
+      {{- if eq $role "chief" }}
+      - name: oracle
+        containerPort: {{ $oraclePort }}
+        protocol: TCP
+      {{- end }}
+      {{- if $metricsPort }}
+      - name: http-metrics
+        containerPort: {{ $metricsPort }}
+        protocol: TCP
+      {{- end }}
+    {{- $resources := deepCopy ($roleValues.resources | default dict) }}
+    {{- if $gpu }}
+    {{- $limits := $resources.limits | default dict }}
+    {{- $_ := set $limits $values.gpu.resource (int $values.gpu.count) }}
+    {{- $_ := set $resources "limits" $limits }}
+    {{- end }}
+    resources:
+      {{- toYaml $resources | nindent 6 }}
+    securityContext:
+      {{- toYaml $values.securityContext | nindent 6 }}
+    volumeMounts:
+      - name: spec
+        mountPath: /etc/hptune
+        readOnly: true
+      - name: tmp
+        mountPath: /tmp
+      - name: scratch
+        mountPath: /scratch
+      {{- if $values.outputVolume.claimName }}
+      - name: output
+        mountPath: {{ $values.outputVolume.mountPath }}
+      {{- end }}
+      {{- with $values.extraVolumeMounts }}
+      {{- toYaml . | nindent 6 }}
+      {{- end }}
+volumes:
+  - name: spec
+    configMap:
+      name: {{ include "hptune.fullname" $root }}-spec
+  - name: tmp
+    emptyDir:
+      sizeLimit: {{ $values.scratch.tmpSizeLimit }}
+  - name: scratch
+    emptyDir:
+      sizeLimit: {{ $values.scratch.sizeLimit }}
+  {{- if $values.outputVolume.claimName }}
+  - name: output
+    persistentVolumeClaim:
+      claimName: {{ $values.outputVolume.claimName }}
+  {{- end }}
+  {{- with $values.extraVolumes }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- end }}
+
+{{/* Ignore evictions and preemptions; exit code 2 (bad input) fails at once. */}}
+{{- define "hptune.podFailurePolicy" -}}
+rules:
+  - action: Ignore
+    onPodConditions:
+      - type: DisruptionTarget
+        status: "True"
+  - action: {{ .action }}
+    onExitCodes:
+      containerName: hptune
+      operator: In
+      values: [2]
+{{- end }}

@@ -1,0 +1,130 @@
+"""Regenerate what is derived from the chart: charts/values.schema.json and k8s/job.yaml.
+
+    python scripts/render_manifests.py           # write both
+    python scripts/render_manifests.py --check   # exit 1 if either differs from a fresh generation
+
+The schema comes from the job spec's pydantic model (job/chart_schema.py); the manifests are the
+chart rendered by the Helm engine (helm-python-sdk, no helm binary or cluster) with its default
+values, for a release named `hptune`, without the `helm test` hook and NOTES.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from job.chart_schema import values_schema_text  # noqa: E402
+
+CHART = REPO / "charts"
+SCHEMA = CHART / "values.schema.json"
+MANIFESTS = REPO / "k8s" / "job.yaml"
+RELEASE = "hptune"
+NAMESPACE = "default"
+
+# Helm's install order for the kinds the chart renders; other kinds (the PodMonitor) go last.
+KIND_ORDER = (
+    "NetworkPolicy",
+    "ServiceAccount",
+    "Secret",
+    "ConfigMap",
+    "Role",
+    "RoleBinding",
+    "Service",
+    "Pod",
+    "Job",
+)
+DOCUMENT_SEPARATOR = re.compile(r"^---[ \t]*$", re.MULTILINE)
+
+
+def render(
+    values: dict[str, object] | None = None,
+    release: str = RELEASE,
+    namespace: str = NAMESPACE,
+    chart: Path = CHART,
+) -> dict[str, str]:
+    """The chart's templates rendered by the Helm engine: template path -> text."""
+    import helm_python as helm
+
+    with helm.Chart.load(str(chart)) as loaded:
+        return loaded.render(values or {}, name=release, namespace=namespace, is_install=True)
+
+
+def documents(rendered: dict[str, str], hooks: bool = False) -> list[tuple[str, str, dict[str, object]]]:
+    """(template path, text, object) for every object, in Helm's install order.
+
+    NOTES.txt is left out, and so are hooks (the `helm test` pod) unless `hooks` is true.
+    """
+    found = []
+    for path, text in rendered.items():
+        if path.endswith("NOTES.txt") or (not hooks and "/templates/tests/" in path):
+            continue
+        for chunk in DOCUMENT_SEPARATOR.split(text):
+            obj = yaml.safe_load(chunk)
+            if obj:
+                found.append((path, chunk.strip("\n"), obj))
+
+    def order(item: tuple[str, str, dict[str, object]]) -> tuple[int, str]:
+        kind = str(item[2]["kind"])
+        rank = KIND_ORDER.index(kind) if kind in KIND_ORDER else len(KIND_ORDER)
+        return rank, str(item[2]["metadata"]["name"])  # type: ignore[index]
+
+    return sorted(found, key=order)
+
+
+def manifests_text(release: str = RELEASE, namespace: str = NAMESPACE) -> str:
+    """k8s/job.yaml: every object of the default rendering, one YAML stream."""
+    header = (
+        "# Plain Kubernetes manifests for hptune: the Helm chart (charts/) rendered with its default\n"
+        f'# values for a release named "{release}" in namespace "{namespace}". Generated: do not edit,\n'
+        "# run `python scripts/render_manifests.py` after changing the chart.\n"
+        "#\n"
+        "# Set spec.output.uri in the ConfigMap below to your bucket and give the pods credentials\n"
+        "# (or use `helm install hptune charts/ -f my-values.yaml`), then:\n"
+        "#   kubectl apply -f k8s/job.yaml\n"
+    )
+    parts = [header]
+    for path, text, _ in documents(render(release=release, namespace=namespace)):
+        parts.append(f"---\n# Source: {path}\n{text}\n")
+    return "".join(parts)
+
+
+def _current(path: Path) -> str | None:
+    return path.read_text() if path.exists() else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="only report stale files (exit 1)")
+    args = parser.parse_args(argv)
+
+    schema = values_schema_text()
+    stale = []
+    if _current(SCHEMA) != schema:
+        stale.append(SCHEMA)
+        if not args.check:
+            SCHEMA.write_text(schema)
+    # Rendered after the schema is written: Helm validates the default values against it.
+    manifests = manifests_text()
+    if _current(MANIFESTS) != manifests:
+        stale.append(MANIFESTS)
+        if not args.check:
+            MANIFESTS.parent.mkdir(parents=True, exist_ok=True)
+            MANIFESTS.write_text(manifests)
+    for path in stale:
+        verb = "is stale" if args.check else "written"
+        sys.stderr.write(f"{path.relative_to(REPO)}: {verb}\n")
+    if args.check and stale:
+        sys.stderr.write("run `python scripts/render_manifests.py` and commit the result\n")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,579 @@
+"""The Helm chart, the plain manifests and the Dockerfile.
+
+The real Helm engine (helm-python-sdk: Helm's Go SDK, no helm binary, no cluster) lints the chart
+and renders it for every scenario in charts/ci/. Every rendered object is validated strictly
+against the Kubernetes OpenAPI schemas of each minor version Chart.yaml's kubeVersion admits, and
+the rendered objects are checked for what a cluster would do with them: which pods get GPUs and
+tolerations, which role each pod takes from its environment (read by hptune's own code), what the
+NetworkPolicy lets through, how every container is locked down.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import itertools
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import helm_python as helm
+import kubernetes_validate.utils as kubernetes_validate
+import pytest
+import yaml
+
+from job.chart_schema import values_schema_text
+from job.environment import Chief, Worker, read_role
+
+REPO = Path(__file__).resolve().parents[1]
+CHART = REPO / "charts"
+SCENARIOS = sorted(path.stem for path in (CHART / "ci").glob("*.yaml"))
+RELEASE, NAMESPACE = "hptune", "tuning"
+
+Obj = dict[str, Any]
+
+
+def _load_script() -> Any:
+    spec = importlib.util.spec_from_file_location(
+        "render_manifests", REPO / "scripts" / "render_manifests.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+render_manifests = _load_script()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _schemas_read_once() -> Iterator[None]:
+    """kubernetes-validate reads a version's 1.4 MB definitions file on every call; read each once."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            kubernetes_validate,
+            "schema_contents",
+            functools.lru_cache(maxsize=None)(kubernetes_validate.schema_contents),
+        )
+        yield
+
+
+def scenario_values(name: str) -> dict[str, Any]:
+    return yaml.safe_load((CHART / "ci" / f"{name}.yaml").read_text()) or {}
+
+
+def render(values: dict[str, Any], hooks: bool = True) -> list[Obj]:
+    rendered = render_manifests.render(values, release=RELEASE, namespace=NAMESPACE)
+    return [obj for _, _, obj in render_manifests.documents(rendered, hooks=hooks)]
+
+
+@pytest.fixture(scope="module")
+def scenarios() -> dict[str, list[Obj]]:
+    return {name: render(scenario_values(name)) for name in SCENARIOS}
+
+
+def one(objs: list[Obj], kind: str, component: str | None = None) -> Obj:
+    found = [
+        o
+        for o in objs
+        if o["kind"] == kind
+        and (component is None or o["metadata"]["labels"].get("app.kubernetes.io/component") == component)
+    ]
+    assert len(found) == 1, f"expected one {kind} {component or ''}, found {len(found)}"
+    return found[0]
+
+
+def kinds(objs: list[Obj]) -> list[str]:
+    return sorted(o["kind"] for o in objs)
+
+
+def pod_spec(objs: list[Obj], role: str) -> Obj:
+    return one(objs, "Job", role)["spec"]["template"]["spec"]
+
+
+def pod_labels(objs: list[Obj], role: str) -> dict[str, str]:
+    return one(objs, "Job", role)["spec"]["template"]["metadata"]["labels"]
+
+
+def container(objs: list[Obj], role: str) -> Obj:
+    (only,) = pod_spec(objs, role)["containers"]
+    return only
+
+
+def literal_env(c: Obj) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in c.get("env", []) if "value" in e}
+
+
+def selects(selector: Obj, labels: dict[str, str]) -> bool:
+    """Whether a Kubernetes label selector (matchLabels, matchExpressions) selects these labels."""
+    for key, value in selector.get("matchLabels", {}).items():
+        if labels.get(key) != value:
+            return False
+    for expr in selector.get("matchExpressions", []):
+        present, value = expr["key"] in labels, labels.get(expr["key"])
+        ok = {
+            "In": present and value in expr.get("values", []),
+            "NotIn": not present or value not in expr.get("values", []),
+            "Exists": present,
+            "DoesNotExist": not present,
+        }[expr["operator"]]
+        if not ok:
+            return False
+    return True
+
+
+def claimed_versions() -> list[str]:
+    """Every Kubernetes minor version with schemas in kubernetes-validate that kubeVersion admits."""
+    claim = yaml.safe_load((CHART / "Chart.yaml").read_text())["kubeVersion"]
+    low = re.search(r">=\s*v?(\d+)\.(\d+)", claim)
+    high = re.search(r"<\s*v?(\d+)\.(\d+)", claim)
+    assert low, f"kubeVersion {claim!r} has no lower bound"
+    versions = []
+    for version in dict.fromkeys(kubernetes_validate.all_versions()):
+        minor = tuple(int(p) for p in version.split(".")[:2])
+        if minor >= (int(low[1]), int(low[2])) and (high is None or minor < (int(high[1]), int(high[2]))):
+            versions.append(version)
+    return versions
+
+
+# -- the Helm engine -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_chart_lints_strictly(scenario: str) -> None:
+    for version in (claimed_versions()[0], claimed_versions()[-1]):
+        report = helm.lint(CHART, scenario_values(scenario), strict=True, kube_version=f"v{version}")
+        problems = [m for m in report["messages"] if m["severity"] >= 2]
+        assert not problems and not report["errors"], (version, problems, report["errors"])
+
+
+def test_kube_version_claim_is_tested_across_a_realistic_range() -> None:
+    versions = claimed_versions()
+    assert versions[0] == "1.29.0"
+    assert len(versions) >= 5, versions
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_every_object_is_valid_kubernetes_for_every_claimed_version(
+    scenario: str, scenarios: dict[str, list[Obj]]
+) -> None:
+    objs = scenarios[scenario]
+    custom = [o for o in objs if o["apiVersion"].startswith("monitoring.coreos.com/")]
+    for obj in objs:
+        if obj in custom:
+            continue  # a CRD: kubernetes-validate has no schema for it (checked field by field below)
+        for version in claimed_versions():
+            try:
+                kubernetes_validate.validate(obj, version, strict=True)
+            except kubernetes_validate.ValidationError as err:
+                where = "/".join(str(p) for p in err.path)
+                pytest.fail(f"{obj['kind']}/{obj['metadata']['name']} on {version}: {where}: {err.message}")
+
+
+def test_scenarios_cover_the_documented_cases(scenarios: dict[str, list[Obj]]) -> None:
+    assert set(SCENARIOS) >= {
+        "default-values",
+        "mig-values",
+        "cpu-values",
+        "podmonitor-values",
+        "secret-credentials-values",
+        "no-networkpolicy-values",
+    }
+    assert kinds(scenarios["default-values"]) == [
+        "ConfigMap",
+        "Job",
+        "Job",
+        "NetworkPolicy",
+        "Pod",
+        "Role",
+        "RoleBinding",
+        "Service",
+        "ServiceAccount",
+    ]
+
+
+# -- GPUs ------------------------------------------------------------------------------------------
+
+
+def _gpu_tolerations(spec: Obj) -> list[Obj]:
+    return [t for t in spec.get("tolerations", []) if t.get("key") == "nvidia.com/gpu"]
+
+
+def _extended(c: Obj) -> set[str]:
+    resources = c.get("resources", {})
+    names = set(resources.get("limits", {})) | set(resources.get("requests", {}))
+    return {n for n in names if "/" in n}
+
+
+def test_only_workers_get_a_gpu_and_the_gpu_toleration(scenarios: dict[str, list[Obj]]) -> None:
+    objs = scenarios["default-values"]
+    assert container(objs, "worker")["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert _gpu_tolerations(pod_spec(objs, "worker")) == [
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    ]
+    assert _extended(container(objs, "chief")) == set()
+    assert _gpu_tolerations(pod_spec(objs, "chief")) == []
+    assert "runtimeClassName" not in pod_spec(objs, "chief")
+
+
+def test_mig_scenario_requests_the_mig_slice_instead_of_a_whole_gpu(scenarios: dict[str, list[Obj]]) -> None:
+    objs = scenarios["mig-values"]
+    worker = pod_spec(objs, "worker")
+    assert _extended(container(objs, "worker")) == {"nvidia.com/mig-1g.10gb"}
+    assert container(objs, "worker")["resources"]["limits"]["nvidia.com/mig-1g.10gb"] == 1
+    assert _gpu_tolerations(worker), "MIG nodes carry the same nvidia.com/gpu taint"
+    assert worker["runtimeClassName"] == "nvidia"
+    assert worker["nodeSelector"] == {"nvidia.com/mig.strategy": "mixed"}
+    assert _extended(container(objs, "chief")) == set()
+    assert _gpu_tolerations(pod_spec(objs, "chief")) == []
+
+
+def test_cpu_scenario_requests_no_gpu_anywhere(scenarios: dict[str, list[Obj]]) -> None:
+    objs = scenarios["cpu-values"]
+    for role in ("chief", "worker"):
+        assert _extended(container(objs, role)) == set()
+        assert _gpu_tolerations(pod_spec(objs, role)) == []
+        assert "runtimeClassName" not in pod_spec(objs, role)
+
+
+# -- roles: what hptune reads from each pod's environment -----------------------------------------
+
+
+@pytest.mark.parametrize("scenario", ["default-values", "mig-values"])
+def test_workers_are_an_indexed_job_and_find_the_chief_through_its_service(
+    scenario: str, scenarios: dict[str, list[Obj]]
+) -> None:
+    objs = scenarios[scenario]
+    spec = yaml.safe_load(one(objs, "ConfigMap", "spec")["data"]["spec.yaml"])
+    workers = spec["spec"]["distribution"]["workers"]
+    job = one(objs, "Job", "worker")["spec"]
+    assert job["completionMode"] == "Indexed"
+    assert job["completions"] == job["parallelism"] == workers
+    assert job["backoffLimitPerIndex"] >= 1
+    assert {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]} in job[
+        "podFailurePolicy"
+    ]["rules"]
+    assert job["template"]["spec"]["restartPolicy"] == "Never"
+
+    env = literal_env(container(objs, "worker"))
+    assert "KERASTUNER_TUNER_ID" not in env, "the worker id must come from JOB_COMPLETION_INDEX"
+    service = one(objs, "Service")
+    assert service["spec"]["clusterIP"] == "None"
+    assert selects({"matchLabels": service["spec"]["selector"]}, pod_labels(objs, "chief"))
+    assert not selects({"matchLabels": service["spec"]["selector"]}, pod_labels(objs, "worker"))
+    oracle = next(p for p in service["spec"]["ports"] if p["name"] == "oracle")
+    assert env["KERASTUNER_ORACLE_IP"] == f"{service['metadata']['name']}.{NAMESPACE}.svc.cluster.local"
+    assert int(env["KERASTUNER_ORACLE_PORT"]) == oracle["port"] == spec["spec"]["distribution"]["oraclePort"]
+
+    # What hptune itself makes of the environment Kubernetes gives worker pod 3.
+    role = read_role({**env, "JOB_COMPLETION_INDEX": "3"})
+    assert role == Worker(tuner_id="tuner3", address=env["KERASTUNER_ORACLE_IP"], port=oracle["port"])
+
+
+def test_chief_serves_the_oracle_on_the_port_its_service_names(scenarios: dict[str, list[Obj]]) -> None:
+    objs = scenarios["default-values"]
+    chief = container(objs, "chief")
+    env = literal_env(chief)
+    assert env["KERASTUNER_TUNER_ID"] == "chief"
+    assert read_role(env) == Chief(address="0.0.0.0", port=8000)
+    ports = {p["name"]: p["containerPort"] for p in chief["ports"]}
+    assert ports == {"oracle": 8000, "http-metrics": 9090}
+    assert {p["name"] for p in container(objs, "worker")["ports"]} == {"http-metrics"}
+    assert one(objs, "Job", "chief")["spec"]["podFailurePolicy"]["rules"][0]["action"] == "Ignore"
+
+
+def test_every_pod_runs_the_spec_from_the_configmap_and_it_passes_hptune_validate(
+    scenarios: dict[str, list[Obj]], tmp_path: Path
+) -> None:
+    for scenario, objs in scenarios.items():
+        configmap = one(objs, "ConfigMap", "spec")
+        assert configmap["metadata"]["name"].endswith("-spec")
+        with helm.Chart.load(CHART) as chart:
+            merged = chart.merge_values(scenario_values(scenario))
+        assert yaml.safe_load(configmap["data"]["spec.yaml"]) == merged["spec"], (
+            "the spec passes through as is"
+        )
+        path = tmp_path / f"{scenario}.yaml"
+        path.write_text(configmap["data"]["spec.yaml"])
+        result = subprocess.run(
+            [sys.executable, "-m", "job", "validate", str(path)], capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, (scenario, result.stdout, result.stderr)
+        assert "valid TuningJob" in result.stdout
+        for role in ("chief", "worker"):
+            c = container(objs, role)
+            assert [*c["command"], *c["args"]] == ["hptune", "run", "/etc/hptune/spec.yaml"]
+            mount = next(m for m in c["volumeMounts"] if m["mountPath"] == "/etc/hptune")
+            volume = next(v for v in pod_spec(objs, role)["volumes"] if v["name"] == mount["name"])
+            assert volume["configMap"]["name"] == configmap["metadata"]["name"]
+
+
+def test_cluster_identity_reaches_the_pods_for_the_status_reporter(scenarios: dict[str, list[Obj]]) -> None:
+    objs = scenarios["default-values"]
+    chief_job, worker_job = one(objs, "Job", "chief"), one(objs, "Job", "worker")
+    for role, job in (("chief", chief_job), ("worker", worker_job)):
+        c = container(objs, role)
+        env = literal_env(c)
+        assert env["HPTUNE_JOB_NAME"] == job["metadata"]["name"]
+        assert env["HPTUNE_WORKER_JOB_NAME"] == worker_job["metadata"]["name"]
+        fields = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in c["env"] if "valueFrom" in e}
+        assert fields == {"HPTUNE_NAMESPACE": "metadata.namespace", "HPTUNE_POD_NAME": "metadata.name"}
+    # Only the chief talks to the API server.
+    assert pod_spec(objs, "chief")["automountServiceAccountToken"] is True
+    assert pod_spec(objs, "worker")["automountServiceAccountToken"] is False
+    binding = one(objs, "RoleBinding")
+    assert binding["subjects"] == [
+        {
+            "kind": "ServiceAccount",
+            "name": pod_spec(objs, "chief")["serviceAccountName"],
+            "namespace": NAMESPACE,
+        }
+    ]
+    assert binding["roleRef"]["name"] == one(objs, "Role")["metadata"]["name"]
+    annotations = chief_job["metadata"]["annotations"]
+    assert annotations["hptune.io/worker-job"] == worker_job["metadata"]["name"]
+    assert annotations["hptune.io/search"] == "mnist-mlp"
+    assert annotations["hptune.io/max-trials"] == "10"
+
+
+def test_role_allows_only_what_the_chief_does(scenarios: dict[str, list[Obj]]) -> None:
+    objs = scenarios["default-values"]
+    rules = one(objs, "Role")["rules"]
+    chief, worker = (
+        one(objs, "Job", "chief")["metadata"]["name"],
+        one(objs, "Job", "worker")["metadata"]["name"],
+    )
+    assert rules == [
+        {"apiGroups": ["batch"], "resources": ["jobs"], "resourceNames": [chief], "verbs": ["get", "patch"]},
+        {"apiGroups": ["batch"], "resources": ["jobs"], "resourceNames": [worker], "verbs": ["get", "patch"]},
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
+    ]
+
+
+# -- the network ------------------------------------------------------------------------------------
+
+
+def test_network_policy_admits_only_this_releases_workers_to_the_oracle(
+    scenarios: dict[str, list[Obj]],
+) -> None:
+    objs = scenarios["default-values"]
+    policy = one(objs, "NetworkPolicy")["spec"]
+    chief, worker = pod_labels(objs, "chief"), pod_labels(objs, "worker")
+    other_release = {**worker, "app.kubernetes.io/instance": "another-search"}
+    assert selects(policy["podSelector"], chief)
+    assert not selects(policy["podSelector"], worker)
+    assert not selects(policy["podSelector"], {**chief, "app.kubernetes.io/instance": "another-search"})
+    assert policy["policyTypes"] == ["Ingress"]
+
+    (oracle_rule,) = [r for r in policy["ingress"] if r["ports"][0]["port"] == "oracle"]
+    (peer,) = oracle_rule["from"]
+    assert set(peer) == {"podSelector"}, "same namespace, pods only"
+    assert selects(peer["podSelector"], worker)
+    assert not selects(peer["podSelector"], other_release)
+    assert not selects(peer["podSelector"], {"app": "anything-else"})
+
+    (metrics_rule,) = [r for r in policy["ingress"] if r["ports"][0]["port"] == "http-metrics"]
+    namespaces = [p["namespaceSelector"] for p in metrics_rule["from"] if "namespaceSelector" in p]
+    assert namespaces == [{"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}]
+    test_pod = one(objs, "Pod")
+    assert any(
+        selects(p["podSelector"], test_pod["metadata"]["labels"])
+        for p in metrics_rule["from"]
+        if "podSelector" in p
+    )
+
+
+def test_metrics_namespace_is_configurable_and_the_policy_can_be_off(scenarios: dict[str, list[Obj]]) -> None:
+    objs = render({"networkPolicy": {"metricsNamespace": "observability"}})
+    rule = one(objs, "NetworkPolicy")["spec"]["ingress"][1]
+    assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "observability"}}} in rule[
+        "from"
+    ]
+    assert "NetworkPolicy" not in kinds(scenarios["no-networkpolicy-values"])
+
+
+# -- locked-down containers -------------------------------------------------------------------------
+
+
+def _pods(objs: list[Obj]) -> list[tuple[str, Obj]]:
+    pods = [(o["metadata"]["name"], o["spec"]["template"]["spec"]) for o in objs if o["kind"] == "Job"]
+    pods += [(o["metadata"]["name"], o["spec"]) for o in objs if o["kind"] == "Pod"]
+    return pods
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_every_container_is_non_root_read_only_and_without_capabilities(
+    scenario: str, scenarios: dict[str, list[Obj]]
+) -> None:
+    pods = _pods(scenarios[scenario])
+    assert len(pods) == 3  # chief, workers, helm test
+    for name, spec in pods:
+        pod = spec["securityContext"]
+        assert pod["runAsNonRoot"] is True and pod["runAsUser"] > 0, name
+        assert pod["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        for c in spec["containers"]:
+            sc = c["securityContext"]
+            assert sc["runAsNonRoot"] is True, name
+            assert sc["readOnlyRootFilesystem"] is True, name
+            assert sc["allowPrivilegeEscalation"] is False, name
+            assert sc["capabilities"] == {"drop": ["ALL"]}, name
+            assert sc["seccompProfile"] == {"type": "RuntimeDefault"}, name
+            mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
+            writable = (
+                ["/tmp"] if spec in (s for n, s in pods if n.endswith("-test")) else ["/tmp", "/scratch"]
+            )
+            for path in writable:
+                assert "emptyDir" in volumes[mounts[path]], (name, path)
+
+
+# -- optional pieces ---------------------------------------------------------------------------------
+
+
+def test_pod_monitor_scrapes_chief_and_workers_with_the_prometheus_release_label(
+    scenarios: dict[str, list[Obj]],
+) -> None:
+    objs = scenarios["podmonitor-values"]
+    monitor = one(objs, "PodMonitor")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    selector = monitor["spec"]["selector"]
+    assert selects(selector, pod_labels(objs, "chief")) and selects(selector, pod_labels(objs, "worker"))
+    assert not selects(selector, one(objs, "Pod")["metadata"]["labels"]), "not the helm test pod"
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    assert endpoint == {"port": "http-metrics", "path": "/metrics", "interval": "15s"}
+    for role in ("chief", "worker"):
+        assert "http-metrics" in {p["name"] for p in container(objs, role)["ports"]}
+    assert "PodMonitor" not in kinds(scenarios["default-values"])
+
+
+def test_dashboard_configmap_carries_the_dashboard_for_grafanas_sidecar(
+    scenarios: dict[str, list[Obj]],
+) -> None:
+    objs = scenarios["podmonitor-values"]
+    dashboard = one(objs, "ConfigMap", "dashboard")
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert dashboard["metadata"]["annotations"] == {"grafana_folder": "ML"}
+    shipped = json.loads((CHART / "dashboards" / "hptune.json").read_text())
+    assert json.loads(dashboard["data"]["hptune.json"]) == shipped
+
+
+def test_credentials_come_from_the_secret_in_every_pod_not_the_spec(scenarios: dict[str, list[Obj]]) -> None:
+    objs = scenarios["secret-credentials-values"]
+    for role in ("chief", "worker"):
+        c = container(objs, role)
+        assert c["envFrom"] == [{"secretRef": {"name": "hptune-s3"}}]
+        assert literal_env(c)["AWS_REGION"] == "us-east-1"
+    spec_text = one(objs, "ConfigMap", "spec")["data"]["spec.yaml"]
+    assert "s3://ml-results/mnist-mlp" in spec_text and "AWS_" not in spec_text
+
+
+def test_cpu_scenario_shares_its_output_through_the_claim(scenarios: dict[str, list[Obj]]) -> None:
+    objs = scenarios["cpu-values"]
+    for role in ("chief", "worker"):
+        volumes = {v["name"]: v for v in pod_spec(objs, role)["volumes"]}
+        mount = next(m for m in container(objs, role)["volumeMounts"] if m["mountPath"] == "/output")
+        assert volumes[mount["name"]]["persistentVolumeClaim"] == {"claimName": "hptune-output"}
+
+
+def test_helm_test_pod_checks_this_searchs_metrics_on_the_chief(scenarios: dict[str, list[Obj]]) -> None:
+    objs = scenarios["default-values"]
+    test_pod = one(objs, "Pod")
+    assert test_pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    script = test_pod["spec"]["containers"][0]["args"][0]
+    assert f"http://hptune-chief.{NAMESPACE}.svc.cluster.local:9090/metrics" in script
+    assert 'name="mnist-mlp"' in script
+    compile(script, "helm-test", "exec")  # the script is valid Python
+
+
+def test_notes_tell_the_next_commands() -> None:
+    rendered = render_manifests.render({}, release=RELEASE, namespace=NAMESPACE)
+    notes = next(text for path, text in rendered.items() if path.endswith("NOTES.txt"))
+    assert f"hptune status {RELEASE} -n {NAMESPACE}" in notes
+    assert f"kubectl logs -n {NAMESPACE} -f job/hptune-chief" in notes
+    assert "s3://hptune/mnist-mlp/best/model.keras" in notes
+    assert f"helm test {RELEASE}" in notes
+
+
+# -- values that are wrong fail before anything reaches a cluster -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"worker": {"backoffLimitPerIndx": 1}}, "'backoffLimitPerIndx' not allowed"),
+        ({"gpu": {"count": -1}}, "/gpu/count"),
+        ({"spec": {"spec": {"tuner": {"maxTrails": 5}}}}, "'maxTrails' not allowed"),
+        ({"spec": {"spec": {"distribution": {"workers": 0}}}}, "/spec/spec/distribution/workers"),
+    ],
+)
+def test_values_schema_rejects_misspelled_and_invalid_values(values: dict[str, Any], message: str) -> None:
+    with pytest.raises(helm.HelmValuesError, match=re.escape(message)):
+        render(values)
+    report = helm.lint(CHART, values, strict=True)
+    assert any(message in m["error"] for m in report["messages"] if m["severity"] >= 3), report
+
+
+def test_an_output_no_pod_shares_is_refused_with_the_fix() -> None:
+    with pytest.raises(helm.HelmRenderError, match=r"set outputVolume\.claimName"):
+        render({"spec": {"spec": {"output": {"uri": "./hptune-output/x"}}}})
+    with pytest.raises(helm.HelmRenderError, match=r"not under outputVolume\.mountPath"):
+        render({"outputVolume": {"claimName": "shared"}, "spec": {"spec": {"output": {"uri": "/data/x"}}}})
+
+
+# -- generated files --------------------------------------------------------------------------------
+
+
+def test_committed_values_schema_is_fresh() -> None:
+    committed = (CHART / "values.schema.json").read_text()
+    assert committed == values_schema_text(), "stale: run `python scripts/render_manifests.py`"
+    schema = json.loads(committed)
+    assert schema["additionalProperties"] is False
+    assert schema["properties"]["spec"]["additionalProperties"] is False
+    assert all(d.get("additionalProperties") is False for d in schema["definitions"].values())
+
+
+def test_every_value_is_documented_and_described_by_the_schema() -> None:
+    text = (CHART / "values.yaml").read_text()
+    values = yaml.safe_load(text)
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    assert set(values) == set(schema["properties"])
+    lines = text.splitlines()
+    for above, line in itertools.pairwise(lines):
+        if re.match(r"^\w+:", line):
+            grouped = re.match(r"^\w+: (\[\]|\{\})$", above)  # extraVolumes and extraVolumeMounts share one
+            assert above.startswith("#") or grouped, f"values.yaml: {line!r} has no comment above it"
+
+
+def test_committed_manifests_are_the_default_rendering() -> None:
+    committed = (REPO / "k8s" / "job.yaml").read_text()
+    assert committed == render_manifests.manifests_text(), "stale: run `python scripts/render_manifests.py`"
+    objs = [o for o in yaml.safe_load_all(committed) if o]
+    assert all(o["metadata"]["namespace"] == "default" for o in objs)
+    assert "Pod" not in kinds(objs), "the helm test hook is not a plain manifest"
+    for obj in objs:
+        kubernetes_validate.validate(obj, claimed_versions()[0], strict=True)
+
+
+# -- the image ---------------------------------------------------------------------------------------
+
+
+def test_dockerfile_is_hadolint_clean() -> None:
+    hadolint = Path(sys.executable).parent / "hadolint"
+    result = subprocess.run(
+        [str(hadolint), "--no-color", "--failure-threshold", "style", str(REPO / "Dockerfile")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = (REPO / "Dockerfile").read_text()
+    assert "FROM tensorflow/tensorflow:2.21.0-gpu" in text
+    assert re.search(r"^USER 10001", text, re.MULTILINE), "non-root, numeric for runAsNonRoot"
+    assert 'ENTRYPOINT ["hptune"]' in text
+    assert "--no-deps" in text and "-c constraints.txt" in text
+    assert "tensorflow==2.21.0" in (REPO / "constraints.txt").read_text()
