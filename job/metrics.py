@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 TRIAL_STATUSES = ("completed", "failed", "retried", "requeued")
 DURATION_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 3600, 7200)
+LAST_SUCCESS = "hptune_last_success_timestamp_seconds"
 
 
 class SearchMetrics:
@@ -104,7 +105,7 @@ class SearchMetrics:
         )
         self.failed = Gauge("hptune_search_failed", "1 if the search ended in failure.", registry=registry)
         self.last_success = Gauge(
-            "hptune_last_success_timestamp_seconds",
+            LAST_SUCCESS,
             "When the search last completed successfully.",
             registry=registry,
         )
@@ -194,14 +195,34 @@ def serve(registry: CollectorRegistry, port: int, address: str = "0.0.0.0") -> i
 
 
 def push_summary(registry: CollectorRegistry, url: str, job: str, timeout: float) -> bool:
-    """Push the final summary to a Pushgateway. A failure is logged, never raised."""
+    """Push the final summary to a Pushgateway. A failure is logged, never raised.
+
+    A search that did not succeed leaves out hptune_last_success_timestamp_seconds, so the
+    Pushgateway keeps the time of the last success of a search of this name (push-add replaces
+    only the metrics it sends) instead of having it overwritten with 0.
+    """
+    summary = CollectorRegistry(auto_describe=False)
+    summary.register(_WithoutUnsetLastSuccess(registry))
     try:
-        pushadd_to_gateway(url, job=job, registry=registry, timeout=timeout)
+        pushadd_to_gateway(url, job=job, registry=summary, timeout=timeout)
     except Exception as err:
         log.warning("push to the Pushgateway at %s failed: %s", url, err)
         return False
     log.info("pushed the search summary to %s (job=%s)", url, job)
     return True
+
+
+class _WithoutUnsetLastSuccess:
+    """The registry's metrics, less a last-success timestamp that was never set."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+
+    def collect(self) -> Iterable[Metric]:
+        for family in self.registry.collect():
+            if family.name == LAST_SUCCESS and not any(sample.value for sample in family.samples):
+                continue
+            yield family
 
 
 @dataclass
