@@ -142,12 +142,19 @@ def _dispatch(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def _run(job: JobSpec, spec_dir: Path, args: argparse.Namespace, out: Console, err: Console) -> int:
-    from job.environment import BadEnvironment, Standalone, read_environment
+    from job.environment import BadEnvironment, Standalone, Worker, read_environment
 
     try:
         env = read_environment(os.environ)
     except BadEnvironment as exc:
         return _error(err, str(exc), EXIT_USAGE)
+    if isinstance(env.role, Worker) and env.trial_slot is None and job.spec.distribution.trials_per_gpu > 1:
+        from job.packing import run_packed
+
+        base = args.metrics_port if args.metrics_port is not None else job.spec.metrics.port
+        return run_packed(
+            Path(args.spec), env.role, job.spec.distribution.trials_per_gpu, base, err, output=args.output
+        )
     _import_backend_quietly(args.verbose)
 
     from prometheus_client import CollectorRegistry
@@ -188,9 +195,13 @@ def _print_summary(summary: Summary, out: Console, err: Console) -> None:
         out.print(f"{summary.role}: done, {summary.trials_completed} trials run here")
         return
     if not summary.ok:
-        err.print(Text.assemble(("search failed: ", "red"), summary.reason or ""), highlight=False)
+        err.print(
+            Text.assemble(("search failed: ", "red"), summary.reason or ""), highlight=False, soft_wrap=True
+        )
         if summary.local_leaderboard:
-            err.print(f"leaderboard saved locally: {summary.local_leaderboard}", highlight=False)
+            err.print(
+                f"leaderboard saved locally: {summary.local_leaderboard}", highlight=False, soft_wrap=True
+            )
     if summary.best_trial is None:
         return
     values = ", ".join(f"{k}={v}" for k, v in (summary.best_hyperparameters or {}).items())

@@ -84,10 +84,10 @@ class Coordinator:
             self._seen(tuner_id)
             self.expire_leases()
             if self.failure is not None:
-                self.told_to_stop.add(tuner_id)
+                self._stop_worker(tuner_id)
                 raise SearchFailed(self.failure)
             if self.finished:
-                self.told_to_stop.add(tuner_id)
+                self._stop_worker(tuner_id)
                 return Trial(self.oracle.get_space(), status=Status.STOPPED)
             trial = self.oracle.create_trial(tuner_id)
             if trial.status == Status.STOPPED:
@@ -95,7 +95,7 @@ class Coordinator:
                 if not self.finished:
                     # Another worker's trial may still come back to the queue: wait, don't stop.
                     return Trial(self.oracle.get_space(), status=Status.IDLE)
-                self.told_to_stop.add(tuner_id)
+                self._stop_worker(tuner_id)
                 self._changed()
                 return trial
             if trial.status == Status.RUNNING:
@@ -384,6 +384,12 @@ class Coordinator:
             self._update_running()
 
     # -- helpers ---------------------------------------------------------------------------
+
+    def _stop_worker(self, tuner_id: str) -> None:
+        """Record that a worker was told to stop; it no longer counts as up."""
+        self.told_to_stop.add(tuner_id)
+        if self.metrics is not None:
+            self.metrics.workers_up.labels(tuner_id).set(0)
 
     def _seen(self, tuner_id: str) -> None:
         self.last_seen[tuner_id] = self.clock()

@@ -1,4 +1,4 @@
-"""What the Keras backend can tell about accelerators: their memory in use."""
+"""Accelerators: the memory a trial process may use, and what the backend says it uses."""
 
 from __future__ import annotations
 
@@ -31,3 +31,18 @@ def memory_in_use() -> dict[str, int]:
     except Exception as err:  # a backend without memory statistics is not an error
         log.debug("no device memory statistics: %s", err)
     return {}
+
+
+def memory_share_environment(slots: int) -> dict[str, str]:
+    """Environment for one of `slots` trial processes sharing a GPU.
+
+    JAX gets a hard cap (a fraction of the device, preallocated once); TensorFlow allocates on
+    demand instead of taking the whole device. Set before the backend starts, so it must be given
+    to a new process, not applied to this one.
+    """
+    fraction = 0.9 / slots
+    return {
+        "XLA_PYTHON_CLIENT_MEM_FRACTION": f"{fraction:.3f}",
+        "XLA_PYTHON_CLIENT_PREALLOCATE": "true",
+        "TF_FORCE_GPU_ALLOW_GROWTH": "true",
+    }

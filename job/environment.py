@@ -66,15 +66,20 @@ class Environment:
     role: Role
     data_dir: Path | None
     cluster: Cluster | None
+    trial_slot: int | None = None  # set in the trial processes a packed worker starts
 
 
 def read_environment(env: Mapping[str, str], service_account_dir: Path = SERVICE_ACCOUNT_DIR) -> Environment:
     """Read every variable hptune uses, once. Raises BadEnvironment naming a bad variable."""
     data_dir = env.get("HPTUNE_DATA_DIR")
+    slot = env.get("HPTUNE_TRIAL_SLOT")
+    if slot is not None and not slot.isdigit():
+        raise BadEnvironment(f"HPTUNE_TRIAL_SLOT={slot!r} is not a non-negative integer")
     return Environment(
         role=read_role(env),
         data_dir=Path(data_dir) if data_dir else None,
         cluster=_read_cluster(env, service_account_dir),
+        trial_slot=int(slot) if slot is not None else None,
     )
 
 

@@ -32,6 +32,7 @@ from job.spec import JobSpec
 log = logging.getLogger(__name__)
 
 ROLE_VARIABLES = (
+    "HPTUNE_TRIAL_SLOT",
     "KERASTUNER_TUNER_ID",
     "KERASTUNER_ORACLE_IP",
     "KERASTUNER_ORACLE_PORT",
@@ -40,10 +41,24 @@ ROLE_VARIABLES = (
 STOP_GRACE_SECONDS = 5.0
 
 
-def free_port() -> int:
+def free_port(count: int = 1) -> int:
+    """A free loopback port; with count > 1, the first of `count` consecutive free ports."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            base = int(s.getsockname()[1])
+        if count == 1 or all(_is_free(base + k) for k in range(1, count)):
+            return base
+    raise OSError(f"no {count} consecutive free ports on 127.0.0.1")
+
+
+def _is_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 @dataclass
@@ -63,7 +78,8 @@ def _command(spec: Path, metrics_port: int, output: str | None) -> list[str]:
     return [*cmd, "--output", output] if output else cmd
 
 
-def _environment(role: dict[str, str]) -> dict[str, str]:
+def child_environment(role: dict[str, str]) -> dict[str, str]:
+    """This process's environment without role variables, plus `role`."""
     env = {k: v for k, v in os.environ.items() if k not in ROLE_VARIABLES}
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env["PYTHONUNBUFFERED"] = "1"
@@ -115,17 +131,26 @@ def stop(children: list[Child], grace: float = STOP_GRACE_SECONDS) -> None:
 
 def write_targets(path: Path, job: JobSpec, children: list[Child]) -> None:
     """A Prometheus file_sd target list for every process's /metrics, labelled by role."""
-    groups = [
-        {
-            "targets": [f"127.0.0.1:{child.metrics_port}"],
-            "labels": {
-                "hptune_search": job.name,
-                "role": "chief" if child.name == "chief" else "worker",
-                "process": child.name,
-            },
-        }
-        for child in children
-    ]
+    slots = job.spec.distribution.trials_per_gpu
+    groups = []
+    for child in children:
+        is_chief = child.name == "chief"
+        processes = (
+            [(child.name, child.metrics_port)]
+            if is_chief or slots == 1
+            else [(f"{child.name}-{k}", child.metrics_port + k) for k in range(slots)]
+        )
+        groups += [
+            {
+                "targets": [f"127.0.0.1:{port}"],
+                "labels": {
+                    "hptune_search": job.name,
+                    "role": "chief" if is_chief else "worker",
+                    "process": name,
+                },
+            }
+            for name, port in processes
+        ]
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(groups, indent=2))
     tmp.replace(path)
@@ -144,7 +169,7 @@ def run_local(
     chief = start(
         "chief",
         _command(spec, chief_metrics := free_port(), output),
-        _environment(
+        child_environment(
             {
                 "KERASTUNER_TUNER_ID": "chief",
                 "KERASTUNER_ORACLE_IP": "127.0.0.1",
@@ -157,12 +182,12 @@ def run_local(
     children = [chief]
     for index in range(workers):
         name = f"tuner{index}"
-        metrics_port = free_port()
+        metrics_port = free_port(job.spec.distribution.trials_per_gpu)
         children.append(
             start(
                 name,
                 _command(spec, metrics_port, output),
-                _environment(
+                child_environment(
                     {
                         "KERASTUNER_TUNER_ID": name,
                         "KERASTUNER_ORACLE_IP": "127.0.0.1",
@@ -208,7 +233,13 @@ def _supervise(chief: Child, children: list[Child], job: JobSpec) -> int:
     """Wait for the chief; then give the workers time to hear 'stop', and stop stragglers."""
     while chief.returncode is None:
         if all(c.returncode is not None for c in children[1:]):
-            wait = job.spec.distribution.linger_seconds + 5
+            if any(c.returncode == 2 for c in children[1:]):  # bad input: no worker can run trials
+                log.error("the workers refused their input (see their errors); stopping the chief")
+                stop([chief])
+                return 2
+            # Leases must run out and the chief must write its results (storage retries included).
+            dist = job.spec.distribution
+            wait = dist.lease_seconds + dist.linger_seconds + job.spec.output.retry_seconds + 30
             try:
                 chief.process.wait(timeout=wait)
             except subprocess.TimeoutExpired:

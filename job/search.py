@@ -20,7 +20,7 @@ from job.results import ModelPruner, leaderboard_csv, promote_best, ranked
 from job.snapshot import Snapshotter, load_snapshot
 from job.space import BuildModel, declared_space, make_builder, search_space
 from job.spec import CustomModel, JobSpec
-from job.storage import StorageError, Store
+from job.storage import Retry, StorageError, Store
 from job.tuning import make_oracle
 from job.worker import LocalAccess
 from job.worker import Worker as TrialLoop
@@ -64,11 +64,21 @@ def run(job: JobSpec, env: Environment, options: Options = Options()) -> Summary
     return run_standalone(job, env, options)
 
 
+def open_output(job: JobSpec) -> Store:
+    """The store for spec.output: its URI, endpoint and retry budget."""
+    output = job.spec.output
+    return Store(job.output_uri, retry=Retry(seconds=output.retry_seconds), endpoint_url=output.endpoint_url)
+
+
 def prepare_model(
     job: JobSpec, data: Dataset, spec_dir: Path | None
 ) -> tuple[BuildModel, kt.HyperParameters]:
     """The model builder and the full search space; builds one model, so a broken builder fails
     here, before any training."""
+    if job.spec.training.mixed_precision:
+        import keras
+
+        keras.mixed_precision.set_global_policy("mixed_float16")
     build_model = make_builder(job, data.num_classes, data.input_shape, spec_dir)
     return build_model, search_space(job, build_model)
 
@@ -107,7 +117,7 @@ def _coordinator(
 
 
 def run_standalone(job: JobSpec, env: Environment, options: Options) -> Summary:
-    store = Store(job.output_uri, endpoint_url=job.spec.output.endpoint_url)
+    store = open_output(job)
     data = load_dataset(job.spec.data, env.data_dir)
     build_model, space = prepare_model(job, data, options.spec_dir)
     registry, _ = _registry(job, options)
@@ -123,6 +133,8 @@ def run_standalone(job: JobSpec, env: Environment, options: Options) -> Summary:
         loop.run()
     except SearchFailed:
         pass
+    except StorageError as err:
+        coordinator.fail(str(err))  # finish() still writes the leaderboard, locally if need be
     finally:
         feed.stop()
         snapshots.stop()
@@ -134,7 +146,7 @@ def run_standalone(job: JobSpec, env: Environment, options: Options) -> Summary:
 def run_chief(job: JobSpec, env: Environment, role: Chief, options: Options) -> Summary:
     from job.chief import serve_oracle
 
-    store = Store(job.output_uri, endpoint_url=job.spec.output.endpoint_url)
+    store = open_output(job)
     if isinstance(job.spec.model, CustomModel):
         # The builder may declare hyperparameters of its own; import it and discover them.
         space = search_space(job, make_builder(job, 0, (), options.spec_dir))
@@ -162,7 +174,7 @@ def run_chief(job: JobSpec, env: Environment, role: Chief, options: Options) -> 
 def run_worker(job: JobSpec, env: Environment, role: Worker, options: Options) -> Summary:
     from job.remote import RemoteOracle
 
-    store = Store(job.output_uri, endpoint_url=job.spec.output.endpoint_url)
+    store = open_output(job)
     data = load_dataset(job.spec.data, env.data_dir)
     build_model, _ = prepare_model(job, data, options.spec_dir)
     registry, _ = _registry(job, options)

@@ -92,7 +92,8 @@ def mlp_builder(model: MlpModel, num_classes: int, input_shape: tuple[int, ...])
             if rate:
                 layers.append(keras.layers.Dropout(float(rate)))
         units = model.output.units or num_classes
-        layers.append(keras.layers.Dense(units, activation=model.output.activation))
+        # The output stays float32 under mixed precision, for a numerically stable softmax.
+        layers.append(keras.layers.Dense(units, activation=model.output.activation, dtype="float32"))
         net = keras.Sequential(layers)
         optimizer = keras.optimizers.get(
             {

@@ -376,6 +376,22 @@ class TrainingSpec(_Model):
     batch_size: int = Field(32, ge=1)
     early_stopping: EarlyStopping | None = None
     verbose: Literal[0, 1, 2] = Field(0, description="Keras fit verbosity inside each trial.")
+    # The fast trial path: none of these changes what a trial learns, only how fast it runs.
+    steps_per_execution: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
+        "auto",
+        description="Training steps per compiled call; auto: up to 256 (fewer calls, same updates).",
+    )
+    validation_batch_size: int | None = Field(
+        1024,
+        ge=1,
+        description="Batch size for the per-epoch validation pass (evaluation only); null: batchSize.",
+    )
+    jit_compile: bool | Literal["auto"] = Field(
+        "auto", description="XLA compilation of the train step; auto lets Keras decide per backend."
+    )
+    mixed_precision: bool = Field(
+        False, description="mixed_float16 compute on GPUs (float32 weights); off on CPUs."
+    )
 
 
 class OutputSpec(_Model):
@@ -388,10 +404,22 @@ class OutputSpec(_Model):
         description="S3-compatible endpoint (MinIO, Ceph); AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL "
         "in the environment work too.",
     )
+    retry_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="How long a storage operation is retried on transient errors (connection refused, "
+        "timeouts, 5xx, throttling) before the job fails; 0 tries once.",
+    )
 
 
 class DistributionSpec(_Model):
-    workers: int = Field(2, ge=1, description="Worker processes (pods), each running trials.")
+    workers: int = Field(2, ge=1, description="Worker pods (or local worker processes), one GPU each.")
+    trials_per_gpu: int = Field(
+        1,
+        ge=1,
+        le=16,
+        description="Trial processes packed on each worker's GPU, each with a 1/n share of its memory.",
+    )
     oracle_port: int = Field(8000, ge=1, le=65535)
     bind_address: str = Field("0.0.0.0", description="Address the chief's oracle listens on.")
     lease_seconds: float = Field(

@@ -445,7 +445,19 @@ def test_pod_monitor_scrapes_chief_and_workers_with_the_prometheus_release_label
     assert selects(selector, pod_labels(objs, "chief")) and selects(selector, pod_labels(objs, "worker"))
     assert not selects(selector, one(objs, "Pod")["metadata"]["labels"]), "not the helm test pod"
     (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
-    assert endpoint == {"port": "http-metrics", "path": "/metrics", "interval": "15s"}
+    assert endpoint == {
+        "port": "http-metrics",
+        "path": "/metrics",
+        "interval": "15s",
+        # the dashboard selects a search by hptune_search, as the local targets file labels it
+        "relabelings": [
+            {"targetLabel": "hptune_search", "replacement": "mnist-mlp"},
+            {
+                "sourceLabels": ["__meta_kubernetes_pod_label_app_kubernetes_io_component"],
+                "targetLabel": "role",
+            },
+        ],
+    }
     for role in ("chief", "worker"):
         assert "http-metrics" in {p["name"] for p in container(objs, role)["ports"]}
     assert "PodMonitor" not in kinds(scenarios["default-values"])
@@ -577,3 +589,15 @@ def test_dockerfile_is_hadolint_clean() -> None:
     assert 'ENTRYPOINT ["hptune"]' in text
     assert "--no-deps" in text and "-c constraints.txt" in text
     assert "tensorflow==2.21.0" in (REPO / "constraints.txt").read_text()
+
+
+def test_packed_workers_expose_one_metrics_port_per_trial_process() -> None:
+    values = scenario_values("podmonitor-values")
+    values["spec"] = yaml.safe_load((CHART / "values.yaml").read_text())["spec"]
+    values["spec"]["spec"].setdefault("distribution", {})["trialsPerGpu"] = 3
+    objs = render(values)
+    ports = {p["name"]: p["containerPort"] for p in container(objs, "worker")["ports"]}
+    assert ports == {"http-metrics": 9090, "http-metrics-1": 9091, "http-metrics-2": 9092}
+    assert {p["name"] for p in container(objs, "chief")["ports"]} == {"oracle", "http-metrics"}
+    endpoints = one(objs, "PodMonitor")["spec"]["podMetricsEndpoints"]
+    assert [e["port"] for e in endpoints] == ["http-metrics", "http-metrics-1", "http-metrics-2"]

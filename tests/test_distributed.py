@@ -166,3 +166,19 @@ def test_trials_that_always_fail_end_the_whole_search_with_the_reason(
     assert not (tmp_path / "out/best/manifest.json").exists()
     failed = [json.loads(p.read_text()) for p in (tmp_path / "out/trials").glob("*/trial.json")]
     assert failed and all(r["status"] == "failed" and "Traceback" in r["error"] for r in failed)
+
+
+def test_trials_packed_on_one_gpu_run_as_separate_processes(
+    write_spec: Callable[..., Path], tmp_path: Path
+) -> None:
+    packed = {"distribution": {**FAST_LEASES["distribution"], "trialsPerGpu": 2}}
+    spec = write_spec({"spec": {"tuner": {"maxTrials": 4}, **packed}})
+    targets = tmp_path / "targets.json"
+    result = hptune("local", str(spec), "--workers", "1", "--prometheus-targets", str(targets), timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    workers = {json.loads(p.read_text())["worker"] for p in (tmp_path / "out/trials").glob("*/trial.json")}
+    assert workers == {"tuner0-0", "tuner0-1"}
+    assert "tuner0: 2 trial processes share this GPU (0.450 of its memory each)" in result.stderr
+    processes = {group["labels"]["process"] for group in json.loads(targets.read_text())}
+    assert processes == {"chief", "tuner0-0", "tuner0-1"}
+    assert len(leaderboard(tmp_path / "out")) == 4

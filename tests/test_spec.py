@@ -227,7 +227,7 @@ def test_the_base_spec_is_valid() -> None:
                 (
                     "spec.training.epochz",
                     "unknown key (did you mean 'epochs'?); valid keys here: batchSize, "
-                    "earlyStopping, epochs, verbose",
+                    "earlyStopping, epochs, jitCompile, mixedPrecision, stepsPerExecution, validationBatchSize, verbose",
                 )
             ],
         ),
@@ -297,7 +297,8 @@ def test_an_unknown_key_names_line_column_and_suggestion(tmp_path: Path) -> None
         load_spec(path)
     assert caught.value.render() == (
         f"{path}:{line}:{column}: spec.training.batchsize: unknown key (did you mean "
-        "'batchSize'?); valid keys here: batchSize, earlyStopping, epochs, verbose"
+        "'batchSize'?); valid keys here: batchSize, earlyStopping, epochs, jitCompile, mixedPrecision, "
+        "stepsPerExecution, validationBatchSize, verbose"
     )
 
 

@@ -74,6 +74,7 @@ app.kubernetes.io/part-of: hptune
 workers: {{ hasKey $dist "workers" | ternary $dist.workers 2 | int }}
 oraclePort: {{ hasKey $dist "oraclePort" | ternary $dist.oraclePort 8000 | int }}
 bindAddress: {{ hasKey $dist "bindAddress" | ternary $dist.bindAddress "0.0.0.0" | quote }}
+trialsPerGpu: {{ hasKey $dist "trialsPerGpu" | ternary $dist.trialsPerGpu 1 | int }}
 {{- $metrics := $spec.metrics | default dict }}
 metricsPort: {{ hasKey $metrics "port" | ternary $metrics.port 9090 | int }}
 {{- end }}
@@ -204,6 +205,14 @@ containers:
       - name: http-metrics
         containerPort: {{ $metricsPort }}
         protocol: TCP
+      {{- if ne $role "chief" }}
+      {{- /* A worker packing n trial processes on its GPU serves metrics on port, port+1, ... */}}
+      {{- range $slot := untilStep 1 ((include "hptune.distribution" $root | fromYaml).trialsPerGpu | int) 1 }}
+      - name: http-metrics-{{ $slot }}
+        containerPort: {{ add $metricsPort $slot }}
+        protocol: TCP
+      {{- end }}
+      {{- end }}
       {{- end }}
     {{- $resources := deepCopy ($roleValues.resources | default dict) }}
     {{- if $gpu }}
