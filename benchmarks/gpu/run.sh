@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Run on the GPU machine (JAX with CUDA, no TensorFlow, no internet), from the repository root, with
+# .whl/ from fetch_wheels.sh and MNIST in ./.data/mnist.npz. Results go to $OUT (or ./gpu-results).
+set -uo pipefail
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+export PYTHONPATH=/tmp/site KERAS_BACKEND=jax HPTUNE_DATA_DIR="$PWD/.data" PYTHONUNBUFFERED=1
+out="${OUT:-gpu-results}"; mkdir -p "$out"
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; date -u; } > "$out/machine.txt"
+python3 -m benchmarks.trial_throughput --trials 6 --rounds 2 --json "$out/trial_throughput.json" \
+  2>&1 | tee "$out/trial_throughput.txt"
+python3 -m benchmarks.gpu_packing --packings 1 2 4 8 --trials-per-process 3 --json "$out/gpu_packing.json" \
+  2>&1 | tee "$out/gpu_packing.txt"

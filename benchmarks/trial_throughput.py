@@ -1,0 +1,182 @@
+"""Trial throughput: plain Keras Tuner, as the study notes write it, against hptune on the same search.
+
+Both sides run the study notes' MNIST MLP search (RandomSearch, the same seed, trials and epochs,
+batch 32) on the same data, each in a fresh process, alternating, on this machine. Prints seconds
+per trial for each, the ratio, and each side's validation accuracy over the same trials.
+
+    python -m benchmarks.trial_throughput --trials 4 --rounds 2     # MNIST from HPTUNE_DATA_DIR
+
+Timing covers the search itself (trials), not process start or loading the dataset, on both sides.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _mnist(data_dir: Path) -> tuple[Any, ...]:
+    import keras
+    import numpy as np
+
+    with np.load(data_dir / "mnist.npz") as npz:
+        x_train, y_train, x_test, y_test = (npz[k] for k in ("x_train", "y_train", "x_test", "y_test"))
+    x_train = x_train.reshape(-1, 784).astype("float32") / 255
+    x_test = x_test.reshape(-1, 784).astype("float32") / 255
+    return (x_train, keras.utils.to_categorical(y_train, 10), x_test, keras.utils.to_categorical(y_test, 10))
+
+
+def plain_keras_tuner(trials: int, epochs: int, seed: int, data_dir: Path) -> dict[str, Any]:
+    """The study notes' search with Keras Tuner's defaults."""
+    import keras
+    import keras_tuner as kt
+
+    x_train, y_train, x_test, y_test = _mnist(data_dir)
+
+    def build_model(hp: kt.HyperParameters) -> keras.Model:
+        model = keras.Sequential()
+        model.add(keras.Input(shape=(784,)))
+        model.add(keras.layers.Dense(hp.Int("hidden1", 32, 512, step=32), activation="relu"))
+        model.add(keras.layers.Dropout(hp.Float("dropout1", 0.1, 0.5, step=0.1)))
+        model.add(keras.layers.Dense(hp.Int("hidden2", 16, 128, step=16), activation="relu"))
+        model.add(keras.layers.Dropout(hp.Float("dropout2", 0.1, 0.5, step=0.1)))
+        model.add(keras.layers.Dense(10, activation="softmax"))
+        model.compile(
+            optimizer=keras.optimizers.Adam(hp.Choice("learning_rate", [0.0001, 0.001, 0.01])),
+            loss="categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+        return model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tuner = kt.RandomSearch(
+            build_model,
+            objective="val_accuracy",
+            max_trials=trials,
+            seed=seed,
+            directory=tmp,
+            project_name="plain",
+            overwrite=True,
+        )
+        started = time.perf_counter()
+        tuner.search(x_train, y_train, epochs=epochs, validation_data=(x_test, y_test), verbose=0)
+        seconds = time.perf_counter() - started
+        results = {t.trial_id: t.score for t in tuner.oracle.trials.values() if t.status == "COMPLETED"}
+        values = {t.trial_id: t.hyperparameters.values for t in tuner.oracle.trials.values()}
+    return {"seconds": seconds, "scores": results, "values": values}
+
+
+def hptune_search(trials: int, epochs: int, seed: int, data_dir: Path) -> dict[str, Any]:
+    """The same search through hptune's trial path (examples/mnist.yaml, standalone)."""
+    from job.coordinator import Coordinator
+    from job.data import load_dataset
+    from job.results import ModelPruner
+    from job.search import prepare_model
+    from job.spec import load_spec
+    from job.storage import Store
+    from job.tuning import make_oracle
+    from job.worker import LocalAccess, Worker
+
+    job = load_spec(REPO / "examples" / "mnist.yaml")
+    tuner = job.spec.tuner.model_copy(update={"max_trials": trials, "seed": seed})
+    training = job.spec.training.model_copy(update={"epochs": epochs, "early_stopping": None})
+    job = job.model_copy(update={"spec": job.spec.model_copy(update={"tuner": tuner, "training": training})})
+    data = load_dataset(job.spec.data, data_dir)
+    build_model, space = prepare_model(job, data, None)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(tmp)
+        coordinator = Coordinator(make_oracle(job, space), 600, 3, pruner=ModelPruner(store, 3))
+        worker = Worker("tuner0", LocalAccess(coordinator, "tuner0"), job, build_model, data, store)
+        started = time.perf_counter()
+        worker.run()
+        seconds = time.perf_counter() - started
+        trials_done = coordinator.trials()
+    return {
+        "seconds": seconds,
+        "scores": {t.trial_id: t.score for t in trials_done if t.status == "COMPLETED"},
+        "values": {t.trial_id: t.hyperparameters.values for t in trials_done},
+    }
+
+
+SIDES = {"plain": plain_keras_tuner, "hptune": hptune_search}
+
+
+def _child(side: str, trials: int, epochs: int, seed: int, data_dir: str) -> dict[str, Any]:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    code = (
+        "import json, sys; from pathlib import Path; from benchmarks.trial_throughput import SIDES; "
+        f"r = SIDES[{side!r}]({trials}, {epochs}, {seed}, Path({data_dir!r})); "
+        "print('RESULT ' + json.dumps(r, default=float))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True, check=False
+    )
+    line = next((ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")), None)
+    if line is None:
+        raise RuntimeError(f"{side} run failed:\n{out.stdout[-2000:]}\n{out.stderr[-4000:]}")
+    return json.loads(line[len("RESULT ") :])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--trials", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=2, help="alternating runs of each side")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--data-dir",
+        default=os.environ.get("HPTUNE_DATA_DIR"),
+        help="directory holding mnist.npz (default: HPTUNE_DATA_DIR)",
+    )
+    parser.add_argument("--json", type=Path, help="also write the raw results here")
+    args = parser.parse_args()
+    if not args.data_dir:
+        parser.error("set HPTUNE_DATA_DIR or --data-dir to a directory holding mnist.npz")
+    runs: dict[str, list[dict[str, Any]]] = {"plain": [], "hptune": []}
+    for round_ in range(args.rounds):
+        for side in ("plain", "hptune") if round_ % 2 == 0 else ("hptune", "plain"):
+            result = _child(side, args.trials, args.epochs, args.seed, args.data_dir)
+            runs[side].append(result)
+            print(
+                f"round {round_ + 1} {side:7}: {result['seconds'] / args.trials:6.2f} s/trial, "
+                f"best val_accuracy {max(result['scores'].values()):.4f}",
+                flush=True,
+            )
+    per_trial = {side: statistics.median(r["seconds"] for r in rs) / args.trials for side, rs in runs.items()}
+    plain, ours = runs["plain"][0], runs["hptune"][0]
+    same_values = all(plain["values"][k] == ours["values"].get(k) for k in plain["values"])
+    diffs = [abs(plain["scores"][k] - ours["scores"][k]) for k in plain["scores"] if k in ours["scores"]]
+    print()
+    print(
+        f"trial_throughput: MNIST MLP, {args.trials} trials x {args.epochs} epochs, batch 32, "
+        f"seed {args.seed}, median of {args.rounds} runs each"
+    )
+    for side, label in (("plain", "plain Keras Tuner"), ("hptune", "hptune")):
+        seconds = per_trial[side]
+        print(f"  {label:18}: {seconds:6.2f} s/trial  ({3600 / seconds:5.0f} trials/hour)")
+    print(f"  speed-up          : {per_trial['plain'] / per_trial['hptune']:.2f}x trials per hour")
+    print(f"  same hyperparameters trial by trial: {same_values}")
+    print(
+        f"  best val_accuracy : plain {max(plain['scores'].values()):.4f}, "
+        f"hptune {max(ours['scores'].values()):.4f}; mean |difference| per trial "
+        f"{100 * statistics.mean(diffs):.2f} points"
+    )
+    if args.json:
+        results = {"per_trial_seconds": per_trial, "runs": runs}
+        args.json.write_text(json.dumps(results, indent=2, default=float))
+
+
+if __name__ == "__main__":
+    main()
