@@ -115,10 +115,10 @@ def _dispatch(args: argparse.Namespace, out: Console, err: Console) -> int:
         return show(args.uri, out, err, top=args.top)
     try:
         job = load_spec(args.spec)
+        if getattr(args, "output", None):
+            job = job.with_output(args.output)
     except SpecError as exc:
         return _error(err, exc.render(), EXIT_USAGE)
-    if getattr(args, "output", None):
-        job = job.with_output(args.output)
     if args.command == "validate":
         spec = job.spec
         out.print(
@@ -162,7 +162,7 @@ def _run(job: JobSpec, spec_dir: Path, args: argparse.Namespace, out: Console, e
     from job.chief import ChiefError as ChiefServeError
     from job.coordinator import SearchFailed
     from job.data import DataError
-    from job.metrics import read_progress
+    from job.metrics import MetricsError, read_progress
     from job.progress import LiveProgress
     from job.remote import ChiefError, ChiefUnreachable
     from job.search import Options, run
@@ -182,7 +182,7 @@ def _run(job: JobSpec, spec_dir: Path, args: argparse.Namespace, out: Console, e
             summary = run(job, env, options)
     except (DataError, BuilderError, ResumeConflict) as exc:
         return _error(err, str(exc), EXIT_USAGE)
-    except (StorageError, ChiefUnreachable, ChiefError, ChiefServeError) as exc:
+    except (StorageError, ChiefUnreachable, ChiefError, ChiefServeError, MetricsError) as exc:
         return _error(err, str(exc), EXIT_FAILED)
     except SearchFailed as exc:
         return _error(err, f"the search failed: {exc}", EXIT_FAILED)

@@ -187,7 +187,8 @@ def _load_npz_file(file: Path | object, origin: str) -> _Raw:
     except Exception as err:
         raise DataError(f"{origin}: not a readable .npz file: {type(err).__name__}: {err}") from None
     x_train = arrays["x_train"]
-    pixel_max = 255.0 if x_train.dtype == np.uint8 else float(np.nanmax(x_train) or 1.0)
+    finite = x_train[np.isfinite(x_train)] if np.issubdtype(x_train.dtype, np.floating) else x_train
+    pixel_max = 255.0 if x_train.dtype == np.uint8 else float(finite.max(initial=0) or 1.0)
     return _Raw(x_train, arrays["y_train"], arrays.get("x_test"), arrays.get("y_test"), pixel_max, origin)
 
 

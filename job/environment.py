@@ -111,6 +111,9 @@ def read_role(env: Mapping[str, str]) -> Role:
         if not index_text.strip().isdigit():
             raise BadEnvironment(f"JOB_COMPLETION_INDEX={index_text!r} is not a non-negative integer")
         tuner_id = f"tuner{int(index_text)}"
+        source = f"JOB_COMPLETION_INDEX={index_text}"
+    else:
+        source = f"KERASTUNER_TUNER_ID={tuner_id}"
 
     if tuner_id is None:
         if address is not None:
@@ -133,7 +136,7 @@ def read_role(env: Mapping[str, str]) -> Role:
         )
     if address is None or port is None:
         raise BadEnvironment(
-            f"KERASTUNER_TUNER_ID={tuner_id} makes this a worker, but KERASTUNER_ORACLE_IP and "
+            f"{source} makes this a worker, but KERASTUNER_ORACLE_IP and "
             "KERASTUNER_ORACLE_PORT (the chief's address) are not set"
         )
     return Worker(tuner_id=tuner_id, address=address, port=port)

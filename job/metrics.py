@@ -31,6 +31,10 @@ DURATION_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 3600, 7200)
 LAST_SUCCESS = "hptune_last_success_timestamp_seconds"
 
 
+class MetricsError(Exception):
+    """The metrics exporter cannot start (its port is taken, say)."""
+
+
 class SearchMetrics:
     """What the chief (or a standalone process) knows about the whole search."""
 
@@ -188,7 +192,13 @@ def serve(registry: CollectorRegistry, port: int, address: str = "0.0.0.0") -> i
     """Serve /metrics from registry; returns the bound port (None when port is 0: off)."""
     if port == 0:
         return None
-    server, _thread = start_http_server(port, addr=address, registry=registry)
+    try:
+        server, _thread = start_http_server(port, addr=address, registry=registry)
+    except OSError as err:
+        raise MetricsError(
+            f"cannot serve metrics on {address}:{port}: {err.strerror}; set spec.metrics.port "
+            "(0 turns it off) or --metrics-port"
+        ) from None
     bound = int(server.server_address[1])
     log.info("metrics on http://%s:%d/metrics", address, bound)
     return bound

@@ -118,6 +118,7 @@ def _coordinator(
 
 def run_standalone(job: JobSpec, env: Environment, options: Options) -> Summary:
     store = open_output(job)
+    store.check_writable()
     data = load_dataset(job.spec.data, env.data_dir)
     build_model, space = prepare_model(job, data, options.spec_dir)
     registry, _ = _registry(job, options)
@@ -147,6 +148,7 @@ def run_chief(job: JobSpec, env: Environment, role: Chief, options: Options) -> 
     from job.chief import serve_oracle
 
     store = open_output(job)
+    store.check_writable()
     if isinstance(job.spec.model, CustomModel):
         # The builder may declare hyperparameters of its own; import it and discover them.
         space = search_space(job, make_builder(job, 0, (), options.spec_dir))
@@ -175,6 +177,7 @@ def run_worker(job: JobSpec, env: Environment, role: Worker, options: Options) -
     from job.remote import RemoteOracle
 
     store = open_output(job)
+    store.check_writable()
     data = load_dataset(job.spec.data, env.data_dir)
     build_model, _ = prepare_model(job, data, options.spec_dir)
     registry, _ = _registry(job, options)

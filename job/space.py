@@ -71,8 +71,11 @@ def declare(hp: kt.HyperParameters, definition: HyperParameter) -> None:
 def declared_space(job: JobSpec) -> kt.HyperParameters:
     """The spec's hyperparameters as a Keras Tuner search space (before any builder runs)."""
     hp = kt.HyperParameters()
-    for definition in job.spec.hyperparameters:
-        declare(hp, definition)
+    for i, definition in enumerate(job.spec.hyperparameters):
+        try:
+            declare(hp, definition)
+        except (ValueError, TypeError) as err:  # a combination the spec checks let through
+            raise BuilderError(f"spec.hyperparameters[{i}]: Keras Tuner refused it: {err}") from None
     return hp
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -41,6 +42,30 @@ SECRET_KEY = re.compile(
     r"(secret|password|passwd|token|credential|access[_-]?key|private[_-]?key|api[_-]?key)",
     re.IGNORECASE,
 )
+
+
+OUTPUT_SCHEMES = ("file", "s3", "s3a", "gs", "gcs", "memory")
+BUCKET_SCHEMES = ("s3", "s3a", "gs", "gcs")
+
+
+def _no_password(url: str) -> None:
+    """Credentials never travel in a URL: they would be logged and written to search.json."""
+    if "://" in url and "@" in url.split("://", 1)[1].split("/", 1)[0]:
+        try:
+            password = urlsplit(url).password
+        except ValueError:
+            password = None
+        if password is not None:
+            raise ValueError(
+                "holds a password in the URL; give credentials through the environment, a mounted "
+                "file or workload identity, and write the URL without them"
+            )
+
+
+def _http_url(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{url!r} is not an http(s)://host[:port] URL")
 
 
 class SpecIssue(BaseModel):
@@ -107,6 +132,11 @@ class _RangeHP(_Model):
             raise _field_error("step", f"must be greater than 0; got {step}")
         if self.sampling != "linear" and low <= 0:
             raise _field_error("min", f"must be greater than 0 with {self.sampling} sampling; got {low}")
+        if self.sampling != "linear" and step is not None and step <= 1:
+            raise _field_error(
+                "step",
+                f"is a multiplier with {self.sampling} sampling and must be greater than 1; got {step}",
+            )
         if self.default is not None and not low <= self.default <= high:
             raise _field_error("default", f"must lie between min ({low}) and max ({high})")
         return self
@@ -117,6 +147,7 @@ class IntHP(_RangeHP):
     min: int
     max: int
     step: int | None = Field(None, description="Distance between values; 1 when unset.")
+    default: int | None = Field(None, description="The value used before the search picks one.")
 
 
 class FloatHP(_RangeHP):
@@ -159,7 +190,18 @@ class ChoiceHP(_Model):
             raise _field_error("values", "must not repeat a value")
         if self.default is not None and self.default not in self.values:
             raise _field_error("default", f"must be one of the values {self.values}")
+        if self.ordered and kinds != {"number"}:
+            raise _field_error("ordered", "applies only to numeric values")
         return self
+
+    @field_validator("values")
+    @classmethod
+    def _one_number_type(cls, values: list[Any]) -> list[Any]:
+        """Keras Tuner wants one Python type: [1, 0.5] becomes [1.0, 0.5]."""
+        numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+        if numbers and len(numbers) == len(values) and any(isinstance(v, float) for v in numbers):
+            return [float(v) for v in values]
+        return values
 
 
 class BooleanHP(_Model):
@@ -308,6 +350,13 @@ class DataSpec(_Model):
     max_train_samples: int | None = Field(None, gt=0, description="Use only the first N samples.")
     max_validation_samples: int | None = Field(None, gt=0)
 
+    @field_validator("path")
+    @classmethod
+    def _check_uri(cls, value: str | None) -> str | None:
+        if value is not None:
+            _no_password(value)
+        return value
+
     @model_validator(mode="after")
     def _check_path(self) -> DataSpec:
         if self.source == "npz" and not self.path:
@@ -411,6 +460,31 @@ class OutputSpec(_Model):
         "timeouts, 5xx, throttling) before the job fails; 0 tries once.",
     )
 
+    @field_validator("uri")
+    @classmethod
+    def _check_uri(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        _no_password(value)
+        if "://" not in value:
+            return value
+        scheme, rest = value.split("://", 1)
+        if scheme not in OUTPUT_SCHEMES:
+            raise ValueError(
+                f"{value!r} has the unknown scheme {scheme}://; use a local path, file://, s3:// or gs://"
+            )
+        if scheme in BUCKET_SCHEMES and not rest.split("/", 1)[0]:
+            raise ValueError(f"{value!r} names no bucket; use {scheme}://BUCKET/PREFIX")
+        return value
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _check_endpoint(cls, value: str | None) -> str | None:
+        if value is not None:
+            _no_password(value)
+            _http_url(value)
+        return value
+
 
 class DistributionSpec(_Model):
     workers: int = Field(2, ge=1, description="Worker pods (or local worker processes), one GPU each.")
@@ -452,6 +526,12 @@ class PushgatewaySpec(_Model):
     url: str = Field(min_length=1, description="http(s)://host:port of the Pushgateway.")
     timeout_seconds: float = Field(5.0, gt=0)
 
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        _no_password(value)
+        return value
+
 
 class MetricsSpec(_Model):
     port: int = Field(9090, ge=0, le=65535, description="/metrics port; 0 turns the exporter off.")
@@ -463,7 +543,10 @@ class MetricsSpec(_Model):
 
 
 class Metadata(_Model):
-    name: str = Field(description="A DNS-1123 label: it names Kubernetes objects.")
+    name: str = Field(
+        description="A DNS-1123 label: it names Kubernetes objects.",
+        json_schema_extra={"pattern": DNS_LABEL.pattern, "maxLength": 63},
+    )
 
     @field_validator("name")
     @classmethod
@@ -540,10 +623,16 @@ class JobSpec(_Model):
     def output_uri(self) -> str:
         return self.spec.output.uri or f"./hptune-output/{self.metadata.name}"
 
-    def with_output(self, uri: str) -> JobSpec:
-        """The same job writing to another location."""
-        output = self.spec.output.model_copy(update={"uri": uri})
-        return self.model_copy(update={"spec": self.spec.model_copy(update={"output": output})})
+    def with_output(self, uri: str, source: str = "--output") -> JobSpec:
+        """The same job writing to another location (validated like the spec's own output.uri)."""
+        doc = self.model_dump(mode="json", by_alias=True)
+        doc["spec"]["output"]["uri"] = uri
+        try:
+            return validate_spec(doc, source)
+        except SpecError as err:
+            for issue in err.issues:
+                issue.line = issue.column = None
+            raise
 
     def fingerprint(self) -> str:
         """A stable digest of what decides the search's results (not where or how it runs)."""
@@ -565,6 +654,18 @@ class _NoAliasLoader(yaml.SafeLoader):
 
     It also reads `1e-4` as a number, as YAML 1.2 does (YAML 1.1 wants `1.0e-4`).
     """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode):
+                key = key_node.value
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r} (first at line {seen[key]})", key_node.start_mark
+                    )
+                seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
 
     def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
         if self.check_event(yaml.AliasEvent):

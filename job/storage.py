@@ -34,12 +34,12 @@ import random
 import shutil
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import fsspec
 from fsspec.core import url_to_fs
 
 log = logging.getLogger(__name__)
@@ -292,6 +292,19 @@ class Store:
     def url(self, key: str) -> str:
         return f"{self.uri}/{key}" if key else self.uri
 
+    def check_writable(self) -> None:
+        """Write and remove a small object, so an output that cannot be written fails the job
+        before any training rather than after it."""
+        key = f".hptune-write-check-{uuid.uuid4().hex}"
+        created = _missing_dirs(Path(self.root)) if self.local else []
+        try:
+            self.write_bytes(key, b"ok")
+            self.delete(key)
+        finally:
+            for directory in created:  # leave no empty output behind if the job stops here
+                with contextlib.suppress(OSError):
+                    directory.rmdir()
+
     def _path(self, key: str) -> str:
         return f"{self.root.rstrip('/')}/{key}" if key else self.root
 
@@ -429,6 +442,15 @@ class Store:
         return self._call("list", prefix, walk)
 
 
+def _missing_dirs(path: Path) -> list[Path]:
+    """The directories a write under path would create, deepest first."""
+    missing = []
+    while not path.exists() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    return missing
+
+
 def _atomic_local(path: Path, write: Callable[[Any], object]) -> None:
     """Write a local file under a temporary name in its directory, then rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -442,20 +464,3 @@ def _atomic_local(path: Path, write: Callable[[Any], object]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def open_store(uri: str, retry: Retry = DEFAULT_RETRY, endpoint_url: str | None = None) -> Store:
-    return Store(uri, retry=retry, endpoint_url=endpoint_url)
-
-
-__all__ = [
-    "DEFAULT_RETRY",
-    "MANIFEST_KEY",
-    "Retry",
-    "StorageError",
-    "Store",
-    "describe",
-    "fsspec",
-    "is_transient",
-    "open_store",
-]
