@@ -226,8 +226,8 @@ def test_the_base_spec_is_valid() -> None:
             [
                 (
                     "spec.training.epochz",
-                    "unknown key (did you mean 'epochs'?); valid keys here: batchSize, "
-                    "earlyStopping, epochs, jitCompile, mixedPrecision, stepsPerExecution, validationBatchSize, verbose",
+                    "unknown key (did you mean 'epochs'?); valid keys here: batchSize, earlyStopping, "
+                    "epochs, jitCompile, mixedPrecision, stepsPerExecution, validationBatchSize, verbose",
                 )
             ],
         ),
