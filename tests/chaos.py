@@ -2,7 +2,9 @@
 moment a seeded random generator picks, and the checks every run must pass afterwards.
 
 A `Plan` holds the seed and every choice made from it; an assertion that fails inside
-`Plan.reproducible()` names them, so the failing run can be repeated (`pytest -k <seed>`).
+`Plan.reproducible()` names them. The seed is the test's parameter: the failing run is repeated by
+its test id, e.g.
+`pytest 'tests/test_chaos.py::test_a_storage_outage_within_the_retry_budget_is_ridden_out[20]'`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import os
 import random
 import re
 import socket
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -32,14 +35,16 @@ from job.storage import MANIFEST_KEY, Retry, Store
 
 OBJECTIVE = "val_accuracy"
 KEEP_MODELS = 2
-LEASE_SECONDS = 5
+LEASE_SECONDS = 4
 HEARTBEAT_SECONDS = 1
-LINGER_SECONDS = 5
+LINGER_SECONDS = 15
 CHIEF_WAIT_SECONDS = 60
 RETRY_SECONDS = 30
 # Trials of one to three seconds on the digits data (the first one in a process is the slowest).
-TRAINING = {"epochs": 5, "batchSize": 16}
+TRAINING = {"epochs": 3, "batchSize": 16}
 START_TIMEOUT = 180.0  # a process's imports, on two busy cores
+# Workers hear "stop" before the chief exits; they exit within moments of it.
+WORKER_EXIT_SECONDS = 20.0
 HP_NAMES = [hp["name"] for hp in BASE_SPEC["spec"]["hyperparameters"]]
 NEVER = "^/never-matches$"  # a fault pattern no request has: disarms an armed fault
 
@@ -53,7 +58,7 @@ class Plan:
     choices: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.rng = random.Random(self.seed)
+        self.rng: random.Random = random.Random(self.seed)
 
     def choose(self, name: str, options: list[Any]) -> Any:
         self.choices[name] = value = self.rng.choice(options)
@@ -79,7 +84,7 @@ class Plan:
             raise AssertionError(f"chaos run {self} failed:\n{err}") from err
 
 
-def write_spec(root: Path, uri: str, trials: int, endpoint: str | None, changes: dict[str, Any]) -> Path:
+def write_spec(root: Path, uri: str, trials: int, endpoint: str | None) -> Path:
     doc = merge(
         BASE_SPEC,
         {
@@ -103,24 +108,16 @@ def write_spec(root: Path, uri: str, trials: int, endpoint: str | None, changes:
         },
     )
     path = root / "spec.yaml"
-    path.write_text(yaml.safe_dump(merge(doc, changes), sort_keys=False))
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
 
 
 class ChaosRun:
     """A search (chief and workers, each its own process group) and its output store."""
 
-    def __init__(
-        self,
-        plan: Plan,
-        root: Path,
-        trials: int,
-        s3: S3Server | None = None,
-        changes: dict[str, Any] | None = None,
-    ) -> None:
+    def __init__(self, plan: Plan, root: Path, trials: int, s3: S3Server | None = None) -> None:
         self.plan = plan
         self.trials = trials
-        self.s3 = s3
         self.prefix = f"chaos-{plan.seed}-{root.name}"
         if s3 is not None:
             self.uri = f"s3://{BUCKET}/{self.prefix}"
@@ -128,7 +125,7 @@ class ChaosRun:
         else:
             self.uri = str(root / "out")
             self.store = Store(self.uri, Retry(seconds=10))
-        spec = write_spec(root, self.uri, trials, s3.url if s3 else None, changes or {})
+        spec = write_spec(root, self.uri, trials, s3.url if s3 else None)
         self.search = Search(spec, root)
         self.chiefs: list[Proc] = []
         self.workers: list[Proc] = []
@@ -146,7 +143,8 @@ class ChaosRun:
         return chief
 
     def restart_worker(self, index: int) -> Proc:
-        """Start tuner<index> again, as Kubernetes restarts a worker pod under the same index."""
+        """Start tuner<index> again, as Kubernetes restarts a worker pod under the same index
+        (with a log of its own: `Search.worker` would append to the dead process's log)."""
         proc = self.search._start(f"tuner{index}-again", f"tuner{index}")
         self.workers.append(proc)
         return proc
@@ -170,10 +168,21 @@ class ChaosRun:
     def finish(self, codes: dict[str, int], timeout: float = 180.0) -> None:
         """Wait for every process; each must have exited with the code given for its name."""
         self.chief.wait(timeout=timeout)
+        exited = time.monotonic()
         for proc in self.search.procs:
-            proc.wait(timeout=30)
+            left = WORKER_EXIT_SECONDS - (time.monotonic() - exited)
+            try:
+                proc.process.wait(timeout=max(0.0, left))
+            except subprocess.TimeoutExpired:
+                raise AssertionError(
+                    f"{proc.name} still running {WORKER_EXIT_SECONDS} s after the chief exited (it was "
+                    f"never told the search is over):\n{proc.log[-2500:]}\n"
+                    f"--- {self.chief.name}\n{self.chief.log[-1500:]}"
+                ) from None
         got = {proc.name: proc.process.returncode for proc in self.search.procs}
-        logs = "\n".join(f"--- {p.name}\n{p.log[-2500:]}" for p in self.search.procs if got[p.name] != codes[p.name])
+        logs = "\n".join(
+            f"--- {p.name}\n{p.log[-2500:]}" for p in self.search.procs if got[p.name] != codes.get(p.name)
+        )
         assert got == codes, f"exit codes {got}, expected {codes}\n{logs}"
 
     def close(self) -> None:
@@ -227,7 +236,8 @@ class ChaosRun:
             )
             assert {k: str(v) for k, v in record["hyperparameters"].items()} == {k: row[k] for k in HP_NAMES}
 
-        kept = {key.split("/")[1] for key in self.store.list("trials") if key.endswith("/model.keras")}
+        keys = [key.split("/") for key in self.store.list("trials")]
+        kept = {parts[1] for parts in keys if len(parts) == 3 and parts[2] == "model.keras"}
         assert kept == {row["trial_id"] for row in completed[:KEEP_MODELS]}, f"trial models kept: {kept}"
 
         if succeeded:
@@ -249,6 +259,7 @@ class ChaosRun:
 
 
 def nth_match(proc: Proc, pattern: str, count: int, timeout: float) -> re.Match[str]:
+    """The count-th match of pattern in the process's log, polled until it appears."""
     deadline = time.monotonic() + timeout
     while True:
         found = list(re.finditer(pattern, proc.log))
@@ -256,14 +267,6 @@ def nth_match(proc: Proc, pattern: str, count: int, timeout: float) -> re.Match[
             return found[count - 1]
         if time.monotonic() > deadline or proc.process.poll() is not None:
             raise AssertionError(f"{proc.name}: no {count} x {pattern!r} in its log:\n{proc.log[-3000:]}")
-        time.sleep(0.05)
-
-
-def wait_until(condition: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.05)
 
 
@@ -288,11 +291,9 @@ def handouts(chief_log: str) -> dict[str, int]:
 
 
 @contextlib.contextmanager
-def chaos_run(
-    plan: Plan, root: Path, trials: int, s3: S3Server | None = None, changes: dict[str, Any] | None = None
-) -> Iterator[ChaosRun]:
+def chaos_run(plan: Plan, root: Path, trials: int, s3: S3Server | None = None) -> Iterator[ChaosRun]:
     """A run whose processes are all killed when the test ends, and whose failures name the plan."""
-    run = ChaosRun(plan, root, trials, s3, changes)
+    run = ChaosRun(plan, root, trials, s3)
     started = time.monotonic()
     try:
         with plan.reproducible():
