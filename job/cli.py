@@ -48,6 +48,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("spec", help="job spec YAML file")
     run.add_argument("--output", help="override spec.output.uri")
     run.add_argument("--metrics-port", type=int, help="override spec.metrics.port (0: off)")
+    run.add_argument(
+        "--workers",
+        type=int,
+        help="the chief: how many workers to expect (override spec.distribution.workers)",
+    )
 
     local = sub.add_parser("local", help="run a chief and N workers as local processes")
     local.add_argument("spec", help="job spec YAML file")
@@ -172,7 +177,9 @@ def _run(job: JobSpec, spec_dir: Path, args: argparse.Namespace, out: Console, e
 
     _stop_on_sigterm()
     registry = CollectorRegistry()
-    options = Options(spec_dir=spec_dir, metrics_port=args.metrics_port, registry=registry)
+    options = Options(
+        spec_dir=spec_dir, metrics_port=args.metrics_port, registry=registry, workers=args.workers
+    )
     live = isinstance(env.role, Standalone) and err.is_terminal
     try:
         if live:

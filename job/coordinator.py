@@ -74,6 +74,9 @@ class Coordinator:
         self.failure: str | None = None
         self.version = 0  # bumped on every state change worth a snapshot
         self.on_end: Callable[[], None] | None = None  # persists state after each trial end
+        # Makes a counted attempt's staged files the trial's own: publish(trial_id, tuner_id).
+        self.publish: Callable[[str, str], None] | None = None
+        self.awaited: set[str] = set()  # workers a resumed chief must still tell to stop
         self._trial_json: dict[str, str] = {}
         self.changed = threading.Condition(self.lock)
 
@@ -154,7 +157,14 @@ class Coordinator:
                     tuner_id,
                 )
                 return False
-            self.leases.pop(tuner_id, None)
+            self.leases.pop(tuner_id, None)  # no lease, no expiry: the trial stays this worker's
+        if self.publish is not None:
+            try:
+                self.publish(trial.trial_id, tuner_id)  # storage: outside the lock
+            except Exception as err:
+                self.fail(f"cannot publish trial {trial.trial_id}: {err}")
+                return False
+        with self.lock:
             self._adopt_metrics(trial)
             self._end(trial, seconds=self._elapsed(trial.trial_id))
         self._persist()
@@ -327,7 +337,7 @@ class Coordinator:
 
     def all_told_to_stop(self) -> bool:
         with self.lock:
-            return self.live_workers() <= self.told_to_stop
+            return self.live_workers() | self.awaited <= self.told_to_stop
 
     def wait_for_change(self, version: int, timeout: float) -> int:
         with self.changed:
@@ -350,7 +360,12 @@ class Coordinator:
                     self._trial_json[trial_id] = entry
                 trials.append(entry)
             head = json.dumps(
-                {"version": SNAPSHOT_VERSION, "losses": self.losses, "exhausted": self.exhausted}
+                {
+                    "version": SNAPSHOT_VERSION,
+                    "losses": self.losses,
+                    "exhausted": self.exhausted,
+                    "workers": sorted((self.live_workers() | self.awaited) - self.told_to_stop),
+                }
             )
             oracle = json.dumps(self.oracle.get_state(), default=list)
         return f'{head[:-1]}, "oracle": {oracle}, "trials": {{{", ".join(trials)}}}}}'
@@ -364,6 +379,7 @@ class Coordinator:
             self._trial_json.clear()
             self.losses = dict(snapshot.get("losses", {}))
             self.exhausted = bool(snapshot.get("exhausted", False))
+            self.awaited = set(snapshot.get("workers", []))
             now = self.clock()
             for tuner_id, trial in self.oracle.ongoing_trials.items():
                 self.leases[tuner_id] = Lease(trial.trial_id, now)
@@ -387,7 +403,9 @@ class Coordinator:
 
     def _stop_worker(self, tuner_id: str) -> None:
         """Record that a worker was told to stop; it no longer counts as up."""
-        self.told_to_stop.add(tuner_id)
+        if tuner_id not in self.told_to_stop:
+            self.told_to_stop.add(tuner_id)
+            self._changed()  # the snapshot records it: a resumed chief does not wait for it
         if self.metrics is not None:
             self.metrics.workers_up.labels(tuner_id).set(0)
 

@@ -168,7 +168,7 @@ def run_local(
     oracle_port = free_port()
     chief = start(
         "chief",
-        _command(spec, chief_metrics := free_port(), output),
+        [*_command(spec, chief_metrics := free_port(), output), "--workers", str(workers)],
         child_environment(
             {
                 "KERASTUNER_TUNER_ID": "chief",

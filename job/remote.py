@@ -97,7 +97,12 @@ class RemoteOracle:
         self.wait_seconds = wait_seconds
         self.heartbeat_seconds = heartbeat_seconds
         self.call_timeout = call_timeout
-        self.channel = grpc.insecure_channel(target)
+        # gRPC backs off reconnecting up to minutes after the chief was down; a restarted chief
+        # must hear from its workers before their restored leases run out.
+        self.channel = grpc.insecure_channel(
+            target,
+            options=[("grpc.initial_reconnect_backoff_ms", 500), ("grpc.max_reconnect_backoff_ms", 1000)],
+        )
         self.stub = protos.get_service_grpc().OracleStub(self.channel)
         self._heartbeat = self.channel.unary_unary(
             f"/{CONTROL_SERVICE}/Heartbeat",

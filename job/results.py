@@ -46,6 +46,21 @@ def trial_key(trial_id: str, name: str) -> str:
     return f"trials/{trial_id}/{name}"
 
 
+def attempt_key(trial_id: str, worker: str, name: str) -> str:
+    """Where a worker stages one attempt's files: only the chief makes them the trial's own."""
+    return f"trials/{trial_id}/attempts/{worker}/{name}"
+
+
+def publish_attempt(store: Store, trial_id: str, worker: str) -> None:
+    """Make the attempt the chief counted the trial's own: its files are copied to trials/<id>/,
+    trial.json last. A stale attempt (its worker lost the trial) is never published."""
+    staged = store.list(f"trials/{trial_id}/attempts/{worker}")
+    staged.sort(key=lambda key: key.endswith("/trial.json"))
+    for key in staged:
+        store.copy(key, trial_key(trial_id, key.rsplit("/", 1)[1]))
+    store.delete(f"trials/{trial_id}/attempts/{worker}")
+
+
 @dataclass(frozen=True)
 class TrialRecord:
     """A worker's account of one attempt at a trial."""
@@ -109,7 +124,8 @@ def ranked(trials: Sequence[Trial], direction: str) -> list[Trial]:
     """Completed trials best first, then the rest in id order."""
     done = [t for t in trials if t.status == COMPLETED and t.score is not None]
     done.sort(key=lambda t: (-t.score if direction == "max" else t.score, t.trial_id))
-    rest = sorted((t for t in trials if t not in done), key=lambda t: t.trial_id)
+    counted = {t.trial_id for t in done}  # a set: `t not in done` made this O(n^2) per call
+    rest = sorted((t for t in trials if t.trial_id not in counted), key=lambda t: t.trial_id)
     return done + rest
 
 
@@ -162,7 +178,9 @@ class ModelPruner:
         top = self.top_ids(trials, direction)
         for key in self.store.list("trials"):
             parts = key.split("/")
-            if len(parts) == 3 and parts[2] == "model.keras" and parts[1] not in top:
+            outside_top = len(parts) == 3 and parts[2] == "model.keras" and parts[1] not in top
+            never_counted = len(parts) > 3 and parts[2] == "attempts"  # staged by a stale attempt
+            if outside_top or never_counted:
                 self.store.delete(key)
         self.top = top
 

@@ -16,7 +16,7 @@ from job.data import Dataset, load_dataset
 from job.environment import Chief, Environment, Standalone, Worker
 from job.kube import TrialFeed, reporter_for
 from job.metrics import SearchMetrics, WorkerMetrics, push_summary, serve
-from job.results import ModelPruner, leaderboard_csv, promote_best, ranked
+from job.results import ModelPruner, leaderboard_csv, promote_best, publish_attempt, ranked
 from job.snapshot import Snapshotter, load_snapshot
 from job.space import BuildModel, declared_space, make_builder, search_space
 from job.spec import CustomModel, JobSpec
@@ -52,6 +52,7 @@ class Options:
     metrics_port: int | None = None  # overrides spec.metrics.port (hptune local picks free ports)
     oracle_port: int | None = None
     registry: CollectorRegistry | None = None  # the caller's, to read progress from
+    workers: int | None = None  # the chief: workers to expect, overriding spec.distribution.workers
 
 
 def run(job: JobSpec, env: Environment, options: Options = Options()) -> Summary:
@@ -62,6 +63,15 @@ def run(job: JobSpec, env: Environment, options: Options = Options()) -> Summary
         return run_chief(job, env, role, options)
     assert isinstance(role, Standalone)
     return run_standalone(job, env, options)
+
+
+def expected_workers(job: JobSpec, workers: int | None = None) -> set[str]:
+    """The worker ids the chief should hear from: tuner<k>, or tuner<k>-<slot> when packed."""
+    count = workers if workers is not None else job.spec.distribution.workers
+    slots = job.spec.distribution.trials_per_gpu
+    if slots == 1:
+        return {f"tuner{k}" for k in range(count)}
+    return {f"tuner{k}-{slot}" for k in range(count) for slot in range(slots)}
 
 
 def open_output(job: JobSpec) -> Store:
@@ -110,6 +120,7 @@ def _coordinator(
         pruner=ModelPruner(store, job.spec.output.keep_models),
         metrics=metrics,
     )
+    coordinator.publish = lambda trial_id, worker: publish_attempt(store, trial_id, worker)
     saved = load_snapshot(store, job)
     if saved is not None:
         coordinator.restore(saved)
@@ -156,6 +167,8 @@ def run_chief(job: JobSpec, env: Environment, role: Chief, options: Options) -> 
         space = declared_space(job)
     registry, _ = _registry(job, options)
     coordinator = _coordinator(job, space, store, registry)
+    # Workers that have not shown up yet still hear "stop" (within lingerSeconds) when it ends.
+    coordinator.awaited |= expected_workers(job, options.workers)
     snapshots = Snapshotter(coordinator, store, job).start()
     dist = job.spec.distribution
     address = role.address or dist.bind_address
@@ -189,7 +202,17 @@ def run_worker(job: JobSpec, env: Environment, role: Worker, options: Options) -
         wait_seconds=dist.chief_wait_seconds,
         heartbeat_seconds=dist.heartbeat_seconds,
     )
-    loop = TrialLoop(role.tuner_id, access, job, build_model, data, store, metrics)
+    loop = TrialLoop(
+        role.tuner_id,
+        access,
+        job,
+        build_model,
+        data,
+        store,
+        metrics,
+        idle_seconds=min(1.0, dist.heartbeat_seconds),
+        idle_max_seconds=dist.heartbeat_seconds,
+    )
     try:
         count = loop.run()
     finally:

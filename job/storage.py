@@ -365,6 +365,14 @@ class Store:
         else:
             self._call("write", key, lambda: self.fs.put_file(str(local), path))
 
+    def copy(self, source: str, key: str) -> None:
+        """Copy the object at source to key, whole or not at all (a server-side copy on S3)."""
+        src, dst = self._path(source), self._path(key)
+        if self.local:
+            self.put_file(Path(src), key)
+        else:
+            self._call("write", key, lambda: self.fs.copy(src, dst))
+
     def delete(self, key: str) -> None:
         """Delete key, and everything under it as a prefix; a missing key is not an error."""
         path = self._path(key)

@@ -16,7 +16,7 @@ from job import device
 from job.coordinator import Coordinator
 from job.data import Dataset
 from job.metrics import WorkerMetrics
-from job.results import TrialRecord, public_values, save_model, trial_key
+from job.results import TrialRecord, attempt_key, public_values, save_model, trial_key
 from job.space import BuildModel
 from job.spec import JobSpec
 from job.storage import Store
@@ -103,6 +103,7 @@ class Worker:
         store: Store,
         metrics: WorkerMetrics | None = None,
         idle_seconds: float = 1.0,
+        idle_max_seconds: float = 10.0,
     ) -> None:
         self.tuner_id = tuner_id
         self.access = access
@@ -112,6 +113,9 @@ class Worker:
         self.store = store
         self.metrics = metrics
         self.idle_seconds = idle_seconds
+        # A waiting worker asks again at least this often, so the chief keeps counting it as live
+        # and can tell it to stop before it leaves.
+        self.idle_max_seconds = idle_max_seconds
         self.trials_run = 0
         self._scratch = tempfile.TemporaryDirectory(prefix="hptune-worker-")
 
@@ -126,7 +130,7 @@ class Worker:
                     return self.trials_run
                 if trial.status != Status.RUNNING:
                     time.sleep(idle)
-                    idle = min(idle * 1.5, 10.0)
+                    idle = min(idle * 1.5, self.idle_max_seconds)
                     continue
                 idle = self.idle_seconds
                 self.run_one(trial)
@@ -174,9 +178,9 @@ class Worker:
         model_saved = False
         if outcome.ok and outcome.model is not None:
             if self.job.spec.tuner.algorithm == "hyperband":
-                save_model(self.store, trial_key(trial.trial_id, "checkpoint.weights.h5"), outcome.model)
+                save_model(self.store, self._staged(trial, "checkpoint.weights.h5"), outcome.model)
             if self._is_candidate(outcome):
-                save_model(self.store, trial_key(trial.trial_id, "model.keras"), outcome.model)
+                save_model(self.store, self._staged(trial, "model.keras"), outcome.model)
                 model_saved = True
         record = TrialRecord(
             trial_id=trial.trial_id,
@@ -190,7 +194,7 @@ class Worker:
             seconds=outcome.seconds,
             model_saved=model_saved,
         )
-        self.store.write_text(trial_key(trial.trial_id, "trial.json"), record.to_json())
+        self.store.write_text(self._staged(trial, "trial.json"), record.to_json())
         if self.metrics is not None:
             self.metrics.trials.labels(self.tuner_id, record.status).inc()
         if outcome.ok:
@@ -209,6 +213,9 @@ class Worker:
             )
         outcome.model = None
         self.access.end_trial(trial)
+
+    def _staged(self, trial: Trial, name: str) -> str:
+        return attempt_key(trial.trial_id, self.tuner_id, name)
 
     def _is_candidate(self, outcome: Outcome) -> bool:
         """Could this result be among the best `keepModels`? Then its model is worth saving."""

@@ -149,7 +149,8 @@ def test_trials_that_always_fail_end_the_whole_search_with_the_reason(
                 },
                 "hyperparameters": [],
                 "tuner": {"maxTrials": 10, "maxConsecutiveFailedTrials": 2},
-                **FAST_LEASES,
+                # A worker still starting when the search fails is told too, within the linger.
+                "distribution": {**FAST_LEASES["distribution"], "lingerSeconds": 60},
             }
         }
     )
