@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 import yaml
+
+from benchmarks.scaling import time_local_search
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -76,17 +75,7 @@ def run_packing(packing: int, trials_per_process: int, epochs: int) -> dict[str,
     with tempfile.TemporaryDirectory(prefix="hptune-packing-") as tmp:
         spec = packed_spec(Path(tmp), packing, trials, epochs)
         with GpuSampler() as sampler:
-            started = time.perf_counter()
-            result = subprocess.run(
-                [sys.executable, "-m", "job", "local", str(spec), "--workers", "1"],
-                capture_output=True,
-                text=True,
-                check=False,
-                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-            )
-            seconds = time.perf_counter() - started
-        if result.returncode != 0:
-            raise RuntimeError(f"packing {packing} failed:\n{result.stderr[-4000:]}")
+            seconds = time_local_search(spec, workers=1)
     return {
         "packing": packing,
         "trials": trials,

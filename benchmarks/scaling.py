@@ -23,6 +23,22 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 
 
+def time_local_search(spec: Path, workers: int) -> float:
+    """Seconds a whole `hptune local SPEC --workers N` takes, start-up included."""
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-m", "job", "local", str(spec), "--workers", str(workers)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    seconds = time.perf_counter() - started
+    if result.returncode != 0:
+        raise RuntimeError(f"{spec} with {workers} worker(s) failed:\n{result.stderr[-3000:]}")
+    return seconds
+
+
 def run(workers: int, trials: int, samples: int) -> dict[str, float]:
     doc = yaml.safe_load((REPO / "examples" / "mnist.yaml").read_text())
     spec = doc["spec"]
@@ -34,17 +50,7 @@ def run(workers: int, trials: int, samples: int) -> dict[str, float]:
         spec["output"] = {"uri": str(Path(tmp) / "out")}
         path = Path(tmp) / "spec.yaml"
         path.write_text(yaml.safe_dump(doc))
-        started = time.perf_counter()
-        result = subprocess.run(
-            [sys.executable, "-m", "job", "local", str(path), "--workers", str(workers)],
-            capture_output=True,
-            text=True,
-            check=False,
-            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-        )
-        seconds = time.perf_counter() - started
-    if result.returncode != 0:
-        raise RuntimeError(f"{workers} workers failed:\n{result.stderr[-3000:]}")
+        seconds = time_local_search(path, workers)
     return {"workers": workers, "seconds": round(seconds, 1), "trials_per_minute": 60 * trials / seconds}
 
 
