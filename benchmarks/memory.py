@@ -1,8 +1,10 @@
 """Memory: a worker's resident memory over many trials, hptune against plain Keras Tuner.
 
-Each side runs the same search (the study notes' MLP space) in a fresh process and records its
-resident set size after every trial. Target: hptune's RSS after 30 trials within 10 % of its RSS
-after 3.
+The same search (the study notes' MLP space) three ways: a real hptune chief and worker process as
+shipped (the worker restarts itself between trials once it has outgrown its first trial's memory by
+`spec.distribution.restartOnMemoryGrowth`), the same with restarts off, and plain Keras Tuner in
+one process. Records the worker's resident set size after every trial, its peak, its restarts and
+the wall time (what the restarts cost). Target: RSS after 30 trials within 10 % of RSS after 3.
 
     python -m benchmarks.memory --trials 30                 # digits (offline, quick)
     python -m benchmarks.memory --trials 30 --mnist         # MNIST from HPTUNE_DATA_DIR
@@ -13,11 +15,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 from typing import Any
+
+from job.spec import DistributionSpec
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -40,35 +47,88 @@ def _job(trials: int, mnist: bool) -> Any:
     )
 
 
-def hptune_side(trials: int, mnist: bool, data_dir: str | None) -> list[float]:
-    import keras_tuner as kt
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
-    from job.coordinator import Coordinator
-    from job.data import load_dataset
-    from job.results import ModelPruner
-    from job.search import prepare_model
-    from job.storage import Store
-    from job.tuning import make_oracle
-    from job.worker import LocalAccess, Worker
+
+def _rss_of(pid: int) -> float:
+    try:
+        pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0.0
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def hptune_side(trials: int, mnist: bool, data_dir: str | None, growth: float) -> dict[str, Any]:
+    """A real chief and one real worker process (`hptune run` with the Keras Tuner variables).
+
+    The worker's resident memory is read from /proc when it starts its next trial (so after each
+    trial, and after a restart if it restarted) and polled throughout for its peak.
+    """
+    import yaml
 
     job = _job(trials, mnist)
-    data = load_dataset(job.spec.data, Path(data_dir) if data_dir else None)
-    build_model, space = prepare_model(job, data, None)
-    samples = []
+    dist = job.spec.distribution.model_copy(update={"restart_on_memory_growth": growth, "linger_seconds": 5})
+    metrics = job.spec.metrics.model_copy(update={"port": 0})
+    samples: list[float] = []
+    peak = 0.0
     with tempfile.TemporaryDirectory() as tmp:
-        store = Store(tmp)
-        coordinator = Coordinator(make_oracle(job, space), 600, 3, pruner=ModelPruner(store, 3))
-        worker = Worker("tuner0", LocalAccess(coordinator, "tuner0"), job, build_model, data, store)
-        while True:
-            trial = coordinator.create_trial("tuner0")
-            if trial.status != kt.engine.trial.TrialStatus.RUNNING:
-                break
-            worker.run_one(trial)
-            samples.append(rss_mib())
-    return samples
+        output = job.spec.output.model_copy(update={"uri": f"{tmp}/out"})
+        job = job.model_copy(
+            update={
+                "spec": job.spec.model_copy(
+                    update={"distribution": dist, "metrics": metrics, "output": output}
+                )
+            }
+        )
+        spec = Path(tmp) / "spec.yaml"
+        spec.write_text(yaml.safe_dump(job.model_dump(mode="json", by_alias=True, exclude_none=True)))
+        port = str(_free_port())
+        base = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERASTUNER_ORACLE_IP": "127.0.0.1"}
+        if data_dir:
+            base["HPTUNE_DATA_DIR"] = data_dir
+        command = [sys.executable, "-m", "job", "run", str(spec)]
+        chief = subprocess.Popen(
+            command,
+            env={**base, "KERASTUNER_TUNER_ID": "chief", "KERASTUNER_ORACLE_PORT": port},
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        worker = subprocess.Popen(
+            command,
+            env={**base, "KERASTUNER_TUNER_ID": "tuner0", "KERASTUNER_ORACLE_PORT": port},
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        done = threading.Event()
+
+        def poll() -> None:
+            nonlocal peak
+            while not done.wait(0.2):
+                peak = max(peak, _rss_of(worker.pid))
+
+        poller = threading.Thread(target=poll, daemon=True)
+        poller.start()
+        restarts = 0
+        assert worker.stdout is not None
+        for line in worker.stdout:
+            if ": running trial " in line or "the search is over" in line:
+                samples.append(_rss_of(worker.pid))
+            restarts += "restarting this worker" in line
+        done.set()
+        worker.wait()
+        chief.wait(timeout=120)
+    # The first sample is taken before any trial.
+    return {"after_trial": samples[1:], "peak": peak, "restarts": restarts}
 
 
-def plain_side(trials: int, mnist: bool, data_dir: str | None) -> list[float]:
+def plain_side(trials: int, mnist: bool, data_dir: str | None) -> dict[str, Any]:
+    """Keras Tuner's own RandomSearch over the same space, in this process."""
     import keras_tuner as kt
 
     from job.data import load_dataset
@@ -101,7 +161,7 @@ def plain_side(trials: int, mnist: bool, data_dir: str | None) -> list[float]:
             batch_size=32,
             verbose=0,
         )
-    return samples
+    return {"after_trial": samples, "peak": max(samples), "restarts": 0}
 
 
 def _declare(hp: Any, job: Any) -> Any:
@@ -112,13 +172,10 @@ def _declare(hp: Any, job: Any) -> Any:
     return hp
 
 
-SIDES = {"hptune": hptune_side, "plain": plain_side}
-
-
-def _child(side: str, trials: int, mnist: bool, data_dir: str | None) -> list[float]:
+def _plain_in_child(trials: int, mnist: bool, data_dir: str | None) -> dict[str, Any]:
     code = (
-        "import json; from benchmarks.memory import SIDES; "
-        f"print('RESULT ' + json.dumps(SIDES[{side!r}]({trials}, {mnist}, {data_dir!r})))"
+        "import json; from benchmarks.memory import plain_side; "
+        f"print('RESULT ' + json.dumps(plain_side({trials}, {mnist}, {data_dir!r})))"
     )
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     out = subprocess.run(
@@ -126,7 +183,7 @@ def _child(side: str, trials: int, mnist: bool, data_dir: str | None) -> list[fl
     )
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")), None)
     if line is None:
-        raise RuntimeError(f"{side} failed:\n{out.stderr[-4000:]}")
+        raise RuntimeError(f"plain Keras Tuner failed:\n{out.stderr[-4000:]}")
     return json.loads(line[len("RESULT ") :])
 
 
@@ -139,13 +196,29 @@ def main() -> None:
     parser.add_argument("--data-dir", default=os.environ.get("HPTUNE_DATA_DIR"))
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    results = {side: _child(side, args.trials, args.mnist, args.data_dir) for side in ("hptune", "plain")}
-    print(f"memory: worker RSS over {args.trials} trials ({'MNIST' if args.mnist else 'digits'}, 2 epochs)")
-    for side, samples in results.items():
+    if args.trials < 4:
+        parser.error("--trials must be at least 4 (memory after trial 3 is the reference)")
+    growth = DistributionSpec.model_fields["restart_on_memory_growth"].default
+    sides = {
+        f"hptune worker (restartOnMemoryGrowth {growth})": lambda: hptune_side(
+            args.trials, args.mnist, args.data_dir, growth
+        ),
+        "hptune worker (restarts off)": lambda: hptune_side(args.trials, args.mnist, args.data_dir, 0.0),
+        "plain Keras Tuner": lambda: _plain_in_child(args.trials, args.mnist, args.data_dir),
+    }
+    results: dict[str, dict[str, Any]] = {}
+    for name, measure in sides.items():
+        started = time.perf_counter()
+        results[name] = {**measure(), "seconds": time.perf_counter() - started}
+    dataset = "MNIST, 10,000 images" if args.mnist else "digits"
+    print(f"memory: a worker's resident memory over {args.trials} trials ({dataset}, 2 epochs each)")
+    for name, result in results.items():
+        samples = result["after_trial"]
         early, late = samples[2], samples[-1]
         print(
-            f"  {side:7}: after trial 3 {early:7.1f} MiB, after trial {len(samples)} {late:7.1f} MiB "
-            f"({100 * (late - early) / early:+.1f} %)"
+            f"  {name:40}: after trial 3 {early:7.1f} MiB, after trial {len(samples)} {late:7.1f} MiB "
+            f"({100 * (late - early) / early:+5.1f} %), peak {result['peak']:7.1f} MiB, "
+            f"{result['restarts']} restarts, {result['seconds']:5.0f} s in all"
         )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

@@ -193,6 +193,10 @@ def _run(job: JobSpec, spec_dir: Path, args: argparse.Namespace, out: Console, e
         return _error(err, str(exc), EXIT_FAILED)
     except SearchFailed as exc:
         return _error(err, f"the search failed: {exc}", EXIT_FAILED)
+    if summary.restart:
+        from job.recycle import restart
+
+        restart(env.restarts)
     _print_summary(summary, out, err)
     return EXIT_OK if summary.ok else EXIT_FAILED
 

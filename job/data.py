@@ -9,6 +9,7 @@ import gzip
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -29,12 +30,16 @@ class DataError(Exception):
     """The dataset cannot be loaded or is malformed. The message says what to do."""
 
 
+# A numpy array as loaded; a backend tensor once made resident for training (`job/device.py`).
+Array = Any
+
+
 @dataclass(frozen=True)
 class Dataset:
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_val: np.ndarray
-    y_val: np.ndarray
+    x_train: Array
+    y_train: Array
+    x_val: Array
+    y_val: Array
     num_classes: int
     description: str
 

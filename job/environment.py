@@ -67,6 +67,7 @@ class Environment:
     data_dir: Path | None
     cluster: Cluster | None
     trial_slot: int | None = None  # set in the trial processes a packed worker starts
+    restarts: int = 0  # how often this worker has restarted itself to release memory (job/recycle.py)
 
 
 def read_environment(env: Mapping[str, str], service_account_dir: Path = SERVICE_ACCOUNT_DIR) -> Environment:
@@ -75,11 +76,15 @@ def read_environment(env: Mapping[str, str], service_account_dir: Path = SERVICE
     slot = env.get("HPTUNE_TRIAL_SLOT")
     if slot is not None and not slot.isdigit():
         raise BadEnvironment(f"HPTUNE_TRIAL_SLOT={slot!r} is not a non-negative integer")
+    restarts = env.get("HPTUNE_WORKER_RESTARTS", "0")
+    if not restarts.isdigit():
+        raise BadEnvironment(f"HPTUNE_WORKER_RESTARTS={restarts!r} is not a non-negative integer")
     return Environment(
         role=read_role(env),
         data_dir=Path(data_dir) if data_dir else None,
         cluster=_read_cluster(env, service_account_dir),
         trial_slot=int(slot) if slot is not None else None,
+        restarts=int(restarts),
     )
 
 

@@ -38,6 +38,10 @@ class ChiefError(Exception):
     """The chief answered with an error."""
 
 
+class _SearchOver(Exception):
+    """The chief is unreachable because the search it served has ended."""
+
+
 class _Heartbeat:
     def __init__(self, oracle: RemoteOracle, trial_id: str) -> None:
         self.oracle = oracle
@@ -91,8 +95,12 @@ class RemoteOracle:
         wait_seconds: float,
         heartbeat_seconds: float,
         call_timeout: float = 60.0,
+        search_ended: Callable[[], bool] = lambda: False,
     ) -> None:
         self.target = target
+        # Asked while the chief is unreachable between trials: a chief that has finished the
+        # search and left is not coming back (a worker that restarted or arrived late).
+        self.search_ended = search_ended
         self.tuner_id = tuner_id
         self.wait_seconds = wait_seconds
         self.heartbeat_seconds = heartbeat_seconds
@@ -119,7 +127,7 @@ class RemoteOracle:
     def close(self) -> None:
         self.channel.close()
 
-    def _call(self, name: str, call: Callable[..., T], request: Any) -> T:
+    def _call(self, name: str, call: Callable[..., T], request: Any, between_trials: bool = False) -> T:
         first_failure: float | None = None
         delay = 0.5
         while True:
@@ -133,6 +141,8 @@ class RemoteOracle:
                     raise ChiefError(
                         f"the chief at {self.target} answered {name} with {code.name}: {err.details()}"
                     ) from None
+                if between_trials and self.search_ended():
+                    raise _SearchOver from None
                 now = time.monotonic()
                 first_failure = first_failure or now
                 if now - first_failure >= self.wait_seconds:
@@ -153,9 +163,16 @@ class RemoteOracle:
     # -- the oracle protocol ---------------------------------------------------------------
 
     def create_trial(self, tuner_id: str) -> Trial:
-        response = self._call(
-            "CreateTrial", self.stub.CreateTrial, service.CreateTrialRequest(tuner_id=tuner_id)
-        )
+        try:
+            response = self._call(
+                "CreateTrial",
+                self.stub.CreateTrial,
+                service.CreateTrialRequest(tuner_id=tuner_id),
+                between_trials=True,
+            )
+        except _SearchOver:
+            log.info("%s: the chief is gone and the search has ended (search.json)", self.tuner_id)
+            return Trial(kt.HyperParameters(), status=kt.engine.trial.TrialStatus.STOPPED)
         return Trial.from_proto(response.trial)
 
     def update_trial(self, trial_id: str, metrics: dict[str, float], step: int) -> None:

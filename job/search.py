@@ -10,14 +10,15 @@ from pathlib import Path
 import keras_tuner as kt
 from prometheus_client import CollectorRegistry
 
-from job import __version__
+from job import __version__, device
 from job.coordinator import Coordinator, SearchFailed
 from job.data import Dataset, load_dataset
 from job.environment import Chief, Environment, Standalone, Worker
 from job.kube import TrialFeed, reporter_for
 from job.metrics import SearchMetrics, WorkerMetrics, push_summary, serve
+from job.recycle import MemoryWatch
 from job.results import ModelPruner, leaderboard_csv, promote_best, publish_attempt, ranked
-from job.snapshot import Snapshotter, load_snapshot
+from job.snapshot import Snapshotter, load_snapshot, search_ended
 from job.space import BuildModel, declared_space, make_builder, search_space
 from job.spec import CustomModel, JobSpec
 from job.storage import Retry, StorageError, Store
@@ -42,6 +43,7 @@ class Summary:
     best_hyperparameters: dict[str, object] | None = None
     output: str = ""
     local_leaderboard: str | None = None
+    restart: bool = False  # a worker that outgrew its memory: run it again (job/recycle.py)
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,7 @@ def run_standalone(job: JobSpec, env: Environment, options: Options) -> Summary:
     store.check_writable()
     data = load_dataset(job.spec.data, env.data_dir)
     build_model, space = prepare_model(job, data, options.spec_dir)
+    data = device.resident(data)
     registry, _ = _registry(job, options)
     coordinator = _coordinator(job, space, store, registry)
     worker_metrics = WorkerMetrics(registry, "tuner0")
@@ -191,8 +194,15 @@ def run_worker(job: JobSpec, env: Environment, role: Worker, options: Options) -
 
     store = open_output(job)
     store.check_writable()
+    if env.restarts:
+        log.info(
+            "%s: restarted (%d) with its memory released; going on with the search",
+            role.tuner_id,
+            env.restarts,
+        )
     data = load_dataset(job.spec.data, env.data_dir)
     build_model, _ = prepare_model(job, data, options.spec_dir)
+    data = device.resident(data)
     registry, _ = _registry(job, options)
     metrics = WorkerMetrics(registry, role.tuner_id)
     dist = job.spec.distribution
@@ -201,6 +211,7 @@ def run_worker(job: JobSpec, env: Environment, role: Worker, options: Options) -
         role.tuner_id,
         wait_seconds=dist.chief_wait_seconds,
         heartbeat_seconds=dist.heartbeat_seconds,
+        search_ended=lambda: search_ended(store, job),
     )
     loop = TrialLoop(
         role.tuner_id,
@@ -212,12 +223,15 @@ def run_worker(job: JobSpec, env: Environment, role: Worker, options: Options) -
         metrics,
         idle_seconds=min(1.0, dist.heartbeat_seconds),
         idle_max_seconds=dist.heartbeat_seconds,
+        memory=MemoryWatch(dist.restart_on_memory_growth),
     )
     try:
         count = loop.run()
     finally:
         access.close()
-    return Summary(role=role.tuner_id, ok=True, trials_completed=count, output=store.url(""))
+    return Summary(
+        role=role.tuner_id, ok=True, trials_completed=count, output=store.url(""), restart=loop.outgrown
+    )
 
 
 def finish(

@@ -44,6 +44,16 @@ def load_snapshot(store: Store, job: JobSpec) -> dict[str, Any] | None:
     return saved["state"]
 
 
+def search_ended(store: Store, job: JobSpec) -> bool:
+    """Has this search (same spec) finished, by its search.json? For a worker that finds no chief."""
+    try:
+        status = json.loads(store.read_text("search.json"))
+    except (FileNotFoundError, StorageError, ValueError) as err:
+        log.debug("no finished search.json: %s", err)
+        return False
+    return status.get("fingerprint") == job.fingerprint() and status.get("state") in ("succeeded", "failed")
+
+
 def search_status(coordinator: Coordinator, job: JobSpec, state: str) -> dict[str, Any]:
     trials = coordinator.trials()
     objective = job.spec.tuner.objective

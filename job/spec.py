@@ -441,6 +441,11 @@ class TrainingSpec(_Model):
     mixed_precision: bool = Field(
         False, description="mixed_float16 compute on GPUs (float32 weights); off on CPUs."
     )
+    scan_steps: bool | Literal["auto"] = Field(
+        "auto",
+        description="JAX: run each call's steps in one compiled lax.scan, one dispatch instead of one "
+        "per batch (same updates); auto: on GPUs and TPUs, where dispatch dominates small models.",
+    )
 
 
 class OutputSpec(_Model):
@@ -510,6 +515,12 @@ class DistributionSpec(_Model):
     )
     linger_seconds: float = Field(
         30.0, ge=0, description="How long a finished chief keeps telling workers to stop."
+    )
+    restart_on_memory_growth: float = Field(
+        0.05,
+        ge=0,
+        description="A worker whose resident memory has grown by this fraction since its first trial "
+        "restarts itself between trials (same worker id; data loaded again); 0 never restarts.",
     )
 
     @model_validator(mode="after")

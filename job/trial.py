@@ -164,14 +164,20 @@ AUTO_STEPS_PER_EXECUTION = 256
 
 def tune_execution(model: keras.Model, training: TrainingSpec, samples: int) -> None:
     """Apply the fast trial path to a compiled model: several training steps per compiled call
-    (the same updates, far fewer round trips from Python) and the XLA choice from the spec."""
-    steps_per_epoch = max(1, math.ceil(samples / training.batch_size))
+    (the same updates, far fewer round trips from Python; on JAX one `lax.scan` per call, see
+    `job/jax_steps.py`) and the XLA choice from the spec."""
+    full_batches = max(1, samples // training.batch_size)
     if training.steps_per_execution == "auto":
-        model.steps_per_execution = min(AUTO_STEPS_PER_EXECUTION, steps_per_epoch)
+        model.steps_per_execution = min(AUTO_STEPS_PER_EXECUTION, full_batches)
     else:
         model.steps_per_execution = training.steps_per_execution
     if training.jit_compile != "auto":
         model.jit_compile = training.jit_compile
+    if keras.backend.backend() == "jax" and model.steps_per_execution > 1 and model.jit_compile:
+        from job import jax_steps
+
+        if training.scan_steps is True or (training.scan_steps == "auto" and jax_steps.on_accelerator()):
+            model.train_function = jax_steps.scanned_train_function(model, model.steps_per_execution)
 
 
 def _better(value: float, than: float, objective: Objective) -> bool:

@@ -16,6 +16,7 @@ from job import device
 from job.coordinator import Coordinator
 from job.data import Dataset
 from job.metrics import WorkerMetrics
+from job.recycle import MemoryWatch
 from job.results import TrialRecord, attempt_key, public_values, save_model, trial_key
 from job.space import BuildModel
 from job.spec import JobSpec
@@ -104,12 +105,13 @@ class Worker:
         metrics: WorkerMetrics | None = None,
         idle_seconds: float = 1.0,
         idle_max_seconds: float = 10.0,
+        memory: MemoryWatch | None = None,
     ) -> None:
         self.tuner_id = tuner_id
         self.access = access
         self.job = job
         self.build_model = build_model
-        self.data = data
+        self.data = data  # device.resident(...) for the fast path: converted once, not per trial
         self.store = store
         self.metrics = metrics
         self.idle_seconds = idle_seconds
@@ -117,6 +119,9 @@ class Worker:
         # and can tell it to stop before it leaves.
         self.idle_max_seconds = idle_max_seconds
         self.trials_run = 0
+        # Set when this process has outgrown its memory and should be restarted (job/recycle.py).
+        self.memory = memory
+        self.outgrown = False
         self._scratch = tempfile.TemporaryDirectory(prefix="hptune-worker-")
 
     def run(self) -> int:
@@ -134,6 +139,17 @@ class Worker:
                     continue
                 idle = self.idle_seconds
                 self.run_one(trial)
+                if self.memory is not None and self.memory.outgrown():
+                    log.info(
+                        "%s: resident memory grew from %.0f to %.0f MiB over %d trials; restarting "
+                        "this worker to release it",
+                        self.tuner_id,
+                        self.memory.baseline / 2**20,
+                        self.memory.last / 2**20,
+                        self.trials_run,
+                    )
+                    self.outgrown = True
+                    return self.trials_run
         finally:
             self._scratch.cleanup()
 

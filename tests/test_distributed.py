@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import signal
 import time
 from collections.abc import Callable
@@ -183,3 +184,37 @@ def test_trials_packed_on_one_gpu_run_as_separate_processes(
     processes = {group["labels"]["process"] for group in json.loads(targets.read_text())}
     assert processes == {"chief", "tuner0-0", "tuner0-1"}
     assert len(leaderboard(tmp_path / "out")) == 4
+
+
+def test_a_worker_that_outgrows_its_memory_restarts_itself_between_trials(
+    write_spec: Callable[..., Path], tmp_path: Path
+) -> None:
+    # Any growth at all after the first trial restarts the worker: TensorFlow grows every trial.
+    restarting = {"distribution": {**FAST_LEASES["distribution"], "restartOnMemoryGrowth": 1e-6}}
+    spec = write_spec({"spec": {"tuner": {"maxTrials": 4}, **restarting}})
+    with search(spec, tmp_path) as s:
+        # One process from start to end (os.execv keeps its pid), both lives in one log.
+        chief, worker = s.chief(), s.worker(0)
+        assert chief.wait(timeout=300) == 0, chief.log[-3000:]
+        assert worker.wait(timeout=60) == 0, worker.log[-3000:]
+        log = worker.log
+    assert re.search(r"tuner0: resident memory grew from \d+ to \d+ MiB over \d+ trials; restarting", log)
+    assert "tuner0: restarted (1) with its memory released" in log
+    rows = leaderboard(tmp_path / "out")
+    assert sorted(row["status"] for row in rows) == ["completed"] * 4
+    assert all(count == 1 for count in s.runs_per_trial().values())
+    assert len(s.runs_per_trial()) == 4
+
+
+def test_a_worker_that_arrives_after_the_search_ended_leaves_at_once(
+    write_spec: Callable[..., Path], tmp_path: Path
+) -> None:
+    lingering = {"distribution": {**FAST_LEASES["distribution"], "lingerSeconds": 1}}
+    spec = write_spec({"spec": {"tuner": {"maxTrials": 2}, **lingering}})
+    with search(spec, tmp_path) as s:
+        chief, first = s.chief(), s.worker(0)
+        assert chief.wait(timeout=300) == 0, chief.log[-3000:]
+        assert first.wait(timeout=60) == 0
+        late = s.worker(1)  # chiefWaitSeconds is 60: without search.json it would wait that long
+        assert late.wait(timeout=45) == 0, late.log[-3000:]
+    assert "tuner1: the chief is gone and the search has ended (search.json)" in late.log
