@@ -40,7 +40,7 @@ lint: install-test
 
 ## test: install everything, lint, and run the whole suite
 test: install-test tools lint
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=12
 
 bench: install-test
 	$(BIN)/python -m benchmarks.trial_throughput

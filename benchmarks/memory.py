@@ -89,22 +89,18 @@ def hptune_side(trials: int, mnist: bool, data_dir: str | None, growth: float) -
         base = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERASTUNER_ORACLE_IP": "127.0.0.1"}
         if data_dir:
             base["HPTUNE_DATA_DIR"] = data_dir
-        command = [sys.executable, "-m", "job", "run", str(spec)]
-        chief = subprocess.Popen(
-            command,
-            env={**base, "KERASTUNER_TUNER_ID": "chief", "KERASTUNER_ORACLE_PORT": port},
-            cwd=REPO,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        worker = subprocess.Popen(
-            command,
-            env={**base, "KERASTUNER_TUNER_ID": "tuner0", "KERASTUNER_ORACLE_PORT": port},
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+
+        def start(tuner_id: str, stdout: int) -> subprocess.Popen[str]:
+            return subprocess.Popen(
+                [sys.executable, "-m", "job", "run", str(spec)],
+                env={**base, "KERASTUNER_TUNER_ID": tuner_id, "KERASTUNER_ORACLE_PORT": port},
+                cwd=REPO,
+                stdout=stdout,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+
+        chief, worker = start("chief", subprocess.DEVNULL), start("tuner0", subprocess.PIPE)
         done = threading.Event()
 
         def poll() -> None:

@@ -12,6 +12,7 @@ Timing covers the search itself (trials), not process start or loading the datas
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -76,7 +77,9 @@ def plain_keras_tuner(trials: int, epochs: int, seed: int, data_dir: Path) -> di
     return {"seconds": seconds, "scores": results, "values": values}
 
 
-def hptune_search(trials: int, epochs: int, seed: int, data_dir: Path) -> dict[str, Any]:
+def hptune_search(
+    trials: int, epochs: int, seed: int, data_dir: Path, scan_steps: bool | str = "auto"
+) -> dict[str, Any]:
     """The same search through hptune's trial path (examples/mnist.yaml, standalone)."""
     from job.coordinator import Coordinator
     from job.data import load_dataset
@@ -90,7 +93,9 @@ def hptune_search(trials: int, epochs: int, seed: int, data_dir: Path) -> dict[s
 
     job = load_spec(REPO / "examples" / "mnist.yaml")
     tuner = job.spec.tuner.model_copy(update={"max_trials": trials, "seed": seed})
-    training = job.spec.training.model_copy(update={"epochs": epochs, "early_stopping": None})
+    training = job.spec.training.model_copy(
+        update={"epochs": epochs, "early_stopping": None, "scan_steps": scan_steps}
+    )
     job = job.model_copy(update={"spec": job.spec.model_copy(update={"tuner": tuner, "training": training})})
     data = load_dataset(job.spec.data, data_dir)
     build_model, space = prepare_model(job, data, None)
@@ -110,7 +115,12 @@ def hptune_search(trials: int, epochs: int, seed: int, data_dir: Path) -> dict[s
     }
 
 
-SIDES = {"plain": plain_keras_tuner, "hptune": hptune_search}
+SIDES = {
+    "plain": plain_keras_tuner,
+    "hptune": hptune_search,
+    # hptune with Keras' own host loop of jitted steps instead of scanned steps (JAX A/B).
+    "hptune-host-loop": functools.partial(hptune_search, scan_steps=False),
+}
 
 
 def _child(side: str, trials: int, epochs: int, seed: int, data_dir: str) -> dict[str, Any]:
@@ -154,17 +164,23 @@ def main() -> None:
         default=os.environ.get("HPTUNE_DATA_DIR"),
         help="directory holding mnist.npz (default: HPTUNE_DATA_DIR)",
     )
+    parser.add_argument(
+        "--host-loop",
+        action="store_true",
+        help="also time hptune with scanSteps off (on JAX: what the scanned steps add)",
+    )
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     args = parser.parse_args()
     if not args.data_dir:
         parser.error("set HPTUNE_DATA_DIR or --data-dir to a directory holding mnist.npz")
-    runs: dict[str, list[dict[str, Any]]] = {"plain": [], "hptune": []}
+    sides = ["plain", "hptune"] + (["hptune-host-loop"] if args.host_loop else [])
+    runs: dict[str, list[dict[str, Any]]] = {side: [] for side in sides}
     for round_ in range(args.rounds):
-        for side in ("plain", "hptune") if round_ % 2 == 0 else ("hptune", "plain"):
+        for side in sides if round_ % 2 == 0 else sides[::-1]:
             result = _child(side, args.trials, args.epochs, args.seed, args.data_dir)
             runs[side].append(result)
             print(
-                f"round {round_ + 1} {side:7}: {result['seconds'] / args.trials:6.2f} s/trial, "
+                f"round {round_ + 1} {side:16}: {result['seconds'] / args.trials:6.2f} s/trial, "
                 f"best val_accuracy {max(result['scores'].values()):.4f}",
                 flush=True,
             )
@@ -179,10 +195,11 @@ def main() -> None:
         f"trial_throughput: MNIST MLP, {args.trials} trials x {args.epochs} epochs, batch 32, "
         f"seed {args.seed}, median of {args.rounds} runs each"
     )
-    for side, label in (("plain", "plain Keras Tuner"), ("hptune", "hptune")):
+    for side in sides:
         seconds = per_trial[side]
-        print(f"  {label:18}: {seconds:6.2f} s/trial  ({3600 / seconds:5.0f} trials/hour)")
-    print(f"  speed-up          : {per_trial['plain'] / per_trial['hptune']:.2f}x trials per hour")
+        label = "plain Keras Tuner" if side == "plain" else side
+        speed_up = "" if side == "plain" else f", {per_trial['plain'] / seconds:.2f}x trials per hour"
+        print(f"  {label:18}: {seconds:6.2f} s/trial  ({3600 / seconds:5.0f} trials/hour{speed_up})")
     print(f"  same hyperparameters trial by trial, every run: {same_values}")
     print(
         "  val_accuracy (each trial averaged over the runs): best plain "

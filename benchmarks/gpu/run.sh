@@ -6,7 +6,7 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
 export PYTHONPATH=/tmp/site KERAS_BACKEND=jax HPTUNE_DATA_DIR="$PWD/.data" PYTHONUNBUFFERED=1
 out="${OUT:-gpu-results}"; mkdir -p "$out"
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; date -u; } > "$out/machine.txt"
-python3 -m benchmarks.trial_throughput --trials 6 --rounds 2 --json "$out/trial_throughput.json" \
+python3 -m benchmarks.trial_throughput --trials 4 --rounds 2 --host-loop --json "$out/trial_throughput.json" \
   2>&1 | tee "$out/trial_throughput.txt"
 python3 -m benchmarks.gpu_packing --packings 1 2 4 8 --trials-per-process 3 --json "$out/gpu_packing.json" \
   2>&1 | tee "$out/gpu_packing.txt"
