@@ -119,9 +119,8 @@ class Worker:
         # and can tell it to stop before it leaves.
         self.idle_max_seconds = idle_max_seconds
         self.trials_run = 0
-        # Set when this process has outgrown its memory and should be restarted (job/recycle.py).
-        self.memory = memory
-        self.outgrown = False
+        self.memory = memory  # resident memory, checked between trials (job/recycle.py)
+        self.outgrown = False  # set when this process should restart to release memory
         self._scratch = tempfile.TemporaryDirectory(prefix="hptune-worker-")
 
     def run(self) -> int:
