@@ -230,8 +230,8 @@ def _print_summary(summary: Summary, out: Console, err: Console) -> None:
 def _import_backend_quietly(verbose: bool) -> None:
     """Import Keras (and its backend) with the backend's C++ start-up chatter held back.
 
-    TensorFlow prints several lines to the process's stderr before its logging is configured;
-    they are shown only if the import fails or with --verbose.
+    TensorFlow prints several lines to the process's stderr before its logging is configured, and
+    more when it first looks for devices; they are shown only if this fails or with --verbose.
     """
     if verbose:
         import keras
@@ -242,8 +242,12 @@ def _import_backend_quietly(verbose: bool) -> None:
     with tempfile.TemporaryFile() as held:
         os.dup2(held.fileno(), 2)
         try:
-            import keras  # noqa: F401
+            import keras
             import keras_tuner  # noqa: F401
+
+            # The first tensor starts the backend's devices, which logs its own lines (a CPU-only
+            # machine's "failed call to cuInit", a GPU's memory): held back with the rest.
+            keras.ops.convert_to_tensor(0.0)
         except BaseException:
             os.dup2(saved, 2)
             held.seek(0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -103,3 +104,14 @@ def test_a_bad_role_environment_is_named(write_spec: Callable[..., Path]) -> Non
         "error: KERASTUNER_ORACLE_IP=127.0.0.1 is set but KERASTUNER_ORACLE_PORT is not; "
         "set both (the chief's address and port)"
     )
+
+
+def test_a_run_shows_none_of_the_backends_start_up_lines(write_spec: Callable[..., Path]) -> None:
+    spec = write_spec({"spec": {"tuner": {"maxTrials": 1}, "training": {"epochs": 1}}})
+    env = hptune_env()
+    del env["TF_CPP_MIN_LOG_LEVEL"]  # as in a user's shell
+    result = hptune("run", str(spec), env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    backend_lines = [line for line in result.stderr.splitlines() if re.match(r"[IWEF]\d{4} ", line)]
+    assert backend_lines == []
+    assert "oneDNN" not in result.stderr and "cuInit" not in result.stderr
