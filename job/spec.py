@@ -517,7 +517,7 @@ class DistributionSpec(_Model):
         30.0, ge=0, description="How long a finished chief keeps telling workers to stop."
     )
     restart_on_memory_growth: float = Field(
-        0.05,
+        0.08,
         ge=0,
         description="A worker whose resident memory has grown by this fraction since its first trial "
         "restarts itself between trials (same worker id; data loaded again); 0 never restarts.",
