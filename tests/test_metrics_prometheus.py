@@ -208,6 +208,9 @@ def search(root: Path, targets: Path, prometheus: Prometheus, pushgateway: Pushg
         lambda: prometheus.query(f'push_time_seconds{{job="{NAME}"}}') or None,
         timeout=15,
     )
+    # Range queries step every second up to `after`: their last step must come after the summary's
+    # first scrape, which may have happened a moment ago.
+    time.sleep(1.5)
     after = time.time()
     time.sleep(1.0)  # `after` is now in the past: queries at it read what is stored, nothing newer
     window = f"{int(after - start) + 10}s"
