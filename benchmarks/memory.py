@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,15 +23,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+from job.local import free_port
+from job.recycle import resident_bytes
 from job.spec import DistributionSpec
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def rss_mib() -> float:
-    """Current resident set size of this process, in MiB."""
-    pages = int(Path("/proc/self/statm").read_text().split()[1])
-    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+def rss_mib(pid: int | str = "self") -> float:
+    """Resident set size of a process (this one by default), in MiB."""
+    return resident_bytes(pid) / 2**20
 
 
 def _job(trials: int, mnist: bool) -> Any:
@@ -45,20 +45,6 @@ def _job(trials: int, mnist: bool) -> Any:
     return job.model_copy(
         update={"spec": job.spec.model_copy(update={"tuner": tuner, "training": training, "data": data})}
     )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _rss_of(pid: int) -> float:
-    try:
-        pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
-    except (OSError, IndexError, ValueError):
-        return 0.0
-    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def hptune_side(trials: int, mnist: bool, data_dir: str | None, growth: float) -> dict[str, Any]:
@@ -85,7 +71,7 @@ def hptune_side(trials: int, mnist: bool, data_dir: str | None, growth: float) -
         )
         spec = Path(tmp) / "spec.yaml"
         spec.write_text(yaml.safe_dump(job.model_dump(mode="json", by_alias=True, exclude_none=True)))
-        port = str(_free_port())
+        port = str(free_port())
         base = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERASTUNER_ORACLE_IP": "127.0.0.1"}
         if data_dir:
             base["HPTUNE_DATA_DIR"] = data_dir
@@ -106,7 +92,7 @@ def hptune_side(trials: int, mnist: bool, data_dir: str | None, growth: float) -
         def poll() -> None:
             nonlocal peak
             while not done.wait(0.2):
-                peak = max(peak, _rss_of(worker.pid))
+                peak = max(peak, rss_mib(worker.pid))
 
         poller = threading.Thread(target=poll, daemon=True)
         poller.start()
@@ -114,7 +100,7 @@ def hptune_side(trials: int, mnist: bool, data_dir: str | None, growth: float) -
         assert worker.stdout is not None
         for line in worker.stdout:
             if ": running trial " in line or "the search is over" in line:
-                samples.append(_rss_of(worker.pid))
+                samples.append(rss_mib(worker.pid))
             restarts += "restarting this worker" in line
         done.set()
         worker.wait()

@@ -15,6 +15,8 @@ from pathlib import Path
 
 WORKER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+# Set by a worker that restarts itself to release memory (job/recycle.py), for its next life.
+RESTARTS_VARIABLE = "HPTUNE_WORKER_RESTARTS"
 
 
 class BadEnvironment(Exception):
@@ -76,9 +78,9 @@ def read_environment(env: Mapping[str, str], service_account_dir: Path = SERVICE
     slot = env.get("HPTUNE_TRIAL_SLOT")
     if slot is not None and not slot.isdigit():
         raise BadEnvironment(f"HPTUNE_TRIAL_SLOT={slot!r} is not a non-negative integer")
-    restarts = env.get("HPTUNE_WORKER_RESTARTS", "0")
+    restarts = env.get(RESTARTS_VARIABLE, "0")
     if not restarts.isdigit():
-        raise BadEnvironment(f"HPTUNE_WORKER_RESTARTS={restarts!r} is not a non-negative integer")
+        raise BadEnvironment(f"{RESTARTS_VARIABLE}={restarts!r} is not a non-negative integer")
     return Environment(
         role=read_role(env),
         data_dir=Path(data_dir) if data_dir else None,

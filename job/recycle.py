@@ -18,15 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
-log = logging.getLogger(__name__)
-
-RESTARTS_VARIABLE = "HPTUNE_WORKER_RESTARTS"
+from job.environment import RESTARTS_VARIABLE
 
 
-def resident_bytes() -> int:
-    """This process's resident set size; 0 where /proc is not available (never restarts there)."""
+def resident_bytes(pid: int | str = "self") -> int:
+    """A process's resident set size (this one's by default); 0 where /proc cannot tell (a process
+    gone, or no /proc: a worker never restarts there)."""
     try:
-        pages = int(Path("/proc/self/statm").read_text().split()[1])
+        pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
     except (OSError, IndexError, ValueError):
         return 0
     return pages * os.sysconf("SC_PAGE_SIZE")
