@@ -7,12 +7,13 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from moto_s3 import BUCKET, CREDENTIALS, S3Server
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -104,3 +105,20 @@ def hptune(
         timeout=timeout,
         cwd=cwd,
     )
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """moto's S3 API on a free loopback port with the test bucket, one per module (each test writes
+    under its own prefix); the test credentials set and other AWS settings cleared meanwhile."""
+    server = S3Server(tmp_path_factory.mktemp("moto") / "moto.log")
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            for name, value in CREDENTIALS.items():
+                patch.setenv(name, value)
+            for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN"):
+                patch.delenv(name, raising=False)
+            server.client().create_bucket(Bucket=BUCKET)
+            yield server
+    finally:
+        server.close()

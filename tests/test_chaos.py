@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,7 +23,7 @@ from chaos import (
     chaos_run,
     nth_match,
 )
-from moto_s3 import BUCKET, CREDENTIALS, S3Server
+from moto_s3 import BUCKET, S3Server
 
 pytestmark = pytest.mark.slow
 
@@ -34,22 +33,6 @@ RUNNING = r": running trial (\w+) \("
 def upload_of(prefix: str, trial_id: str) -> str:
     """The request path of a trial's model upload (to trials/<id>/, or staged below it)."""
     return rf"^/{BUCKET}/{prefix}/trials/{trial_id}/(\S+/)?model\.keras$"
-
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    """One S3 API on loopback for the whole module; each run writes under its own prefix."""
-    server = S3Server(tmp_path_factory.mktemp("moto") / "moto.log")
-    try:
-        with pytest.MonkeyPatch.context() as patch:
-            for name, value in CREDENTIALS.items():
-                patch.setenv(name, value)
-            for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN"):
-                patch.delenv(name, raising=False)
-            server.client().create_bucket(Bucket=BUCKET)
-            yield server
-    finally:
-        server.close()
 
 
 # -- workers killed ---------------------------------------------------------------------------------

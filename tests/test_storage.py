@@ -19,7 +19,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -33,7 +33,7 @@ import numpy as np
 import pytest
 import yaml
 from conftest import BASE_SPEC, hptune, hptune_env, merge
-from moto_s3 import BUCKET, CREDENTIALS, S3Server
+from moto_s3 import BUCKET, S3Server
 
 from job.data import load_dataset
 from job.results import promote_best, save_model
@@ -53,22 +53,6 @@ BEST = ("model.keras", "hyperparameters.json", "metrics.json", "README.md", *SAV
 
 
 # -- fixtures -----------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    """moto's S3 API on a free loopback port with the test bucket; AWS variables set here too."""
-    server = S3Server(tmp_path_factory.mktemp("moto") / "moto.log")
-    try:
-        with pytest.MonkeyPatch.context() as patch:
-            for name, value in CREDENTIALS.items():
-                patch.setenv(name, value)
-            for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN"):
-                patch.delenv(name, raising=False)
-            server.client().create_bucket(Bucket=BUCKET)
-            yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture
