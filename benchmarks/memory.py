@@ -23,9 +23,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from job.local import free_port
-from job.recycle import resident_bytes
-from job.spec import DistributionSpec
+from job.distribution.processes import free_port
+from job.distribution.recycle import resident_bytes
+from job.spec.models import DistributionSpec
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -113,8 +113,8 @@ def plain_side(trials: int, mnist: bool, data_dir: str | None) -> dict[str, Any]
     """Keras Tuner's own RandomSearch over the same space, in this process."""
     import keras_tuner as kt
 
-    from job.data import load_dataset
-    from job.space import mlp_builder
+    from job.training.data import load_dataset
+    from job.training.space import mlp_builder
 
     job = _job(trials, mnist)
     data = load_dataset(job.spec.data, Path(data_dir) if data_dir else None)
@@ -147,7 +147,7 @@ def plain_side(trials: int, mnist: bool, data_dir: str | None) -> dict[str, Any]
 
 
 def _declare(hp: Any, job: Any) -> Any:
-    from job.space import declare
+    from job.training.space import declare
 
     for definition in job.spec.hyperparameters:
         declare(hp, definition)

@@ -21,16 +21,16 @@ from pathlib import Path
 import keras_tuner as kt
 from prometheus_client import CollectorRegistry
 
-from job.chief import start_server
-from job.coordinator import Coordinator
-from job.metrics import SearchMetrics
-from job.remote import RemoteOracle
-from job.results import ModelPruner
-from job.snapshot import Snapshotter
-from job.space import declared_space
+from job.distribution.chief import start_server
+from job.distribution.remote import RemoteOracle
+from job.observability.metrics import SearchMetrics
+from job.search.coordinator import Coordinator
+from job.search.oracles import ORACLES, make_oracle
+from job.search.results import ModelPruner
+from job.search.snapshot import Snapshotter
 from job.spec import load_spec
 from job.storage import Store
-from job.tuning import ORACLES, make_oracle
+from job.training.space import declared_space
 
 REPO = Path(__file__).resolve().parents[1]
 Status = kt.engine.trial.TrialStatus

@@ -81,15 +81,15 @@ def hptune_search(
     trials: int, epochs: int, seed: int, data_dir: Path, scan_steps: bool | str = "auto"
 ) -> dict[str, Any]:
     """The same search through hptune's trial path (examples/mnist.yaml, standalone)."""
-    from job.coordinator import Coordinator
-    from job.data import load_dataset
-    from job.device import resident
-    from job.results import ModelPruner
-    from job.search import prepare_model
+    from job.search.coordinator import Coordinator
+    from job.search.oracles import make_oracle
+    from job.search.results import ModelPruner
+    from job.search.run import prepare_model
+    from job.search.worker import LocalAccess, Worker
     from job.spec import load_spec
-    from job.storage import Store
-    from job.tuning import make_oracle
-    from job.worker import LocalAccess, Worker
+    from job.storage.store import Store
+    from job.training.data import load_dataset
+    from job.training.device import resident
 
     job = load_spec(REPO / "examples" / "mnist.yaml")
     tuner = job.spec.tuner.model_copy(update={"max_trials": trials, "seed": seed})

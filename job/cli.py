@@ -1,7 +1,8 @@
 """The `hptune` command: the only place that reads argv and prints for people.
 
-Exit codes: 0 success; 1 the search (or this process's part of it) failed; 2 bad input (spec,
-environment, dataset, model builder, command line); 130 interrupted.
+Exit codes come from the error hierarchy (`job/errors.py`): 0 success; 1 the search (or this
+process's part of it) failed; 2 bad input (spec, environment, dataset, model builder, command
+line); 130 interrupted. Every `HptuneError` is caught once, in `main`, and printed as one message.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import argparse
 import json
 import logging
 import os
-import signal
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -20,17 +20,17 @@ from typing import TYPE_CHECKING, NoReturn
 from rich.console import Console
 from rich.text import Text
 
-if TYPE_CHECKING:
-    from job.search import Summary
-    from job.spec import JobSpec
+from job.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, BadInput, HptuneError, SearchFailed
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+if TYPE_CHECKING:
+    from job.search.run import Summary
+    from job.spec import JobSpec
 
 log = logging.getLogger("hptune")
 
 
-class UsageError(Exception):
-    """Bad input from the person running the command."""
+class UsageError(BadInput):
+    """Bad input on the command line."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -91,39 +91,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         err.print("interrupted")
         return EXIT_INTERRUPTED
-    except UsageError as exc:
-        return _error(err, str(exc), EXIT_USAGE)
+    except HptuneError as exc:
+        return _error(err, exc)
 
 
 def _dispatch(args: argparse.Namespace, out: Console, err: Console) -> int:
-    from job.spec import SpecError, json_schema, load_spec
+    from job.spec import json_schema, load_spec
 
     if args.command == "schema":
         print(json.dumps(json_schema(), indent=2))
         return EXIT_OK
     if args.command == "status":
-        from job.kube import StatusError, status_table
+        from job.cluster.status import status_table
 
-        try:
-            rows = status_table(
-                args.name, args.namespace, kubeconfig=args.kubeconfig or os.environ.get("KUBECONFIG")
-            )
-        except StatusError as exc:
-            return _error(err, str(exc), EXIT_FAILED)
+        rows = status_table(
+            args.name, args.namespace, kubeconfig=args.kubeconfig or os.environ.get("KUBECONFIG")
+        )
         width = max(len(key) for key, _ in rows)
         for key, value in rows:
             out.print(f"{key:<{width}}  {value}", highlight=False)
         return EXIT_OK
     if args.command == "show":
-        from job.show import show
+        from job.observability.show import show
 
-        return show(args.uri, out, err, top=args.top)
-    try:
-        job = load_spec(args.spec)
-        if getattr(args, "output", None):
-            job = job.with_output(args.output)
-    except SpecError as exc:
-        return _error(err, exc.render(), EXIT_USAGE)
+        show(args.uri, out, top=args.top)
+        return EXIT_OK
+    job = load_spec(args.spec)
+    if getattr(args, "output", None):
+        job = job.with_output(args.output)
     if args.command == "validate":
         spec = job.spec
         out.print(
@@ -135,7 +130,7 @@ def _dispatch(args: argparse.Namespace, out: Console, err: Console) -> int:
         return EXIT_OK
     spec_dir = Path(args.spec).resolve().parent
     if args.command == "local":
-        from job.local import run_local
+        from job.distribution.local import run_local
 
         workers = args.workers if args.workers is not None else job.spec.distribution.workers
         if workers < 1:
@@ -147,14 +142,11 @@ def _dispatch(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def _run(job: JobSpec, spec_dir: Path, args: argparse.Namespace, out: Console, err: Console) -> int:
-    from job.environment import BadEnvironment, Standalone, Worker, read_environment
+    from job.environment import Standalone, Worker, read_environment
 
-    try:
-        env = read_environment(os.environ)
-    except BadEnvironment as exc:
-        return _error(err, str(exc), EXIT_USAGE)
+    env = read_environment(os.environ)
     if isinstance(env.role, Worker) and env.trial_slot is None and job.spec.distribution.trials_per_gpu > 1:
-        from job.packing import run_packed
+        from job.distribution.packing import run_packed
 
         base = args.metrics_port if args.metrics_port is not None else job.spec.metrics.port
         return run_packed(
@@ -164,37 +156,23 @@ def _run(job: JobSpec, spec_dir: Path, args: argparse.Namespace, out: Console, e
 
     from prometheus_client import CollectorRegistry
 
-    from job.chief import ChiefError as ChiefServeError
-    from job.coordinator import SearchFailed
-    from job.data import DataError
-    from job.metrics import MetricsError, read_progress
-    from job.progress import LiveProgress
-    from job.remote import ChiefError, ChiefUnreachable
-    from job.search import Options, run
-    from job.snapshot import ResumeConflict
-    from job.space import BuilderError
-    from job.storage import StorageError
+    from job.distribution.processes import stop_on_sigterm
+    from job.observability.metrics import read_progress
+    from job.observability.progress import LiveProgress
+    from job.search.run import Options, run
 
-    _stop_on_sigterm()
+    stop_on_sigterm()
     registry = CollectorRegistry()
     options = Options(
         spec_dir=spec_dir, metrics_port=args.metrics_port, registry=registry, workers=args.workers
     )
-    live = isinstance(env.role, Standalone) and err.is_terminal
-    try:
-        if live:
-            with LiveProgress(lambda: read_progress(registry.collect()), err):
-                summary = run(job, env, options)
-        else:
+    if isinstance(env.role, Standalone) and err.is_terminal:
+        with LiveProgress(lambda: read_progress(registry.collect()), err):
             summary = run(job, env, options)
-    except (DataError, BuilderError, ResumeConflict) as exc:
-        return _error(err, str(exc), EXIT_USAGE)
-    except (StorageError, ChiefUnreachable, ChiefError, ChiefServeError, MetricsError) as exc:
-        return _error(err, str(exc), EXIT_FAILED)
-    except SearchFailed as exc:
-        return _error(err, f"the search failed: {exc}", EXIT_FAILED)
+    else:
+        summary = run(job, env, options)
     if summary.restart:
-        from job.recycle import restart
+        from job.distribution.recycle import restart
 
         restart(env.restarts)
     _print_summary(summary, out, err)
@@ -258,15 +236,6 @@ def _import_backend_quietly(verbose: bool) -> None:
             os.close(saved)
 
 
-def _stop_on_sigterm() -> None:
-    """SIGTERM (a pod being stopped) ends the process like Ctrl-C, running clean-up."""
-
-    def handler(signum: int, frame: object) -> NoReturn:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, handler)
-
-
 def _configure_logging(verbose: bool) -> None:
     level = logging.DEBUG if verbose else logging.INFO
     if sys.stderr.isatty():
@@ -286,9 +255,10 @@ def _configure_logging(verbose: bool) -> None:
     logging.getLogger("hptune").setLevel(level)
 
 
-def _error(err: Console, message: str, code: int) -> int:
+def _error(err: Console, exc: HptuneError) -> int:
+    message = f"the search failed: {exc}" if isinstance(exc, SearchFailed) else str(exc)
     err.print(Text.assemble(("error: ", "bold red"), message), highlight=False, soft_wrap=True)
-    return code
+    return exc.exit_code
 
 
 def entrypoint() -> NoReturn:

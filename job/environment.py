@@ -13,13 +13,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from job.errors import BadInput
+
 WORKER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
-# Set by a worker that restarts itself to release memory (job/recycle.py), for its next life.
+# Set by a worker that restarts itself to release memory (job/distribution/recycle.py), for its next life.
 RESTARTS_VARIABLE = "HPTUNE_WORKER_RESTARTS"
 
 
-class BadEnvironment(Exception):
+class BadEnvironment(BadInput):
     """The environment is partial or contradictory. The message names the variable."""
 
 
@@ -69,7 +71,7 @@ class Environment:
     data_dir: Path | None
     cluster: Cluster | None
     trial_slot: int | None = None  # set in the trial processes a packed worker starts
-    restarts: int = 0  # how often this worker has restarted itself to release memory (job/recycle.py)
+    restarts: int = 0  # restarts to release memory (job/distribution/recycle.py)
 
 
 def read_environment(env: Mapping[str, str], service_account_dir: Path = SERVICE_ACCOUNT_DIR) -> Environment:

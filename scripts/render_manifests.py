@@ -3,7 +3,7 @@
     python scripts/render_manifests.py           # write both
     python scripts/render_manifests.py --check   # exit 1 if either differs from a fresh generation
 
-The schema comes from the job spec's pydantic model (job/chart_schema.py); the manifests are the
+The schema comes from the job spec's pydantic model (scripts/chart_schema.py); the manifests are the
 chart rendered by the Helm engine (helm-python-sdk, no helm binary or cluster) with its default
 values, for a release named `hptune`, without the `helm test` hook and NOTES.
 """
@@ -20,7 +20,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from job.chart_schema import values_schema_text  # noqa: E402
+from scripts.chart_schema import values_schema_text  # noqa: E402
 
 CHART = REPO / "charts"
 SCHEMA = CHART / "values.schema.json"

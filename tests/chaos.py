@@ -30,8 +30,10 @@ from conftest import BASE_SPEC, merge
 from moto_s3 import BUCKET, S3Server
 from processes import Proc, Search
 
-from job.show import verify_manifest
-from job.storage import MANIFEST_KEY, Retry, Store
+from job.observability.show import verify_manifest
+from job.retry import Backoff
+from job.storage import Store
+from job.storage.layout import MANIFEST_KEY
 
 OBJECTIVE = "val_accuracy"
 KEEP_MODELS = 2
@@ -121,10 +123,10 @@ class ChaosRun:
         self.prefix = f"chaos-{plan.seed}-{root.name}"
         if s3 is not None:
             self.uri = f"s3://{BUCKET}/{self.prefix}"
-            self.store = Store(self.uri, Retry(seconds=10), endpoint_url=s3.url)
+            self.store = Store(self.uri, Backoff(seconds=10), endpoint_url=s3.url)
         else:
             self.uri = str(root / "out")
-            self.store = Store(self.uri, Retry(seconds=10))
+            self.store = Store(self.uri, Backoff(seconds=10))
         spec = write_spec(root, self.uri, trials, s3.url if s3 else None)
         self.search = Search(spec, root)
         self.chiefs: list[Proc] = []

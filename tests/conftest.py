@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -75,12 +74,6 @@ def mnist_dir() -> Path:
     if not (candidate / "mnist.npz").exists():
         pytest.fail(f"MNIST is needed: set HPTUNE_DATA_DIR to a directory with mnist.npz ({candidate})")
     return candidate
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def hptune_env(**extra: str) -> dict[str, str]:

@@ -12,7 +12,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from conftest import free_port, hptune_env
+from conftest import hptune_env
+
+from job.distribution.processes import free_port
 
 
 class Proc:

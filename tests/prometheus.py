@@ -21,8 +21,9 @@ from typing import Any, TypeVar
 
 import pytest
 import yaml
-from conftest import free_port
 from prometheus_client import CollectorRegistry, start_http_server
+
+from job.distribution.processes import free_port
 
 T = TypeVar("T")
 START_SECONDS = 30.0

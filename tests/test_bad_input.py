@@ -36,11 +36,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto_s3 import S3Server
 
-from job.spec import MAX_SPEC_BYTES, JobSpec, SpecError, parse_spec, validate_spec
+from job.spec import JobSpec, SpecError, parse_spec, validate_spec
+from job.spec.models import MAX_SPEC_BYTES
 
 CHART = REPO / "charts"
 BAD_INPUT, FAILED = 2, 1
-# What a worker logs as a trial starts training (job/worker.py): no bad input may get that far.
+# What a worker logs as a trial starts training (job/search/worker.py): no bad input may get that far.
 TRAINING_STARTED = "running trial"
 PARALLEL_RUNS = 3
 
@@ -836,7 +837,7 @@ def _with_hyperparameters(hyperparameters: list[dict[str, Any]]) -> dict[str, An
 
 
 def _keras_tuner_accepts(job: JobSpec) -> None:
-    from job.space import declared_space
+    from job.training.space import declared_space
 
     space = declared_space(job)
     assert [hp.name for hp in space.space] == [hp.name for hp in job.spec.hyperparameters]

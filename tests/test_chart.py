@@ -26,8 +26,8 @@ import kubernetes_validate.utils as kubernetes_validate
 import pytest
 import yaml
 
-from job.chart_schema import values_schema_text
 from job.environment import Chief, Worker, read_role
+from scripts.chart_schema import values_schema_text
 
 REPO = Path(__file__).resolve().parents[1]
 CHART = REPO / "charts"

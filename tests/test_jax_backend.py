@@ -15,10 +15,10 @@ from conftest import REPO, hptune, hptune_env
 # through hptune's scanned steps, and prints each epoch's metrics and what ran the steps.
 COMPARE = """
 import json, keras, keras_tuner as kt
-from job.data import load_dataset
-from job.space import declare, make_builder
+from job.training.data import load_dataset
+from job.training.space import declare, make_builder
 from job.spec import load_spec
-from job.trial import tune_execution
+from job.training.trial import tune_execution
 
 job = load_spec({spec!r})
 data = load_dataset(job.spec.data)

@@ -1,4 +1,4 @@
-"""job/kube.py against FakeKubeApi, a small stand-in for the Kubernetes API server.
+"""job/cluster/ against FakeKubeApi, a small stand-in for the Kubernetes API server.
 
 FakeKubeApi is an HTTP server on 127.0.0.1 that serves the chart's own rendered Jobs, applies
 merge patches to them, stores Events and records every request. The tests check what a user sees
@@ -15,7 +15,6 @@ import importlib.util
 import json
 import logging
 import re
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -32,16 +31,13 @@ import yaml
 from conftest import hptune, hptune_env
 from kubernetes.client import Configuration
 
+from job.cluster.api import api_client
+from job.cluster.feed import TrialFeed
+from job.cluster.reporter import ClusterReporter, NullReporter, reporter_for
+from job.cluster.status import StatusError, status_table
+from job.distribution.processes import free_port
 from job.environment import Cluster
-from job.kube import (
-    ClusterReporter,
-    NullReporter,
-    StatusError,
-    TrialFeed,
-    api_client,
-    reporter_for,
-    status_table,
-)
+from job.retry import Backoff
 
 REPO = Path(__file__).resolve().parents[1]
 NAMESPACE = "tuning"
@@ -51,7 +47,7 @@ PATH = re.compile(
     r"/namespaces/(?P<namespace>[^/]+)/(?P<resource>[^/]+)(?:/(?P<name>[^/]+))?$"
 )
 VERBS = {"POST": "create", "PATCH": "patch", "DELETE": "delete", "PUT": "update"}
-FAST = (0.01, 0.01)  # retry delays for tests: 3 attempts per request
+FAST = Backoff(base_seconds=0.01, jitter=0.0, attempts=3)  # for tests: 3 attempts per request
 
 Obj = dict[str, Any]
 
@@ -252,7 +248,7 @@ def run_search(rep: Any) -> None:
 
 
 def test_outside_a_cluster_everything_is_off_with_one_log_line(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.DEBUG, logger="job.kube"):
+    with caplog.at_level(logging.DEBUG, logger="job.cluster"):
         rep = reporter_for(None)
         run_search(rep)
     assert isinstance(rep, NullReporter)
@@ -374,7 +370,7 @@ def test_hptune_status_explains_a_missing_kubeconfig_or_api(
     printed = hptune("status", "hptune", env=hptune_env(KUBECONFIG=str(tmp_path / "absent")))
     assert printed.returncode == 1
     assert printed.stderr.startswith("error: cannot load a kubeconfig")
-    down = Configuration(host=f"http://127.0.0.1:{_free_port()}")
+    down = Configuration(host=f"http://127.0.0.1:{free_port()}")
     with pytest.raises(StatusError, match=r"cannot reach the Kubernetes API at http://127\.0\.0\.1"):
         status_table("hptune", NAMESPACE, api=api_client(down))
 
@@ -449,23 +445,17 @@ def test_request_bodies_are_valid_kubernetes_objects(api: FakeKubeApi) -> None:
 # -- failures never reach the search ------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_server_errors_are_retried_a_bounded_number_of_times_and_never_raise(
     api: FakeKubeApi, caplog: pytest.LogCaptureFixture
 ) -> None:
     api.fail_with = 500
-    rep = reporter(api.url, retry_delays=FAST)
-    with caplog.at_level(logging.WARNING, logger="job.kube"):
+    rep = reporter(api.url, retry_policy=FAST)
+    with caplog.at_level(logging.WARNING, logger="job.cluster"):
         started = time.monotonic()
         run_search(rep)
         assert time.monotonic() - started < 10
     tries = [r for r in api.requests if r.path.endswith("/hptune-worker")]
-    assert len(tries) == 1 + len(FAST), "one try and one retry per delay"
+    assert len(tries) == FAST.attempts, "every attempt the policy allows, no more"
     warnings = [r.getMessage() for r in caplog.records]
     assert any(
         "could not suspend Job hptune-worker: HTTP 500" in w and "after 3 attempts" in w for w in warnings
@@ -477,16 +467,16 @@ def test_forbidden_is_not_retried_and_points_at_the_role(
     api: FakeKubeApi, caplog: pytest.LogCaptureFixture
 ) -> None:
     api.fail_with = 403
-    rep = reporter(api.url, retry_delays=FAST)
-    with caplog.at_level(logging.WARNING, logger="job.kube"):
+    rep = reporter(api.url, retry_policy=FAST)
+    with caplog.at_level(logging.WARNING, logger="job.cluster"):
         rep.search_ended(False, "boom")
     assert len([r for r in api.requests if r.path.endswith("/hptune-worker")]) == 1
     assert any("HTTP 403" in r.getMessage() and "Role" in r.getMessage() for r in caplog.records)
 
 
 def test_an_unreachable_api_server_never_raises(caplog: pytest.LogCaptureFixture) -> None:
-    rep = reporter(f"http://127.0.0.1:{_free_port()}", retry_delays=FAST)
-    with caplog.at_level(logging.WARNING, logger="job.kube"):
+    rep = reporter(f"http://127.0.0.1:{free_port()}", retry_policy=FAST)
+    with caplog.at_level(logging.WARNING, logger="job.cluster"):
         started = time.monotonic()
         run_search(rep)
         assert time.monotonic() - started < 10

@@ -21,16 +21,17 @@ import pytest
 from conftest import REPO
 from prometheus_client import CollectorRegistry
 
-from job.chief import start_server
-from job.coordinator import Coordinator
-from job.metrics import SearchMetrics
-from job.remote import RemoteOracle
-from job.results import ModelPruner
-from job.snapshot import SNAPSHOT_KEY, Snapshotter
-from job.space import declared_space
+from job.distribution.chief import start_server
+from job.distribution.remote import RemoteOracle
+from job.observability.metrics import SearchMetrics
+from job.search.coordinator import Coordinator
+from job.search.oracles import make_oracle
+from job.search.results import ModelPruner
+from job.search.snapshot import Snapshotter
 from job.spec import load_spec
 from job.storage import Store
-from job.tuning import make_oracle
+from job.storage.layout import SNAPSHOT_KEY
+from job.training.space import declared_space
 
 pytestmark = pytest.mark.slow
 

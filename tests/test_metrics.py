@@ -12,12 +12,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import REPO, free_port
+from conftest import REPO
 from prometheus import Pushgateway, promtool_check, pushed_values
 from prometheus_client import CollectorRegistry, generate_latest, start_http_server
 
-from job import dashboard
-from job.metrics import SearchMetrics, WorkerMetrics, progress_from_text, push_summary, read_progress
+from job.distribution.processes import free_port
+from job.observability.metrics import (
+    SearchMetrics,
+    WorkerMetrics,
+    progress_from_text,
+    push_summary,
+    read_progress,
+)
+from scripts import dashboard
 
 NAME = "digits-test"
 
@@ -208,7 +215,7 @@ def test_the_committed_dashboard_is_the_generated_one() -> None:
     committed = REPO / "charts" / "dashboards" / "hptune.json"
     assert committed.read_text() == dashboard.render(), (
         "charts/dashboards/hptune.json is stale: run "
-        "`.venv/bin/python -m job.dashboard --output charts/dashboards/hptune.json`"
+        "`.venv/bin/python scripts/dashboard.py --output charts/dashboards/hptune.json`"
     )
 
 

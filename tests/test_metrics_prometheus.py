@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import BASE_SPEC, free_port, hptune, hptune_env, merge
+from conftest import BASE_SPEC, hptune, hptune_env, merge
 from prometheus import (
     Exporter,
     Prometheus,
@@ -41,8 +41,9 @@ from prometheus import (
 )
 from prometheus_client import CollectorRegistry, Gauge
 
-from job import dashboard
-from job.metrics import WorkerMetrics
+from job.distribution.processes import free_port
+from job.observability.metrics import WorkerMetrics
+from scripts import dashboard
 
 pytestmark = pytest.mark.slow
 

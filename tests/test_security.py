@@ -22,8 +22,10 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import BASE_SPEC, free_port, hptune, hptune_env, merge
+from conftest import BASE_SPEC, hptune, hptune_env, merge
 from moto_s3 import BUCKET, S3Server
+
+from job.distribution.processes import free_port
 
 
 @dataclass(frozen=True)

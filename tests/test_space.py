@@ -8,8 +8,9 @@ import keras
 import keras_tuner as kt
 import pytest
 
-from job.space import BuilderError, declared_space, import_builder, mlp_builder, search_space
-from job.spec import MlpModel, load_spec
+from job.spec import load_spec
+from job.spec.models import MlpModel
+from job.training.space import BuilderError, declared_space, import_builder, mlp_builder, search_space
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from conftest import hptune
 
-from job.data import load_dataset
 from job.spec import load_spec
+from job.training.data import load_dataset
 
 
 @pytest.fixture(scope="module")

@@ -35,11 +35,15 @@ import yaml
 from conftest import BASE_SPEC, hptune, hptune_env, merge
 from moto_s3 import BUCKET, S3Server
 
-from job.data import load_dataset
-from job.results import promote_best, save_model
-from job.show import verify_manifest
+from job.observability.show import verify_manifest
+from job.retry import Backoff
+from job.search.best import promote_best
+from job.search.results import save_model
 from job.spec import load_spec
-from job.storage import MANIFEST_KEY, Retry, StorageError, Store, is_transient
+from job.storage import StorageError, Store
+from job.storage.errors import is_transient
+from job.storage.layout import MANIFEST_KEY
+from job.training.data import load_dataset
 
 KEEP = 2
 TRIALS = 4
@@ -350,7 +354,7 @@ def test_a_secret_in_the_spec_is_refused(tmp_path: Path) -> None:
 def test_store_retries_a_transient_error_then_succeeds(
     s3: S3Server, prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    store = Store(f"s3://{BUCKET}/{prefix}", Retry(seconds=30, base_seconds=0.1), endpoint_url=s3.url)
+    store = Store(f"s3://{BUCKET}/{prefix}", Backoff(seconds=30, base_seconds=0.1), endpoint_url=s3.url)
     s3.stop()
     restart = threading.Timer(1.0, s3.start)
     restart.start()
@@ -377,7 +381,7 @@ def test_store_retries_a_transient_error_then_succeeds(
 def test_store_gives_up_when_the_retry_budget_is_spent(
     s3: S3Server, prefix: str, operation: str, call: Callable[[Store], object]
 ) -> None:
-    store = Store(f"s3://{BUCKET}/{prefix}", Retry(seconds=1, base_seconds=0.1), endpoint_url=s3.url)
+    store = Store(f"s3://{BUCKET}/{prefix}", Backoff(seconds=1, base_seconds=0.1), endpoint_url=s3.url)
     s3.stop()
     started = time.monotonic()
     try:
@@ -392,7 +396,7 @@ def test_store_gives_up_when_the_retry_budget_is_spent(
 
 
 def test_store_fails_at_once_when_no_retry_can_help(s3: S3Server) -> None:
-    store = Store("s3://hptune-no-such-bucket/out", Retry(seconds=60), endpoint_url=s3.url)
+    store = Store("s3://hptune-no-such-bucket/out", Backoff(seconds=60), endpoint_url=s3.url)
     started = time.monotonic()
     for operation, key, call in (
         ("write", "leaderboard.csv", lambda: store.write_text("leaderboard.csv", "")),
@@ -409,7 +413,7 @@ def test_store_fails_at_once_when_no_retry_can_help(s3: S3Server) -> None:
 
 
 def test_a_missing_object_is_not_an_error_of_the_store(s3: S3Server, prefix: str) -> None:
-    store = Store(f"s3://{BUCKET}/{prefix}", Retry(seconds=60), endpoint_url=s3.url)
+    store = Store(f"s3://{BUCKET}/{prefix}", Backoff(seconds=60), endpoint_url=s3.url)
     with pytest.raises(FileNotFoundError, match=f"s3://{BUCKET}/{prefix}/nothing.json"):
         store.read_text("nothing.json")
     assert store.list("trials") == []
@@ -508,9 +512,9 @@ def _trial(trial_id: str, score: float) -> kt.engine.trial.Trial:
 @pytest.fixture(params=["path", "s3"])
 def store(request: pytest.FixtureRequest, tmp_path: Path, prefix: str) -> Store:
     if request.param == "path":
-        return Store(str(tmp_path / "out"), Retry(seconds=1))
+        return Store(str(tmp_path / "out"), Backoff(seconds=1))
     s3: S3Server = request.getfixturevalue("s3")
-    return Store(f"s3://{BUCKET}/{prefix}", Retry(seconds=1), endpoint_url=s3.url)
+    return Store(f"s3://{BUCKET}/{prefix}", Backoff(seconds=1), endpoint_url=s3.url)
 
 
 def test_a_new_best_replaces_the_old_one_manifest_last(store: Store) -> None:

@@ -1,0 +1,163 @@
+"""The chief's gRPC server: Keras Tuner's oracle service, plus a small control service.
+
+Workers speak Keras Tuner's own `keras_tuner.Oracle` protocol (so the wire format is the one the
+`KERASTUNER_*` convention implies), with their id in the call metadata. The `hptune.Control`
+service adds what that protocol lacks: lease heartbeats that carry the running trial's latest
+epoch metrics, and the error text of a failed trial. Its messages are JSON.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent import futures
+from typing import Any
+
+import grpc
+
+from job.distribution.wire import (
+    CONTROL_SERVICE,
+    HEARTBEAT,
+    TRIAL_MESSAGE,
+    TUNER_ID_KEY,
+    decode_json,
+    encode_json,
+)
+from job.errors import InfrastructureError, SearchFailed
+from job.kt_adapter import HyperParameters, Status, new_trial, service, service_grpc, trial_from_proto
+from job.search.coordinator import Coordinator
+
+log = logging.getLogger(__name__)
+
+
+class ServeError(InfrastructureError):
+    """The chief cannot serve (for example, its port is taken)."""
+
+
+def _tuner_id(context: grpc.ServicerContext) -> str | None:
+    for key, value in context.invocation_metadata():
+        if key == TUNER_ID_KEY:
+            return str(value)
+    return None
+
+
+class OracleService(service_grpc.OracleServicer):
+    """Keras Tuner's oracle protocol, answered by the coordinator."""
+
+    def __init__(self, coordinator: Coordinator) -> None:
+        self.coordinator = coordinator
+        self.messages: dict[str, str] = {}
+        self.lock = threading.Lock()
+
+    def GetSpace(self, request: Any, context: grpc.ServicerContext) -> Any:
+        return service.GetSpaceResponse(hyperparameters=self.coordinator.get_space().to_proto())
+
+    def UpdateSpace(self, request: Any, context: grpc.ServicerContext) -> Any:
+        hps = HyperParameters.from_proto(request.hyperparameters)
+        self.coordinator.update_space(hps)
+        return service.UpdateSpaceResponse()
+
+    def CreateTrial(self, request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            trial = self.coordinator.create_trial(request.tuner_id)
+        except SearchFailed as err:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(err))
+        return service.CreateTrialResponse(trial=trial.to_proto())
+
+    def UpdateTrial(self, request: Any, context: grpc.ServicerContext) -> Any:
+        trial = self.coordinator.update_trial(
+            _tuner_id(context), request.trial_id, dict(request.metrics), step=request.step
+        )
+        if trial is None:  # a stale report: tell the worker the trial is not its own any more
+            trial = new_trial(self.coordinator.get_space(), Status.INVALID, trial_id=request.trial_id)
+        return service.UpdateTrialResponse(trial=trial.to_proto())
+
+    def EndTrial(self, request: Any, context: grpc.ServicerContext) -> Any:
+        trial = trial_from_proto(request.trial)
+        with self.lock:
+            message = self.messages.pop(trial.trial_id, None)
+        if message:
+            trial.message = message
+        self.coordinator.end_trial(_tuner_id(context), trial)
+        return service.EndTrialResponse()
+
+    def GetTrial(self, request: Any, context: grpc.ServicerContext) -> Any:
+        return service.GetTrialResponse(trial=self.coordinator.get_trial(request.trial_id).to_proto())
+
+    def GetBestTrials(self, request: Any, context: grpc.ServicerContext) -> Any:
+        trials = self.coordinator.get_best_trials(request.num_trials)
+        return service.GetBestTrialsResponse(trials=[t.to_proto() for t in trials])
+
+    # -- hptune.Control ----------------------------------------------------------------------
+
+    def heartbeat(self, request: dict[str, Any], context: grpc.ServicerContext) -> dict[str, Any]:
+        keep = self.coordinator.heartbeat(
+            str(request["tunerId"]),
+            str(request["trialId"]),
+            int(request.get("epoch", 0)),
+            {str(k): float(v) for k, v in (request.get("logs") or {}).items()},
+        )
+        return {"keep": keep}
+
+    def trial_message(self, request: dict[str, Any], context: grpc.ServicerContext) -> dict[str, Any]:
+        with self.lock:
+            self.messages[str(request["trialId"])] = str(request["message"])
+        return {}
+
+
+def control_handler(servicer: OracleService) -> grpc.GenericRpcHandler:
+    def method(fn: Any) -> grpc.RpcMethodHandler:
+        return grpc.unary_unary_rpc_method_handler(
+            fn, request_deserializer=decode_json, response_serializer=encode_json
+        )
+
+    return grpc.method_handlers_generic_handler(
+        CONTROL_SERVICE,
+        {HEARTBEAT: method(servicer.heartbeat), TRIAL_MESSAGE: method(servicer.trial_message)},
+    )
+
+
+def start_server(coordinator: Coordinator, address: str, port: int) -> tuple[grpc.Server, int]:
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="oracle"))
+    servicer = OracleService(coordinator)
+    service_grpc.add_OracleServicer_to_server(servicer, server)
+    server.add_generic_rpc_handlers((control_handler(servicer),))
+    host = f"[{address}]" if ":" in address else address
+    try:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    except RuntimeError as err:
+        raise ServeError(f"cannot listen on {host}:{port}: {err}") from None
+    if bound == 0:
+        raise ServeError(
+            f"cannot listen on {host}:{port} (in use, or not an address of this host); "
+            "set spec.distribution.oraclePort / bindAddress or KERASTUNER_ORACLE_PORT"
+        )
+    server.start()
+    log.info("oracle listening on %s:%d", host, bound)
+    return server, bound
+
+
+def serve_oracle(
+    coordinator: Coordinator, address: str, port: int, linger_seconds: float, tick: float = 0.5
+) -> None:
+    """Serve until the search is over and every live worker has been told to stop."""
+    server, _ = start_server(coordinator, address, port)
+    finished_at: float | None = None
+    try:
+        while True:
+            coordinator.expire_leases()
+            if coordinator.finished:
+                finished_at = finished_at or time.monotonic()
+                if coordinator.all_told_to_stop():
+                    break
+                if time.monotonic() - finished_at > linger_seconds:
+                    log.warning(
+                        "workers %s were not told to stop within %.0f s; ending anyway",
+                        sorted(coordinator.live_workers() - coordinator.told_to_stop),
+                        linger_seconds,
+                    )
+                    break
+            time.sleep(tick)
+    finally:
+        server.stop(grace=2).wait()

@@ -1,0 +1,75 @@
+"""Trial packing: one worker (pod, GPU) runs several trial processes that share its GPU.
+
+A small model leaves a GPU idle most of the time; several trials at once keep it busy. The worker
+process with `spec.distribution.trialsPerGpu = n > 1` starts n `hptune run` processes with the
+worker ids `<id>-0` .. `<id>-<n-1>` (stable across pod restarts, like the worker's own id), each
+with a 1/n share of the GPU's memory and its own metrics port (`metrics.port + k`), and
+supervises them: it exits when they all have, with the worst status.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from rich.console import Console
+
+from job.distribution.processes import (
+    Child,
+    child_environment,
+    join_readers,
+    memory_share_environment,
+    run_command,
+    start,
+    stop,
+    stop_on_sigterm,
+)
+from job.environment import Worker
+
+log = logging.getLogger(__name__)
+
+
+def slot_id(tuner_id: str, slot: int) -> str:
+    return f"{tuner_id}-{slot}"
+
+
+def slot_metrics_port(base: int, slot: int) -> int:
+    return base + slot if base else 0
+
+
+def run_packed(
+    spec: Path, role: Worker, slots: int, metrics_base: int, console: Console, output: str | None = None
+) -> int:
+    children: list[Child] = []
+    for slot in range(slots):
+        name = slot_id(role.tuner_id, slot)
+        port = slot_metrics_port(metrics_base, slot)
+        cmd = run_command(spec, port, output)
+        env = child_environment(
+            {
+                "KERASTUNER_TUNER_ID": name,
+                "KERASTUNER_ORACLE_IP": role.address,
+                "KERASTUNER_ORACLE_PORT": str(role.port),
+                "HPTUNE_TRIAL_SLOT": str(slot),
+                **memory_share_environment(slots),
+            }
+        )
+        children.append(start(name, cmd, env, port, console))
+    log.info(
+        "%s: %d trial processes share this GPU (%s of its memory each)",
+        role.tuner_id,
+        slots,
+        memory_share_environment(slots)["XLA_PYTHON_CLIENT_MEM_FRACTION"],
+    )
+
+    stop_on_sigterm()
+    try:
+        codes = [child.process.wait() for child in children]
+    except KeyboardInterrupt:
+        stop(children)
+        return 130
+    join_readers(children)
+    failed = {c.name: code for c, code in zip(children, codes, strict=True) if code}
+    if failed:
+        log.error("trial processes that failed: %s", failed)
+    return max(codes, key=abs) if failed else 0

@@ -1,0 +1,231 @@
+"""A worker's connection to the chief: Keras Tuner's oracle protocol with retries and heartbeats.
+
+Every call is retried with exponential backoff while the chief is unreachable (restarting, not yet
+up), for at most `chiefWaitSeconds` of continuous failure; then the worker gives up with a message
+naming the address. While a trial runs, a heartbeat thread renews its lease.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import grpc
+
+from job import retry
+from job.distribution.wire import (
+    HEARTBEAT,
+    TRIAL_MESSAGE,
+    TUNER_ID_KEY,
+    decode_json,
+    encode_json,
+    method_path,
+)
+from job.errors import InfrastructureError, SearchFailed
+from job.kt_adapter import HyperParameters, Status, Trial, new_trial, service, service_grpc, trial_from_proto
+from job.retry import Backoff
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
+class ChiefUnreachable(InfrastructureError):
+    """The chief could not be reached within the configured wait."""
+
+
+class ChiefError(InfrastructureError):
+    """The chief answered with an error."""
+
+
+class _SearchOver(Exception):
+    """The chief is unreachable because the search it served has ended."""
+
+
+class _Heartbeat:
+    def __init__(self, oracle: RemoteOracle, trial_id: str) -> None:
+        self.oracle = oracle
+        self.trial_id = trial_id
+        self.epoch = 0
+        self.logs: dict[str, float] = {}
+        self._lost = False
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="hptune-heartbeat", daemon=True)
+
+    def report(self, epoch: int, logs: dict[str, float]) -> None:
+        self.epoch, self.logs = epoch, dict(logs)
+        self._wake.set()
+
+    @property
+    def lost(self) -> bool:
+        return self._lost
+
+    def confirm(self) -> bool:
+        keep = self.oracle.send_heartbeat(self.trial_id, self.epoch, self.logs)
+        if keep is False:
+            self._lost = True
+        return not self._lost
+
+    def _loop(self) -> None:
+        interval = self.oracle.heartbeat_seconds
+        while not self._stop.is_set():
+            keep = self.oracle.send_heartbeat(self.trial_id, self.epoch, self.logs)
+            if keep is False:
+                self._lost = True
+                return
+            self._wake.wait(interval)
+            self._wake.clear()
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=self.oracle.heartbeat_seconds + 5)
+
+
+class RemoteOracle:
+    def __init__(
+        self,
+        target: str,
+        tuner_id: str,
+        wait_seconds: float,
+        heartbeat_seconds: float,
+        call_timeout: float = 60.0,
+        search_ended: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.target = target
+        # Asked while the chief is unreachable between trials: a chief that has finished the
+        # search and left is not coming back (a worker that restarted or arrived late).
+        self.search_ended = search_ended
+        self.tuner_id = tuner_id
+        self.wait_seconds = wait_seconds
+        self.heartbeat_seconds = heartbeat_seconds
+        self.call_timeout = call_timeout
+        # While the chief is unreachable: waits of 0.5, 1, 2, ... up to 10 s, for wait_seconds.
+        self.backoff = Backoff(seconds=wait_seconds, base_seconds=0.5, max_delay_seconds=10.0, jitter=0.2)
+        # gRPC backs off reconnecting up to minutes after the chief was down; a restarted chief
+        # must hear from its workers before their restored leases run out.
+        self.channel = grpc.insecure_channel(
+            target,
+            options=[("grpc.initial_reconnect_backoff_ms", 500), ("grpc.max_reconnect_backoff_ms", 1000)],
+        )
+        self.stub = service_grpc.OracleStub(self.channel)
+        self._heartbeat = self.channel.unary_unary(
+            method_path(HEARTBEAT),
+            request_serializer=encode_json,
+            response_deserializer=decode_json,
+        )
+        self._message = self.channel.unary_unary(
+            method_path(TRIAL_MESSAGE),
+            request_serializer=encode_json,
+            response_deserializer=decode_json,
+        )
+        self.metadata = ((TUNER_ID_KEY, tuner_id),)
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def _call(self, name: str, call: Callable[..., T], request: Any, between_trials: bool = False) -> T:
+        def transient(err: BaseException) -> bool:
+            if not isinstance(err, grpc.RpcError) or err.code() not in RETRYABLE:
+                return False
+            # Between trials, a chief that finished the search and left is not coming back.
+            return not (between_trials and self.search_ended())
+
+        def warn(err: BaseException, delay: float) -> None:
+            code = err.code().name if isinstance(err, grpc.RpcError) else type(err).__name__
+            log.warning("chief at %s not reachable (%s); retrying in %.1f s", self.target, code, delay)
+
+        try:
+            return retry.call(
+                lambda: call(request, timeout=self.call_timeout, metadata=self.metadata),
+                self.backoff,
+                transient,
+                on_retry=warn,
+            )
+        except retry.GaveUp as gave_up:
+            details = gave_up.error.details() if isinstance(gave_up.error, grpc.RpcError) else gave_up.error
+            raise ChiefUnreachable(
+                f"cannot reach the chief at {self.target} (KERASTUNER_ORACLE_IP:"
+                f"KERASTUNER_ORACLE_PORT) for {self.wait_seconds:.0f} s "
+                f"(spec.distribution.chiefWaitSeconds): {details}"
+            ) from None
+        except grpc.RpcError as err:
+            code = err.code()
+            if code in RETRYABLE:
+                raise _SearchOver from None
+            if code == grpc.StatusCode.FAILED_PRECONDITION:
+                raise SearchFailed(err.details()) from None
+            raise ChiefError(
+                f"the chief at {self.target} answered {name} with {code.name}: {err.details()}"
+            ) from None
+
+    # -- the oracle protocol ---------------------------------------------------------------
+
+    def create_trial(self, tuner_id: str) -> Trial:
+        try:
+            response = self._call(
+                "CreateTrial",
+                self.stub.CreateTrial,
+                service.CreateTrialRequest(tuner_id=tuner_id),
+                between_trials=True,
+            )
+        except _SearchOver:
+            log.info("%s: the chief is gone and the search has ended (search.json)", self.tuner_id)
+            return new_trial(HyperParameters(), Status.STOPPED)
+        return trial_from_proto(response.trial)
+
+    def update_trial(self, trial_id: str, metrics: dict[str, float], step: int) -> None:
+        self._call(
+            "UpdateTrial",
+            self.stub.UpdateTrial,
+            service.UpdateTrialRequest(trial_id=trial_id, metrics=metrics, step=step),
+        )
+
+    def end_trial(self, trial: Trial) -> None:
+        if trial.message:
+            self._call(
+                "TrialMessage",
+                self._message,
+                {"tunerId": self.tuner_id, "trialId": trial.trial_id, "message": trial.message},
+            )
+        self._call("EndTrial", self.stub.EndTrial, service.EndTrialRequest(trial=trial.to_proto()))
+
+    def get_best_trials(self, num_trials: int) -> list[Trial]:
+        response = self._call(
+            "GetBestTrials",
+            self.stub.GetBestTrials,
+            service.GetBestTrialsRequest(num_trials=num_trials),
+        )
+        return [trial_from_proto(t) for t in response.trials]
+
+    def get_space(self) -> HyperParameters:
+        response = self._call("GetSpace", self.stub.GetSpace, service.GetSpaceRequest())
+        return HyperParameters.from_proto(response.hyperparameters)
+
+    # -- leases ----------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def lease(self, trial_id: str) -> Iterator[_Heartbeat]:
+        with _Heartbeat(self, trial_id) as heartbeat:
+            yield heartbeat
+
+    def send_heartbeat(self, trial_id: str, epoch: int, logs: dict[str, float]) -> bool | None:
+        """True: keep going; False: the trial is no longer ours; None: the chief did not answer."""
+        request = {"tunerId": self.tuner_id, "trialId": trial_id, "epoch": epoch, "logs": logs}
+        try:
+            response = self._heartbeat(
+                request, timeout=max(1.0, self.heartbeat_seconds), metadata=self.metadata
+            )
+        except grpc.RpcError as err:
+            log.debug("heartbeat not delivered: %s", err.code())
+            return None
+        return bool(response.get("keep", True))

@@ -1,0 +1,6 @@
+"""What people and Prometheus see of a search.
+
+- `metrics.py`: the Prometheus metrics of chief and workers, their exporter and the Pushgateway
+- `progress.py`: the live progress line on a terminal
+- `show.py`: `hptune show URI`, the leaderboard and best model verified against its manifest
+"""

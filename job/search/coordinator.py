@@ -1,0 +1,446 @@
+"""The chief's side of a search: a Keras Tuner oracle plus what a fault-tolerant search needs.
+
+Keras Tuner's oracle chooses hyperparameter values; the coordinator adds:
+
+- leases: a worker that stays silent longer than the lease loses its trial, which goes back to
+  the queue (or fails after `maxWorkerLosses`), so a dead worker never blocks the search;
+- ownership: a result from a worker that no longer owns its trial is discarded;
+- failure text: the worker's traceback is attached to the trial it explains;
+- a clean end: too many consecutive failures end the whole search with that reason instead of
+  raising inside the oracle and leaving its trial stuck;
+- top-k pruning of trial models, Prometheus metrics, and a state snapshot for resuming.
+
+The standalone process calls it directly; the chief serves it over gRPC (`job/distribution/chief.py`).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from job.errors import SearchFailed, last_line
+from job.kt_adapter import (
+    HyperParameters,
+    Oracle,
+    Status,
+    Trial,
+    forget_ongoing,
+    has_queued,
+    new_trial,
+    requeue,
+    trial_from_state,
+)
+from job.observability.metrics import SearchMetrics
+from job.search.results import ModelPruner
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_VERSION = 1
+
+
+@dataclass
+class Lease:
+    trial_id: str
+    renewed: float
+    epoch: int = 0
+    logs: dict[str, float] = field(default_factory=dict)
+
+
+class Coordinator:
+    def __init__(
+        self,
+        oracle: Oracle,
+        lease_seconds: float,
+        max_worker_losses: int,
+        pruner: ModelPruner | None = None,
+        metrics: SearchMetrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.oracle = oracle
+        self.lease_seconds = lease_seconds
+        self.max_worker_losses = max_worker_losses
+        self.pruner = pruner
+        self.metrics = metrics
+        self.clock = clock
+        self.lock = threading.RLock()
+        self.leases: dict[str, Lease] = {}
+        self.last_seen: dict[str, float] = {}
+        self.told_to_stop: set[str] = set()
+        self.losses: dict[str, int] = {}
+        self.started_at: dict[str, float] = {}
+        self.exhausted = False
+        self.failure: str | None = None
+        self.version = 0  # bumped on every state change worth a snapshot
+        self.on_end: Callable[[], None] | None = None  # persists state after each trial end
+        # Makes a counted attempt's staged files the trial's own: publish(trial_id, tuner_id).
+        self.publish: Callable[[str, str], None] | None = None
+        self.awaited: set[str] = set()  # workers a resumed chief must still tell to stop
+        self._trial_json: dict[str, str] = {}
+        self.changed = threading.Condition(self.lock)
+
+    # -- the Keras Tuner oracle protocol, with ownership --------------------------------------
+
+    def create_trial(self, tuner_id: str) -> Trial:
+        with self.lock:
+            self._seen(tuner_id)
+            self.expire_leases()
+            if self.failure is not None:
+                self._stop_worker(tuner_id)
+                raise SearchFailed(self.failure)
+            if self.finished:
+                self._stop_worker(tuner_id)
+                return new_trial(self.oracle.get_space(), Status.STOPPED)
+            trial = self.oracle.create_trial(tuner_id)
+            if trial.status == Status.STOPPED:
+                self.exhausted = True
+                if not self.finished:
+                    # Another worker's trial may still come back to the queue: wait, don't stop.
+                    return new_trial(self.oracle.get_space(), Status.IDLE)
+                self._stop_worker(tuner_id)
+                self._changed()
+                return trial
+            if trial.status == Status.RUNNING:
+                lease = self.leases.get(tuner_id)
+                if lease is None or lease.trial_id != trial.trial_id:
+                    self.leases[tuner_id] = Lease(trial.trial_id, self.clock())
+                    self.started_at[trial.trial_id] = time.time()
+                    log.info("trial %s started on %s", trial.trial_id, tuner_id)
+                else:
+                    lease.renewed = self.clock()
+                    log.info("trial %s handed again to %s (it restarted)", trial.trial_id, tuner_id)
+                self._update_running()
+                self._changed(trial.trial_id)
+            return trial
+
+    def heartbeat(self, tuner_id: str, trial_id: str, epoch: int, logs: dict[str, float]) -> bool:
+        """Renew the lease. False means the trial is no longer this worker's: stop working on it."""
+        with self.lock:
+            self._seen(tuner_id)
+            lease = self.leases.get(tuner_id)
+            if lease is None or lease.trial_id != trial_id:
+                return False
+            lease.renewed = self.clock()
+            if epoch > lease.epoch or logs:
+                lease.epoch, lease.logs = epoch, dict(logs)
+                if self.metrics is not None:
+                    self.metrics.report_epoch(tuner_id, epoch, logs)
+            return self.failure is None
+
+    def update_trial(
+        self, tuner_id: str | None, trial_id: str, metrics: dict[str, float], step: int = 0
+    ) -> Trial | None:
+        """Record a trial's metrics; None (ignored) when the trial is not running on tuner_id."""
+        with self.lock:
+            owner = self._owner(trial_id)
+            if owner is None or (tuner_id is not None and owner != tuner_id):
+                log.warning("ignoring metrics for trial %s from %s: not running there", trial_id, tuner_id)
+                return None
+            updated = self.oracle.update_trial(trial_id, metrics, step=step)
+            self._changed(trial_id)
+            return updated
+
+    def end_trial(self, tuner_id: str | None, trial: Trial) -> bool:
+        """Record a trial's end. Returns False for a stale or repeated report, which is ignored."""
+        with self.lock:
+            if tuner_id is None:
+                tuner_id = self._owner(trial.trial_id)
+            else:
+                self._seen(tuner_id)
+            ongoing = self.oracle.ongoing_trials.get(tuner_id) if tuner_id else None
+            if tuner_id is None or ongoing is None or ongoing.trial_id != trial.trial_id:
+                log.warning(
+                    "ignoring the end of trial %s from %s: the trial is not running there "
+                    "(its lease expired, or this report was already counted)",
+                    trial.trial_id,
+                    tuner_id,
+                )
+                return False
+            self.leases.pop(tuner_id, None)  # no lease, no expiry: the trial stays this worker's
+        if self.publish is not None:
+            try:
+                self.publish(trial.trial_id, tuner_id)  # storage: outside the lock
+            except Exception as err:
+                self.fail(f"cannot publish trial {trial.trial_id}: {err}")
+                return False
+        with self.lock:
+            self._adopt_metrics(trial)
+            self._end(trial, seconds=self._elapsed(trial.trial_id))
+        self._persist()
+        return True
+
+    def _persist(self) -> None:
+        """Make a trial's end durable before the worker hears it was recorded, so a chief that
+        restarts never hands out a finished trial again."""
+        if self.on_end is None:
+            return
+        try:
+            self.on_end()
+        except Exception as err:
+            self.fail(f"cannot save the search state: {err}")
+
+    def fail(self, reason: str) -> None:
+        """End the whole search: workers are told on their next request, with this reason."""
+        with self.lock:
+            if self.failure is None:
+                self.failure = reason
+                log.error("search failed: %s", reason)
+                self._changed()
+
+    def _adopt_metrics(self, trial: Trial) -> None:
+        """Take the metrics sent with the end report when the separate update never arrived
+        (the chief restarted between the two calls)."""
+        recorded = self.oracle.trials[trial.trial_id]
+        objective = self.oracle.objective.name
+        if recorded.metrics.exists(objective) or not trial.metrics.exists(objective):
+            return
+        values = {name: h.get_last_value() for name, h in trial.metrics.metrics.items()}
+        self.oracle.update_trial(trial.trial_id, values, step=trial.metrics.get_history(objective)[-1].step)
+
+    def get_space(self) -> HyperParameters:
+        with self.lock:
+            return self.oracle.get_space()
+
+    def update_space(self, hyperparameters: HyperParameters) -> None:
+        with self.lock:
+            self.oracle.update_space(hyperparameters)
+
+    def get_trial(self, trial_id: str) -> Trial:
+        with self.lock:
+            return self.oracle.get_trial(trial_id)
+
+    def get_best_trials(self, num_trials: int) -> list[Trial]:
+        with self.lock:
+            return self.oracle.get_best_trials(num_trials)
+
+    # -- leases --------------------------------------------------------------------------------
+
+    def expire_leases(self) -> list[str]:
+        """Take back every trial whose worker has been silent longer than the lease."""
+        now = self.clock()
+        expired: list[str] = []
+        with self.lock:
+            for tuner_id, lease in list(self.leases.items()):
+                if now - lease.renewed <= self.lease_seconds:
+                    continue
+                expired.append(lease.trial_id)
+                del self.leases[tuner_id]
+                ongoing = self.oracle.ongoing_trials.get(tuner_id)
+                if ongoing is None or ongoing.trial_id != lease.trial_id:
+                    continue
+                self._take_back(tuner_id, ongoing, now - lease.renewed)
+            if expired:
+                self._update_running()
+                self._changed(*expired)
+        return expired
+
+    def _take_back(self, tuner_id: str, trial: Trial, silent: float) -> None:
+        trial_id = trial.trial_id
+        self.losses[trial_id] = self.losses.get(trial_id, 0) + 1
+        reason = (
+            f"worker {tuner_id} stopped responding (no heartbeat for {silent:.0f} s, "
+            f"lease {self.lease_seconds:.0f} s)"
+        )
+        if self.metrics is not None:
+            self.metrics.workers_up.labels(tuner_id).set(0)
+        if self.losses[trial_id] < self.max_worker_losses:
+            requeue(self.oracle, tuner_id, trial)
+            log.warning("trial %s requeued: %s", trial_id, reason)
+            if self.metrics is not None:
+                self.metrics.trial_ended("requeued", None)
+            return
+        failed = copy.copy(trial)
+        failed.status = Status.FAILED
+        failed.message = f"{reason}; lost its worker {self.losses[trial_id]} times, giving up"
+        log.error("trial %s failed: %s", trial_id, failed.message)
+        self._end(failed, seconds=self._elapsed(trial_id))
+
+    def _end(self, trial: Trial, seconds: float | None) -> None:
+        try:
+            self.oracle.end_trial(trial)
+        except RuntimeError as err:
+            if "consecutive failures" not in str(err):
+                raise
+            limit = self.oracle.max_consecutive_failed_trials
+            self.failure = (
+                f"{limit} trials failed in a row (spec.tuner.maxConsecutiveFailedTrials); "
+                f"the last one, trial {trial.trial_id}, failed with: {last_line(trial.message)}"
+            )
+            # Keras Tuner raised before finishing its bookkeeping; finish it so nothing hangs.
+            forget_ongoing(self.oracle, trial.trial_id)
+            log.error("search failed: %s", self.failure)
+        ended = self.oracle.trials[trial.trial_id]
+        status = _status_name(ended.status)
+        if ended.status in (Status.COMPLETED, Status.FAILED):
+            self.started_at.pop(trial.trial_id, None)
+        if status == "failed":
+            text = (ended.message or "").strip()
+            log.error("trial %s failed:\n%s", trial.trial_id, text or "(no error text)")
+        elif status == "retried":
+            log.warning(
+                "trial %s failed and will be retried: %s",
+                trial.trial_id,
+                last_line(ended.message),
+            )
+        if self.metrics is not None:
+            self.metrics.trial_ended(status, seconds)
+            best = self._best()
+            if best is not None and best.score is not None:
+                self.metrics.best.set(best.score)
+        if ended.status == Status.COMPLETED:
+            best = self._best()
+            log.info(
+                "trial %s completed: %s=%.6g (best so far %.6g, trial %s); %d of %s done",
+                trial.trial_id,
+                self.oracle.objective.name,
+                ended.score,
+                best.score if best else float("nan"),
+                best.trial_id if best else "-",
+                self.completed_count,
+                self.oracle.max_trials or "?",
+            )
+        if self.pruner is not None and ended.status == Status.COMPLETED:
+            self.pruner.after_end(
+                trial.trial_id, list(self.oracle.trials.values()), self.oracle.objective.direction
+            )
+        self._update_running()
+        self._changed(trial.trial_id)
+
+    # -- state -----------------------------------------------------------------------------
+
+    @property
+    def finished(self) -> bool:
+        """No more trials will start: the oracle is exhausted and nothing can come back."""
+        with self.lock:
+            return self.failure is not None or (
+                self.exhausted and not self.oracle.ongoing_trials and not has_queued(self.oracle)
+            )
+
+    @property
+    def completed_count(self) -> int:
+        return sum(1 for t in self.oracle.trials.values() if t.status == Status.COMPLETED)
+
+    def trials(self) -> list[Trial]:
+        with self.lock:
+            return list(self.oracle.trials.values())
+
+    def live_workers(self) -> set[str]:
+        now = self.clock()
+        with self.lock:
+            return {w for w, seen in self.last_seen.items() if now - seen <= self.lease_seconds}
+
+    def all_told_to_stop(self) -> bool:
+        with self.lock:
+            return self.live_workers() | self.awaited <= self.told_to_stop
+
+    def wait_for_change(self, version: int, timeout: float) -> int:
+        with self.changed:
+            if self.version == version:
+                self.changed.wait(timeout)
+            return self.version
+
+    def snapshot_text(self) -> str:
+        """Everything needed to resume, as JSON: the oracle's state and every trial.
+
+        Each trial's JSON is cached until the trial changes, and the strings are joined outside the
+        lock, so taking a snapshot holds up requests for little time however many trials finished.
+        """
+        with self.lock:
+            trials = []
+            for trial_id, trial in self.oracle.trials.items():
+                entry = self._trial_json.get(trial_id)
+                if entry is None:
+                    entry = f"{json.dumps(trial_id)}: {json.dumps(trial.get_state())}"
+                    self._trial_json[trial_id] = entry
+                trials.append(entry)
+            head = json.dumps(
+                {
+                    "version": SNAPSHOT_VERSION,
+                    "losses": self.losses,
+                    "exhausted": self.exhausted,
+                    "workers": sorted((self.live_workers() | self.awaited) - self.told_to_stop),
+                }
+            )
+            oracle = json.dumps(self.oracle.get_state(), default=list)
+        return f'{head[:-1]}, "oracle": {oracle}, "trials": {{{", ".join(trials)}}}}}'
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        """Resume from a snapshot. Trials that were running keep a fresh lease: a worker that is
+        still alive finishes them; otherwise they are requeued when the lease runs out."""
+        with self.lock:
+            self.oracle.trials = {tid: trial_from_state(state) for tid, state in snapshot["trials"].items()}
+            self.oracle.set_state(snapshot["oracle"])
+            self._trial_json.clear()
+            self.losses = dict(snapshot.get("losses", {}))
+            self.exhausted = bool(snapshot.get("exhausted", False))
+            self.awaited = set(snapshot.get("workers", []))
+            now = self.clock()
+            for tuner_id, trial in self.oracle.ongoing_trials.items():
+                self.leases[tuner_id] = Lease(trial.trial_id, now)
+                self.started_at[trial.trial_id] = time.time()
+            log.info(
+                "resumed: %d trials recorded (%d completed), %d were running and keep their lease",
+                len(self.oracle.trials),
+                self.completed_count,
+                len(self.oracle.ongoing_trials),
+            )
+            if self.metrics is not None:
+                for trial in self.oracle.trials.values():
+                    if trial.status in (Status.COMPLETED, Status.FAILED):
+                        self.metrics.trial_ended(_status_name(trial.status), None)
+                best = self._best()
+                if best is not None and best.score is not None:
+                    self.metrics.best.set(best.score)
+            self._update_running()
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _stop_worker(self, tuner_id: str) -> None:
+        """Record that a worker was told to stop; it no longer counts as up."""
+        if tuner_id not in self.told_to_stop:
+            self.told_to_stop.add(tuner_id)
+            self._changed()  # the snapshot records it: a resumed chief does not wait for it
+        if self.metrics is not None:
+            self.metrics.workers_up.labels(tuner_id).set(0)
+
+    def _seen(self, tuner_id: str) -> None:
+        self.last_seen[tuner_id] = self.clock()
+        if self.metrics is not None:
+            self.metrics.workers_up.labels(tuner_id).set(1)
+
+    def _owner(self, trial_id: str) -> str | None:
+        for tuner_id, trial in self.oracle.ongoing_trials.items():
+            if trial.trial_id == trial_id:
+                return tuner_id
+        return None
+
+    def _elapsed(self, trial_id: str) -> float | None:
+        started = self.started_at.get(trial_id)
+        return None if started is None else time.time() - started
+
+    def _best(self) -> Trial | None:
+        best = self.oracle.get_best_trials(1)
+        return best[0] if best and best[0].status == Status.COMPLETED else None
+
+    def _update_running(self) -> None:
+        if self.metrics is not None:
+            self.metrics.running.set(len(self.oracle.ongoing_trials))
+
+    def _changed(self, *trial_ids: str) -> None:
+        for trial_id in trial_ids:
+            self._trial_json.pop(trial_id, None)
+        self.version += 1
+        self.changed.notify_all()
+
+
+def _status_name(status: str) -> str:
+    return {
+        Status.COMPLETED: "completed",
+        Status.FAILED: "failed",
+        Status.INVALID: "retried",
+    }.get(status, str(status).lower())

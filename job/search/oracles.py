@@ -1,0 +1,68 @@
+"""Build the Keras Tuner oracle (the search algorithm) that the spec names."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras_tuner as kt
+
+from job.kt_adapter import HyperParameters, Oracle, Trial
+from job.spec.models import JobSpec
+
+ORACLES: dict[str, type[Oracle]] = {
+    "random": kt.oracles.RandomSearchOracle,
+    "grid": kt.oracles.GridSearchOracle,
+    "bayesian": kt.oracles.BayesianOptimizationOracle,
+    "hyperband": kt.oracles.HyperbandOracle,
+}
+
+
+class _InMemoryState:
+    """Keeps a Keras Tuner oracle's state in memory only.
+
+    A stock oracle rewrites `oracle.json` (which grows with every trial) and a trial file on every
+    create and end. hptune persists state itself, as one atomic snapshot written off the request
+    path (`job/search/snapshot.py`), so these writes are dropped.
+    """
+
+    def save(self) -> None:
+        return None
+
+    def _save_trial(self, trial: Trial) -> None:
+        return None
+
+
+_CLASSES: dict[str, type[Oracle]] = {
+    name: type(f"InMemory{cls.__name__}", (_InMemoryState, cls), {}) for name, cls in ORACLES.items()
+}
+
+
+def make_oracle(job: JobSpec, space: HyperParameters) -> Oracle:
+    tuner = job.spec.tuner
+    kwargs: dict[str, Any] = {
+        "objective": kt.Objective(tuner.objective.name, tuner.objective.direction),
+        "hyperparameters": space,
+        "seed": tuner.seed,
+        "max_retries_per_trial": tuner.max_retries_per_trial,
+        "max_consecutive_failed_trials": tuner.max_consecutive_failed_trials,
+        "allow_new_entries": True,
+        "tune_new_entries": True,
+    }
+    if tuner.algorithm == "hyperband":
+        assert tuner.hyperband is not None
+        kwargs.update(
+            max_epochs=tuner.hyperband.max_epochs,
+            factor=tuner.hyperband.factor,
+            hyperband_iterations=tuner.hyperband.iterations,
+        )
+    else:
+        kwargs["max_trials"] = tuner.max_trials
+    if tuner.algorithm == "bayesian" and tuner.bayesian is not None:
+        kwargs.update(
+            num_initial_points=tuner.bayesian.num_initial_points,
+            alpha=tuner.bayesian.alpha,
+            beta=tuner.bayesian.beta,
+        )
+    oracle = _CLASSES[tuner.algorithm](**kwargs)
+    oracle.verbose = 0  # progress is shown by job/observability/progress.py, not printed by the oracle
+    return oracle

@@ -1,0 +1,159 @@
+"""What a search records of its trials: each attempt's record, the ranking, the leaderboard, and
+which trial models are kept (the layout is in `job.storage.layout`; best/ in `job.search.best`)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from job.errors import last_line
+from job.kt_adapter import Status, Trial
+from job.search.objective import sort_key
+from job.storage import Store
+from job.storage.layout import attempts_prefix, trial_key
+
+if TYPE_CHECKING:
+    import keras
+
+COMPLETED = Status.COMPLETED
+
+
+def publish_attempt(store: Store, trial_id: str, worker: str) -> None:
+    """Make the attempt the chief counted the trial's own: its files are copied to trials/<id>/,
+    trial.json last. A stale attempt (its worker lost the trial) is never published."""
+    staged = store.list(attempts_prefix(trial_id, worker))
+    staged.sort(key=lambda key: key.endswith("/trial.json"))
+    for key in staged:
+        store.copy(key, trial_key(trial_id, key.rsplit("/", 1)[1]))
+    store.delete(attempts_prefix(trial_id, worker))
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """A worker's account of one attempt at a trial."""
+
+    trial_id: str
+    worker: str
+    status: str  # completed | failed
+    hyperparameters: dict[str, Any]
+    metrics: dict[str, float]
+    best_step: int
+    history: list[list[dict[str, float]]]
+    error: str | None
+    seconds: float
+    model_saved: bool
+
+    def to_json(self) -> str:
+        body = {
+            "trialId": self.trial_id,
+            "worker": self.worker,
+            "status": self.status,
+            "hyperparameters": self.hyperparameters,
+            "metrics": self.metrics,
+            "bestStep": self.best_step,
+            "history": self.history,
+            "error": self.error,
+            "seconds": round(self.seconds, 3),
+            "modelSaved": self.model_saved,
+            "finishedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        return json.dumps(finite_json(body), indent=2)
+
+
+def finite_json(value: Any) -> Any:
+    """JSON has no NaN: write non-finite numbers as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_json(v) for v in value]
+    return value
+
+
+def save_model(store: Store, key: str, model: keras.Model) -> None:
+    """Save a Keras model to the store under key (a .keras or .weights.h5 file)."""
+    with tempfile.TemporaryDirectory(prefix="hptune-model-") as tmp:
+        local = Path(tmp) / Path(key).name
+        if key.endswith(".weights.h5"):
+            model.save_weights(str(local))
+        else:
+            model.save(str(local))
+        store.put_file(local, key)
+
+
+def public_values(hp_values: dict[str, Any]) -> dict[str, Any]:
+    """Hyperparameter values without Keras Tuner's internal `tuner/...` entries."""
+    return {k: v for k, v in hp_values.items() if not k.startswith("tuner/")}
+
+
+def ranked(trials: Sequence[Trial], direction: str) -> list[Trial]:
+    """Completed trials best first, then the rest in id order."""
+    done = [t for t in trials if t.status == COMPLETED and t.score is not None]
+    done.sort(key=lambda t: (sort_key(t.score or 0.0, direction), t.trial_id))
+    counted = {t.trial_id for t in done}  # a set: `t not in done` made this O(n^2) per call
+    rest = sorted((t for t in trials if t.trial_id not in counted), key=lambda t: t.trial_id)
+    return done + rest
+
+
+def leaderboard_csv(trials: Sequence[Trial], objective: str, direction: str) -> str:
+    rows = ranked(trials, direction)
+    names = sorted({k for t in rows for k in public_values(t.hyperparameters.values)})
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["rank", "trial_id", "status", objective, "best_step", *names, "error"])
+    rank = 0
+    for t in rows:
+        completed = t.status == COMPLETED and t.score is not None
+        rank += completed
+        values = public_values(t.hyperparameters.values)
+        writer.writerow(
+            [
+                rank if completed else "",
+                t.trial_id,
+                str(t.status).lower(),
+                t.score if completed else "",
+                t.best_step if completed else "",
+                *[values.get(n, "") for n in names],
+                last_line(t.message) if t.message else "",
+            ]
+        )
+    return out.getvalue()
+
+
+class ModelPruner:
+    """Keeps trial models for the best k trials only, deleting those that fall out of the top k."""
+
+    def __init__(self, store: Store, keep: int) -> None:
+        self.store = store
+        self.keep = keep
+        self.top: set[str] = set()
+
+    def top_ids(self, trials: Sequence[Trial], direction: str) -> set[str]:
+        done = [t for t in ranked(trials, direction) if t.status == COMPLETED and t.score is not None]
+        return {t.trial_id for t in done[: self.keep]}
+
+    def after_end(self, ended: str, trials: Sequence[Trial], direction: str) -> None:
+        top = self.top_ids(trials, direction)
+        for trial_id in sorted((self.top | {ended}) - top):
+            self.store.delete(trial_key(trial_id, "model.keras"))
+        self.top = top
+
+    def sweep(self, trials: Sequence[Trial], direction: str) -> None:
+        """Delete every trial model outside the top k (models left by lost attempts too)."""
+        top = self.top_ids(trials, direction)
+        for key in self.store.list("trials"):
+            parts = key.split("/")
+            outside_top = len(parts) == 3 and parts[2] == "model.keras" and parts[1] not in top
+            never_counted = len(parts) > 3 and parts[2] == "attempts"  # staged by a stale attempt
+            if outside_top or never_counted:
+                self.store.delete(key)
+        self.top = top

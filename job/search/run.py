@@ -1,0 +1,301 @@
+"""Run a search for this process's role: standalone, chief or worker."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry
+
+from job import __version__
+from job.cluster.feed import TrialFeed
+from job.cluster.reporter import reporter_for
+from job.distribution.recycle import MemoryWatch
+from job.environment import Chief, Environment, Standalone, Worker
+from job.errors import SearchFailed
+from job.kt_adapter import HyperParameters
+from job.observability.metrics import SearchMetrics, WorkerMetrics, push_summary, serve
+from job.retry import Backoff
+from job.search.best import promote_best
+from job.search.coordinator import Coordinator
+from job.search.oracles import make_oracle
+from job.search.results import ModelPruner, leaderboard_csv, publish_attempt, ranked
+from job.search.snapshot import Snapshotter, load_snapshot, search_ended
+from job.search.worker import LocalAccess
+from job.search.worker import Worker as TrialLoop
+from job.spec.models import CustomModel, JobSpec
+from job.storage import StorageError, Store
+from job.storage.layout import LEADERBOARD_KEY
+from job.training import device
+from job.training.data import Dataset, load_dataset
+from job.training.space import BuildModel, declared_space, make_builder, search_space
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """How a search (or this process's part of it) ended."""
+
+    role: str
+    ok: bool
+    reason: str | None = None
+    trials_completed: int = 0
+    trials_failed: int = 0
+    best_trial: str | None = None
+    best_score: float | None = None
+    best_hyperparameters: dict[str, object] | None = None
+    output: str = ""
+    local_leaderboard: str | None = None
+    restart: bool = False  # a worker that outgrew its memory: run it again (job/distribution/recycle.py)
+
+
+@dataclass(frozen=True)
+class Options:
+    """How this process runs, beyond the spec (set by the command line)."""
+
+    spec_dir: Path | None = None
+    metrics_port: int | None = None  # overrides spec.metrics.port (hptune local picks free ports)
+    oracle_port: int | None = None
+    registry: CollectorRegistry | None = None  # the caller's, to read progress from
+    workers: int | None = None  # the chief: workers to expect, overriding spec.distribution.workers
+
+
+def run(job: JobSpec, env: Environment, options: Options = Options()) -> Summary:
+    role = env.role
+    if isinstance(role, Worker):
+        return run_worker(job, env, role, options)
+    if isinstance(role, Chief):
+        return run_chief(job, env, role, options)
+    assert isinstance(role, Standalone)
+    return run_standalone(job, env, options)
+
+
+def expected_workers(job: JobSpec, workers: int | None = None) -> set[str]:
+    """The worker ids the chief should hear from: tuner<k>, or tuner<k>-<slot> when packed."""
+    count = workers if workers is not None else job.spec.distribution.workers
+    slots = job.spec.distribution.trials_per_gpu
+    if slots == 1:
+        return {f"tuner{k}" for k in range(count)}
+    return {f"tuner{k}-{slot}" for k in range(count) for slot in range(slots)}
+
+
+def open_output(job: JobSpec) -> Store:
+    """The store for spec.output: its URI, endpoint and retry budget."""
+    output = job.spec.output
+    return Store(
+        job.output_uri, retry=Backoff(seconds=output.retry_seconds), endpoint_url=output.endpoint_url
+    )
+
+
+def prepare_model(job: JobSpec, data: Dataset, spec_dir: Path | None) -> tuple[BuildModel, HyperParameters]:
+    """The model builder and the full search space; builds one model, so a broken builder fails
+    here, before any training."""
+    if job.spec.training.mixed_precision:
+        import keras
+
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    build_model = make_builder(job, data.num_classes, data.input_shape, spec_dir)
+    return build_model, search_space(job, build_model)
+
+
+def _registry(job: JobSpec, options: Options) -> tuple[CollectorRegistry, int | None]:
+    registry = options.registry or CollectorRegistry()
+    port = job.spec.metrics.port if options.metrics_port is None else options.metrics_port
+    return registry, serve(registry, port) if port else None
+
+
+def _coordinator(
+    job: JobSpec, space: HyperParameters, store: Store, registry: CollectorRegistry
+) -> Coordinator:
+    oracle = make_oracle(job, space)
+    tuner = job.spec.tuner
+    metrics = SearchMetrics(
+        registry,
+        job.name,
+        tuner.algorithm,
+        tuner.objective.name,
+        tuner.objective.direction,
+        oracle.max_trials,
+        __version__,
+    )
+    coordinator = Coordinator(
+        oracle,
+        lease_seconds=job.spec.distribution.lease_seconds,
+        max_worker_losses=job.spec.distribution.max_worker_losses,
+        pruner=ModelPruner(store, job.spec.output.keep_models),
+        metrics=metrics,
+    )
+    coordinator.publish = lambda trial_id, worker: publish_attempt(store, trial_id, worker)
+    saved = load_snapshot(store, job)
+    if saved is not None:
+        coordinator.restore(saved)
+    return coordinator
+
+
+def run_standalone(job: JobSpec, env: Environment, options: Options) -> Summary:
+    store = open_output(job)
+    store.check_writable()
+    data = load_dataset(job.spec.data, env.data_dir)
+    build_model, space = prepare_model(job, data, options.spec_dir)
+    data = device.resident(data)
+    registry, _ = _registry(job, options)
+    coordinator = _coordinator(job, space, store, registry)
+    worker_metrics = WorkerMetrics(registry, "tuner0")
+    snapshots = Snapshotter(coordinator, store, job).start()
+    reporter = reporter_for(env.cluster, objective=job.spec.tuner.objective.name)
+    feed = TrialFeed(reporter, job.spec.tuner.objective.direction).follow(coordinator)
+    loop = TrialLoop(
+        "tuner0", LocalAccess(coordinator, "tuner0"), job, build_model, data, store, worker_metrics
+    )
+    try:
+        loop.run()
+    except SearchFailed:
+        pass
+    except StorageError as err:
+        coordinator.fail(str(err))  # finish() still writes the leaderboard, locally if need be
+    finally:
+        feed.stop()
+        snapshots.stop()
+    summary = finish(job, coordinator, store, registry, role="standalone")
+    reporter.search_ended(summary.ok, summary.reason)
+    return summary
+
+
+def run_chief(job: JobSpec, env: Environment, role: Chief, options: Options) -> Summary:
+    from job.distribution.chief import serve_oracle
+
+    store = open_output(job)
+    store.check_writable()
+    if isinstance(job.spec.model, CustomModel):
+        # The builder may declare hyperparameters of its own; import it and discover them.
+        space = search_space(job, make_builder(job, 0, (), options.spec_dir))
+    else:
+        space = declared_space(job)
+    registry, _ = _registry(job, options)
+    coordinator = _coordinator(job, space, store, registry)
+    # Workers that have not shown up yet still hear "stop" (within lingerSeconds) when it ends.
+    coordinator.awaited |= expected_workers(job, options.workers)
+    snapshots = Snapshotter(coordinator, store, job).start()
+    dist = job.spec.distribution
+    address = role.address or dist.bind_address
+    port = options.oracle_port or role.port or dist.oracle_port
+    reporter = reporter_for(env.cluster, objective=job.spec.tuner.objective.name)
+    feed = TrialFeed(reporter, job.spec.tuner.objective.direction).follow(coordinator)
+    try:
+        serve_oracle(coordinator, address, port, linger_seconds=dist.linger_seconds)
+    finally:
+        feed.stop()
+        snapshots.stop()
+    summary = finish(job, coordinator, store, registry, role="chief")
+    # Only a finished search stops the workers: a chief that crashed is restarted and resumes.
+    reporter.search_ended(summary.ok, summary.reason)
+    return summary
+
+
+def run_worker(job: JobSpec, env: Environment, role: Worker, options: Options) -> Summary:
+    from job.distribution.remote import RemoteOracle
+
+    store = open_output(job)
+    store.check_writable()
+    if env.restarts:
+        log.info(
+            "%s: restarted (%d) with its memory released; going on with the search",
+            role.tuner_id,
+            env.restarts,
+        )
+    data = load_dataset(job.spec.data, env.data_dir)
+    build_model, _ = prepare_model(job, data, options.spec_dir)
+    data = device.resident(data)
+    registry, _ = _registry(job, options)
+    metrics = WorkerMetrics(registry, role.tuner_id)
+    dist = job.spec.distribution
+    access = RemoteOracle(
+        role.target,
+        role.tuner_id,
+        wait_seconds=dist.chief_wait_seconds,
+        heartbeat_seconds=dist.heartbeat_seconds,
+        search_ended=lambda: search_ended(store, job),
+    )
+    loop = TrialLoop(
+        role.tuner_id,
+        access,
+        job,
+        build_model,
+        data,
+        store,
+        metrics,
+        idle_seconds=min(1.0, dist.heartbeat_seconds),
+        idle_max_seconds=dist.heartbeat_seconds,
+        memory=MemoryWatch(dist.restart_on_memory_growth),
+    )
+    try:
+        count = loop.run()
+    finally:
+        access.close()
+    return Summary(
+        role=role.tuner_id, ok=True, trials_completed=count, output=store.url(""), restart=loop.outgrown
+    )
+
+
+def finish(
+    job: JobSpec, coordinator: Coordinator, store: Store, registry: CollectorRegistry, role: str
+) -> Summary:
+    """Write the leaderboard and best/, the final search.json and the metrics summary."""
+    objective = job.spec.tuner.objective
+    trials = coordinator.trials()
+    board = leaderboard_csv(trials, objective.name, objective.direction)
+    failure = coordinator.failure
+    local_copy: str | None = None
+    best = next((t for t in ranked(trials, objective.direction) if t.status == "COMPLETED"), None)
+    try:
+        store.write_text(LEADERBOARD_KEY, board)
+        if coordinator.pruner is not None:
+            coordinator.pruner.sweep(trials, objective.direction)
+        if failure is None and best is not None:
+            promote_best(store, best, trials, objective.name, objective.direction, _card(job, coordinator))
+        elif best is None and failure is None:
+            failure = "no trial completed; see the trial errors in the log and trials/*/trial.json"
+        Snapshotter(coordinator, store, job).write("failed" if failure else "succeeded")
+    except StorageError as err:
+        failure = str(err)
+        local_copy = _keep_locally(job, board)
+        log.error("%s; the leaderboard is saved locally at %s", err, local_copy)
+    if coordinator.metrics is not None:
+        coordinator.metrics.end(failed=failure is not None)
+    push = job.spec.metrics.pushgateway
+    if push is not None:
+        push_summary(registry, push.url, job.name, push.timeout_seconds)
+    return Summary(
+        role=role,
+        ok=failure is None,
+        reason=failure,
+        trials_completed=sum(1 for t in trials if t.status == "COMPLETED"),
+        trials_failed=sum(1 for t in trials if t.status == "FAILED"),
+        best_trial=best.trial_id if best else None,
+        best_score=best.score if best else None,
+        best_hyperparameters={
+            k: v for k, v in best.hyperparameters.values.items() if not k.startswith("tuner/")
+        }
+        if best
+        else None,
+        output=store.url(""),
+        local_leaderboard=local_copy,
+    )
+
+
+def _keep_locally(job: JobSpec, board: str) -> str:
+    path = Path(f"hptune-{job.name}-leaderboard-{time.strftime('%Y%m%dT%H%M%S')}.csv").resolve()
+    path.write_text(board)
+    return str(path)
+
+
+def _card(job: JobSpec, coordinator: Coordinator) -> dict[str, object]:
+    return {
+        "name": job.name,
+        "dataset": f"{job.spec.data.source} ({job.spec.data.model_dump(by_alias=True, exclude_none=True)})",
+        "space": [hp.model_dump(by_alias=True, exclude_none=True) for hp in job.spec.hyperparameters],
+        "version": __version__,
+    }

@@ -1,0 +1,141 @@
+"""The chief's state under `state/`, and the live `search.json`, written off the request path.
+
+`state/snapshot.json` is one object, written whole (a rename locally, one PUT on an object
+store), each time the search's state changes; a writer thread coalesces bursts of changes, so an
+RPC never waits for storage. A chief started again on the same output resumes from it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from typing import Any
+
+from job.errors import BadInput
+from job.search.coordinator import Coordinator
+from job.search.results import finite_json, public_values, ranked
+from job.spec.models import JobSpec
+from job.storage import StorageError, Store
+from job.storage.layout import SEARCH_STATUS_KEY, SNAPSHOT_KEY
+
+log = logging.getLogger(__name__)
+
+
+class ResumeConflict(BadInput):
+    """The output holds a search started from a different spec."""
+
+
+def load_snapshot(store: Store, job: JobSpec) -> dict[str, Any] | None:
+    """The saved state of this search, or None for a fresh start."""
+    try:
+        text = store.read_text(SNAPSHOT_KEY)
+    except FileNotFoundError:
+        return None
+    saved = json.loads(text)
+    if saved.get("fingerprint") != job.fingerprint():
+        raise ResumeConflict(
+            f"{store.url('')} holds a search started from a different spec (its name or "
+            f"search settings changed: fingerprint {saved.get('fingerprint')} there, "
+            f"{job.fingerprint()} now). To start fresh, delete {store.url('state')} (and the old "
+            "results) or set spec.output.uri to a new location; to resume, run the original spec"
+        )
+    return saved["state"]
+
+
+def search_ended(store: Store, job: JobSpec) -> bool:
+    """Has this search (same spec) finished, by its search.json? For a worker that finds no chief."""
+    try:
+        status = json.loads(store.read_text(SEARCH_STATUS_KEY))
+    except (FileNotFoundError, StorageError, ValueError) as err:
+        log.debug("no finished search.json: %s", err)
+        return False
+    return status.get("fingerprint") == job.fingerprint() and status.get("state") in ("succeeded", "failed")
+
+
+def search_status(coordinator: Coordinator, job: JobSpec, state: str) -> dict[str, Any]:
+    trials = coordinator.trials()
+    objective = job.spec.tuner.objective
+    counts: dict[str, int] = {}
+    for trial in trials:
+        key = str(trial.status).lower()
+        counts[key] = counts.get(key, 0) + 1
+    best = next((t for t in ranked(trials, objective.direction) if t.status == "COMPLETED"), None)
+    return finite_json(
+        {
+            "name": job.name,
+            "state": state,
+            "reason": coordinator.failure,
+            "fingerprint": job.fingerprint(),
+            "maxTrials": coordinator.oracle.max_trials,
+            "trials": counts,
+            "best": None
+            if best is None
+            else {
+                "trialId": best.trial_id,
+                objective.name: best.score,
+                "hyperparameters": public_values(best.hyperparameters.values),
+            },
+            "updatedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "spec": job.model_dump(mode="json", by_alias=True),
+        }
+    )
+
+
+class Snapshotter:
+    """Writes the snapshot and search.json after each change, in a background thread."""
+
+    def __init__(self, coordinator: Coordinator, store: Store, job: JobSpec, interval: float = 0.5) -> None:
+        self.coordinator = coordinator
+        self.store = store
+        self.job = job
+        self.interval = interval
+        self.written = -1
+        self._write_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="hptune-snapshot", daemon=True)
+
+    def start(self) -> Snapshotter:
+        self.coordinator.on_end = self.flush
+        self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        seen = reported = self.coordinator.version
+        while not self._stop.is_set():
+            seen = self.coordinator.wait_for_change(seen, timeout=1.0)
+            if seen == reported:
+                continue
+            reported = seen
+            try:
+                self.write("running")
+            except StorageError as err:
+                self.coordinator.fail(f"cannot save the search state: {err}")
+                return
+            self._stop.wait(self.interval)
+
+    def flush(self) -> None:
+        """Make the current state durable (called when a trial ends, before the worker is told).
+
+        Concurrent callers share one write: whoever finds the state already written returns.
+        """
+        version = self.coordinator.version
+        with self._write_lock:
+            if self.written >= version:
+                return
+            version = self.coordinator.version
+            text = self.coordinator.snapshot_text()
+            head = json.dumps({"fingerprint": self.job.fingerprint(), "name": self.job.name})
+            self.store.write_text(SNAPSHOT_KEY, f'{head[:-1]}, "state": {text}}}')
+            self.written = version
+
+    def write(self, state: str) -> None:
+        """The snapshot and search.json, with the search's state (running, succeeded, failed)."""
+        self.flush()
+        status = search_status(self.coordinator, self.job, state)
+        self.store.write_text(SEARCH_STATUS_KEY, json.dumps(status, indent=2))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)

@@ -1,0 +1,255 @@
+"""The trial loop every worker (and a standalone process) runs: ask for a trial, train, report."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol
+
+from job.distribution.recycle import MemoryWatch
+from job.errors import last_line
+from job.kt_adapter import Status, Trial
+from job.observability.metrics import WorkerMetrics
+from job.search.coordinator import Coordinator
+from job.search.objective import is_better
+from job.search.results import TrialRecord, public_values, save_model
+from job.spec.models import JobSpec
+from job.storage import Store
+from job.storage.layout import attempt_key, trial_key
+from job.training import device
+from job.training.data import Dataset
+from job.training.space import BuildModel
+from job.training.trial import Outcome, run_trial
+
+log = logging.getLogger(__name__)
+
+
+class LeaseHandle(Protocol):
+    def report(self, epoch: int, logs: dict[str, float]) -> None: ...
+
+    @property
+    def lost(self) -> bool: ...
+
+    def confirm(self) -> bool:
+        """Ask the chief, now, whether the trial is still this worker's."""
+        ...
+
+
+class OracleAccess(Protocol):
+    """How a worker talks to the search: in process, or to a chief over gRPC (distribution.remote)."""
+
+    def create_trial(self, tuner_id: str) -> Trial: ...
+
+    def update_trial(self, trial_id: str, metrics: dict[str, float], step: int) -> None: ...
+
+    def end_trial(self, trial: Trial) -> None: ...
+
+    def get_best_trials(self, num_trials: int) -> list[Trial]: ...
+
+    def lease(self, trial_id: str) -> contextlib.AbstractContextManager[LeaseHandle]: ...
+
+
+class _LocalLease:
+    def __init__(self, coordinator: Coordinator, tuner_id: str, trial_id: str) -> None:
+        self.coordinator, self.tuner_id, self.trial_id = coordinator, tuner_id, trial_id
+        self._lost = False
+
+    def report(self, epoch: int, logs: dict[str, float]) -> None:
+        self._lost = not self.coordinator.heartbeat(self.tuner_id, self.trial_id, epoch, logs)
+
+    @property
+    def lost(self) -> bool:
+        return self._lost
+
+    def confirm(self) -> bool:
+        return not self._lost
+
+
+class LocalAccess:
+    """The coordinator in this process (standalone search)."""
+
+    def __init__(self, coordinator: Coordinator, tuner_id: str) -> None:
+        self.coordinator, self.tuner_id = coordinator, tuner_id
+
+    def create_trial(self, tuner_id: str) -> Trial:
+        return self.coordinator.create_trial(tuner_id)
+
+    def update_trial(self, trial_id: str, metrics: dict[str, float], step: int) -> None:
+        self.coordinator.update_trial(self.tuner_id, trial_id, metrics, step)
+
+    def end_trial(self, trial: Trial) -> None:
+        self.coordinator.end_trial(self.tuner_id, trial)
+
+    def get_best_trials(self, num_trials: int) -> list[Trial]:
+        return self.coordinator.get_best_trials(num_trials)
+
+    @contextlib.contextmanager
+    def lease(self, trial_id: str) -> Iterator[LeaseHandle]:
+        yield _LocalLease(self.coordinator, self.tuner_id, trial_id)
+
+
+class Worker:
+    def __init__(
+        self,
+        tuner_id: str,
+        access: OracleAccess,
+        job: JobSpec,
+        build_model: BuildModel,
+        data: Dataset,
+        store: Store,
+        metrics: WorkerMetrics | None = None,
+        idle_seconds: float = 1.0,
+        idle_max_seconds: float = 10.0,
+        memory: MemoryWatch | None = None,
+    ) -> None:
+        self.tuner_id = tuner_id
+        self.access = access
+        self.job = job
+        self.build_model = build_model
+        self.data = data  # device.resident(...) for the fast path: converted once, not per trial
+        self.store = store
+        self.metrics = metrics
+        self.idle_seconds = idle_seconds
+        # A waiting worker asks again at least this often, so the chief keeps counting it as live
+        # and can tell it to stop before it leaves.
+        self.idle_max_seconds = idle_max_seconds
+        self.trials_run = 0
+        self.memory = memory  # resident memory, checked between trials (job/distribution/recycle.py)
+        self.outgrown = False  # set when this process should restart to release memory
+        self._scratch = tempfile.TemporaryDirectory(prefix="hptune-worker-")
+
+    def run(self) -> int:
+        """Run trials until the search says stop. Returns how many trials this worker ran."""
+        idle = self.idle_seconds
+        try:
+            while True:
+                trial = self.access.create_trial(self.tuner_id)
+                if trial.status == Status.STOPPED:
+                    log.info("%s: the search is over; %d trials run here", self.tuner_id, self.trials_run)
+                    return self.trials_run
+                if trial.status != Status.RUNNING:
+                    time.sleep(idle)
+                    idle = min(idle * 1.5, self.idle_max_seconds)
+                    continue
+                idle = self.idle_seconds
+                self.run_one(trial)
+                if self.memory is not None and self.memory.outgrown():
+                    log.info(
+                        "%s: resident memory grew from %.0f to %.0f MiB over %d trials; restarting "
+                        "this worker to release it",
+                        self.tuner_id,
+                        self.memory.baseline / 2**20,
+                        self.memory.last / 2**20,
+                        self.trials_run,
+                    )
+                    self.outgrown = True
+                    return self.trials_run
+        finally:
+            self._scratch.cleanup()
+
+    def run_one(self, trial: Trial) -> None:
+        tuner = self.job.spec.tuner
+        values = ", ".join(f"{k}={v}" for k, v in public_values(trial.hyperparameters.values).items())
+        log.info("%s: running trial %s (%s)", self.tuner_id, trial.trial_id, values)
+        epoch_started = time.perf_counter()
+        with self.access.lease(trial.trial_id) as lease:
+
+            def on_epoch(epoch: int, logs: dict[str, float]) -> None:
+                nonlocal epoch_started
+                now = time.perf_counter()
+                lease.report(epoch + 1, logs)
+                if self.metrics is not None:
+                    self.metrics.report_epoch(logs, len(self.data.x_train), now - epoch_started)
+                    self.metrics.report_device_memory(device.memory_in_use())
+                epoch_started = now
+
+            outcome = run_trial(
+                trial.hyperparameters,
+                self.build_model,
+                self.data,
+                self.job.spec.training,
+                tuner.objective,
+                executions=tuner.executions_per_trial,
+                on_epoch=on_epoch,
+                should_stop=lambda: lease.lost,
+                weights_of=self._weights_of,
+            )
+            if lease.lost or not lease.confirm():
+                log.warning(
+                    "%s: trial %s was taken back by the chief (lease lost); result discarded",
+                    self.tuner_id,
+                    trial.trial_id,
+                )
+                return
+            self._record(trial, outcome)
+        self.trials_run += 1
+
+    def _record(self, trial: Trial, outcome: Outcome) -> None:
+        model_saved = False
+        if outcome.ok and outcome.model is not None:
+            if self.job.spec.tuner.algorithm == "hyperband":
+                save_model(self.store, self._staged(trial, "checkpoint.weights.h5"), outcome.model)
+            if self._is_candidate(outcome):
+                save_model(self.store, self._staged(trial, "model.keras"), outcome.model)
+                model_saved = True
+        record = TrialRecord(
+            trial_id=trial.trial_id,
+            worker=self.tuner_id,
+            status="completed" if outcome.ok else "failed",
+            hyperparameters=public_values(trial.hyperparameters.values),
+            metrics=outcome.metrics,
+            best_step=outcome.best_step,
+            history=outcome.history,
+            error=outcome.error,
+            seconds=outcome.seconds,
+            model_saved=model_saved,
+        )
+        self.store.write_text(self._staged(trial, "trial.json"), record.to_json())
+        if self.metrics is not None:
+            self.metrics.trials.labels(self.tuner_id, record.status).inc()
+        if outcome.ok:
+            self.access.update_trial(trial.trial_id, outcome.metrics, outcome.best_step)
+            for name, value in outcome.metrics.items():
+                trial.metrics.update(name, value, step=outcome.best_step)
+            trial.status = Status.COMPLETED
+        else:
+            trial.status = Status.INVALID  # retried while spec.tuner.maxRetriesPerTrial allows
+            trial.message = outcome.error
+            log.warning(
+                "%s: trial %s failed: %s",
+                self.tuner_id,
+                trial.trial_id,
+                last_line(outcome.error),
+            )
+        outcome.model = None
+        self.access.end_trial(trial)
+
+    def _staged(self, trial: Trial, name: str) -> str:
+        return attempt_key(trial.trial_id, self.tuner_id, name)
+
+    def _is_candidate(self, outcome: Outcome) -> bool:
+        """Could this result be among the best `keepModels`? Then its model is worth saving."""
+        objective = self.job.spec.tuner.objective
+        keep = self.job.spec.output.keep_models
+        value = outcome.metrics.get(objective.name)
+        if value is None:
+            return False
+        done = [t for t in self.access.get_best_trials(keep) if t.status == Status.COMPLETED]
+        if len(done) < keep:
+            return True
+        worst = done[-1].score
+        return worst is None or is_better(value, worst, objective.direction)
+
+    def _weights_of(self, trial_id: str) -> Path | None:
+        key = trial_key(trial_id, "checkpoint.weights.h5")
+        local = Path(self._scratch.name) / f"{trial_id}.weights.h5"
+        try:
+            self.store.get_file(key, local)
+        except Exception as err:
+            log.warning("no checkpoint for trial %s to continue from (%s); starting fresh", trial_id, err)
+            return None
+        return local

@@ -1,0 +1,14 @@
+"""The job spec: what a search is, as one validated YAML document.
+
+- `models.py`: the pydantic models (`JobSpec` and its sections) and the JSON Schema
+- `loader.py`: YAML text to a `JobSpec`, keeping each key's line and column
+- `errors.py`: `SpecError` and the messages (file:line:column, field path, what is valid)
+"""
+
+from __future__ import annotations
+
+from job.spec.errors import SpecError, SpecIssue
+from job.spec.loader import load_spec, parse_spec, validate_spec
+from job.spec.models import JobSpec, json_schema
+
+__all__ = ["JobSpec", "SpecError", "SpecIssue", "json_schema", "load_spec", "parse_spec", "validate_spec"]

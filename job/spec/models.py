@@ -1,0 +1,631 @@
+"""The job spec: pydantic models of a `TuningJob` document and its JSON Schema.
+
+Keys are camelCase in YAML and snake_case in Python. Unknown keys are errors. Reading YAML is
+`job.spec.loader`; turning validation errors into messages is `job.spec.errors`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+from job.spec.errors import SpecError, suggest
+
+API_VERSION = "hptune/v1"
+MAX_SPEC_BYTES = 1024 * 1024
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+BUILDER_REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+# Spec keys that look like credentials. Credentials come from the environment, a mounted file or
+# workload identity, never from the spec (see `docs/security.md`).
+SECRET_KEY = re.compile(
+    r"(secret|password|passwd|token|credential|access[_-]?key|private[_-]?key|api[_-]?key)",
+    re.IGNORECASE,
+)
+
+
+OUTPUT_SCHEMES = ("file", "s3", "s3a", "gs", "gcs", "memory")
+BUCKET_SCHEMES = ("s3", "s3a", "gs", "gcs")
+
+
+def _no_password(url: str) -> None:
+    """Credentials never travel in a URL: they would be logged and written to search.json."""
+    if "://" in url and "@" in url.split("://", 1)[1].split("/", 1)[0]:
+        try:
+            password = urlsplit(url).password
+        except ValueError:
+            password = None
+        if password is not None:
+            raise ValueError(
+                "holds a password in the URL; give credentials through the environment, a mounted "
+                "file or workload identity, and write the URL without them"
+            )
+
+
+def _http_url(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{url!r} is not an http(s)://host[:port] URL")
+
+
+def _field_error(field: str, message: str) -> PydanticCustomError:
+    """An error raised by a model validator that belongs to one of the model's fields."""
+    return PydanticCustomError("spec", message.replace("{", "{{").replace("}", "}}"), {"field": field})
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Hyperparameters
+
+
+Sampling = Literal["linear", "log", "reverse_log"]
+
+
+class _RangeHP(_Model):
+    name: str = Field(min_length=1, description="The hyperparameter's name, unique in the spec.")
+    sampling: Sampling = Field("linear", description="How values are drawn between min and max.")
+    default: float | None = Field(None, description="The value used before the search picks one.")
+
+    @model_validator(mode="after")
+    def _check_range(self) -> _RangeHP:
+        low, high, step = self.min, self.max, self.step  # type: ignore[attr-defined]
+        if not low < high:
+            raise _field_error("max", f"must be greater than min ({low}); got {high}")
+        if step is not None and step <= 0:
+            raise _field_error("step", f"must be greater than 0; got {step}")
+        if self.sampling != "linear" and low <= 0:
+            raise _field_error("min", f"must be greater than 0 with {self.sampling} sampling; got {low}")
+        if self.sampling != "linear" and step is not None and step <= 1:
+            raise _field_error(
+                "step",
+                f"is a multiplier with {self.sampling} sampling and must be greater than 1; got {step}",
+            )
+        if self.default is not None and not low <= self.default <= high:
+            raise _field_error("default", f"must lie between min ({low}) and max ({high})")
+        return self
+
+
+class IntHP(_RangeHP):
+    type: Literal["int"]
+    min: int
+    max: int
+    step: int | None = Field(None, description="Distance between values; 1 when unset.")
+    default: int | None = Field(None, description="The value used before the search picks one.")
+
+
+class FloatHP(_RangeHP):
+    type: Literal["float"]
+    min: float
+    max: float
+    step: float | None = Field(None, description="Distance between values; continuous when unset.")
+
+    @field_validator("min", "max", "step")
+    @classmethod
+    def _finite(cls, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return value
+
+
+ChoiceValue = Annotated[int | float | str | bool, Field(union_mode="left_to_right")]
+
+
+class ChoiceHP(_Model):
+    name: str = Field(min_length=1)
+    type: Literal["choice"]
+    values: list[Annotated[bool, Field(strict=True)] | int | float | str] = Field(
+        description="The values to choose from: all numbers, all strings or all booleans."
+    )
+    ordered: bool | None = None
+    default: int | float | str | bool | None = None
+
+    @model_validator(mode="after")
+    def _check_values(self) -> ChoiceHP:
+        if not self.values:
+            raise _field_error("values", "must list at least one value")
+        kinds = {_value_kind(v) for v in self.values}
+        if len(kinds) > 1:
+            raise _field_error(
+                "values",
+                f"must all be of one type (numbers, strings or booleans); got {sorted(kinds)}",
+            )
+        if len(set(map(repr, self.values))) != len(self.values):
+            raise _field_error("values", "must not repeat a value")
+        if self.default is not None and self.default not in self.values:
+            raise _field_error("default", f"must be one of the values {self.values}")
+        if self.ordered and kinds != {"number"}:
+            raise _field_error("ordered", "applies only to numeric values")
+        return self
+
+    @field_validator("values")
+    @classmethod
+    def _one_number_type(cls, values: list[Any]) -> list[Any]:
+        """Keras Tuner wants one Python type: [1, 0.5] becomes [1.0, 0.5]."""
+        numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+        if numbers and len(numbers) == len(values) and any(isinstance(v, float) for v in numbers):
+            return [float(v) for v in values]
+        return values
+
+
+class BooleanHP(_Model):
+    name: str = Field(min_length=1)
+    type: Literal["boolean"]
+    default: bool = False
+
+
+class FixedHP(_Model):
+    name: str = Field(min_length=1)
+    type: Literal["fixed"]
+    value: Annotated[bool, Field(strict=True)] | int | float | str
+
+
+def _value_kind(value: object) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    return "string"
+
+
+def _hp_tag(value: Any) -> str | None:
+    return value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+
+
+HyperParameter = Annotated[
+    Annotated[IntHP, Tag("int")]
+    | Annotated[FloatHP, Tag("float")]
+    | Annotated[ChoiceHP, Tag("choice")]
+    | Annotated[BooleanHP, Tag("boolean")]
+    | Annotated[FixedHP, Tag("fixed")],
+    Discriminator(
+        _hp_tag,
+        custom_error_type="spec_hp_kind",
+        custom_error_message="type must be one of int, float, choice, boolean, fixed",
+    ),
+]
+
+# --------------------------------------------------------------------------------------------------
+# Model
+
+HpRef = Annotated[str, Field(min_length=1, description="The name of a hyperparameter.")]
+
+
+class DenseLayer(_Model):
+    units: Annotated[int, Field(gt=0)] | HpRef = Field(
+        description="Number of units, or the name of an int/choice hyperparameter."
+    )
+    dropout: Annotated[float, Field(ge=0, lt=1)] | HpRef | None = Field(
+        None, description="Dropout rate after the layer, or the name of a hyperparameter."
+    )
+    activation: str = "relu"
+
+
+class OutputLayer(_Model):
+    units: int | None = Field(None, gt=0, description="Output units; the number of classes if unset.")
+    activation: str = "softmax"
+
+
+class MlpModel(_Model):
+    type: Literal["mlp"] = "mlp"
+    hidden: list[DenseLayer] = Field(min_length=1, description="Hidden Dense layers, in order.")
+    output: OutputLayer = OutputLayer()
+    optimizer: Literal["adam", "adamw", "sgd", "rmsprop"] = "adam"
+    learning_rate: Annotated[float, Field(gt=0)] | HpRef = Field(
+        1e-3, description="A number, or the name of a hyperparameter."
+    )
+    loss: str = "categorical_crossentropy"
+    metrics: list[str] = Field(default_factory=lambda: ["accuracy"])
+
+    def hp_refs(self) -> list[tuple[str, str]]:
+        """(field path, hyperparameter name) for every field that names a hyperparameter."""
+        refs = []
+        for i, layer in enumerate(self.hidden):
+            if isinstance(layer.units, str):
+                refs.append((f"hidden[{i}].units", layer.units))
+            if isinstance(layer.dropout, str):
+                refs.append((f"hidden[{i}].dropout", layer.dropout))
+        if isinstance(self.learning_rate, str):
+            refs.append(("learningRate", self.learning_rate))
+        return refs
+
+
+class CustomModel(_Model):
+    type: Literal["custom"] = "custom"
+    builder: str = Field(
+        description='"package.module:function": a build_model(hp) returning a compiled keras.Model. '
+        "The spec file's directory is on the import path."
+    )
+
+    @field_validator("builder")
+    @classmethod
+    def _check_ref(cls, value: str) -> str:
+        if not BUILDER_REF.match(value):
+            raise ValueError(f'must look like "package.module:build_model"; got {value!r}')
+        return value
+
+
+def _model_tag(value: Any) -> str | None:
+    if isinstance(value, dict):
+        if "type" in value:
+            return value["type"]
+        return "custom" if "builder" in value else "mlp"
+    return getattr(value, "type", None)
+
+
+ModelSpec = Annotated[
+    Annotated[MlpModel, Tag("mlp")] | Annotated[CustomModel, Tag("custom")],
+    Discriminator(
+        _model_tag,
+        custom_error_type="spec_model_kind",
+        custom_error_message="type must be mlp or custom",
+    ),
+]
+
+# --------------------------------------------------------------------------------------------------
+# Data
+
+
+class Validation(_Model):
+    source: Literal["split", "test"] = Field(
+        "split", description="split: hold out a fraction of the training set; test: the test set."
+    )
+    fraction: float = Field(0.2, gt=0, lt=1, description="Held-out fraction with source: split.")
+
+
+class Preprocessing(_Model):
+    flatten: bool = Field(True, description="Flatten images to vectors (28x28 -> 784).")
+    scale: bool = Field(True, description="Scale pixel values to [0, 1].")
+    one_hot: bool = Field(True, description="One-hot encode integer labels.")
+
+
+class DataSpec(_Model):
+    source: Literal["mnist", "fashion_mnist", "digits", "npz"] = Field(
+        description="mnist and fashion_mnist (Keras datasets), digits (scikit-learn, offline) "
+        "or npz (x_train, y_train, x_test, y_test arrays at any fsspec URI)."
+    )
+    path: str | None = Field(
+        None,
+        description="npz: the file's URI (required). mnist/fashion_mnist: a local file or "
+        "directory to load instead of downloading (HPTUNE_DATA_DIR works too).",
+    )
+    validation: Validation = Validation()
+    preprocessing: Preprocessing = Preprocessing()
+    max_train_samples: int | None = Field(None, gt=0, description="Use only the first N samples.")
+    max_validation_samples: int | None = Field(None, gt=0)
+
+    @field_validator("path")
+    @classmethod
+    def _check_uri(cls, value: str | None) -> str | None:
+        if value is not None:
+            _no_password(value)
+        return value
+
+    @model_validator(mode="after")
+    def _check_path(self) -> DataSpec:
+        if self.source == "npz" and not self.path:
+            raise _field_error("path", "is required with source: npz (a file URI)")
+        if self.source == "digits" and self.path:
+            raise _field_error("path", "is not used with source: digits (bundled with scikit-learn)")
+        return self
+
+
+# --------------------------------------------------------------------------------------------------
+# Tuner
+
+
+class Objective(_Model):
+    name: str = Field("val_accuracy", min_length=1)
+    direction: Literal["max", "min"] = "max"
+
+
+class BayesianSettings(_Model):
+    num_initial_points: int | None = Field(None, ge=1, description="Random trials before the GP.")
+    alpha: float = Field(1e-4, gt=0)
+    beta: float = Field(2.6, gt=0)
+
+
+class HyperbandSettings(_Model):
+    max_epochs: int = Field(ge=1, description="Most epochs any one model is trained for.")
+    factor: int = Field(3, ge=2, description="Reduction factor between rounds.")
+    iterations: int = Field(1, ge=1, description="Times the whole Hyperband algorithm runs.")
+
+
+class TunerSpec(_Model):
+    algorithm: Literal["random", "grid", "bayesian", "hyperband"] = "random"
+    objective: Objective = Objective()
+    max_trials: int | None = Field(10, ge=1, description="Unset only for grid and hyperband.")
+    executions_per_trial: int = Field(1, ge=1)
+    seed: int | None = None
+    max_retries_per_trial: int = Field(0, ge=0)
+    max_consecutive_failed_trials: int = Field(3, ge=1)
+    bayesian: BayesianSettings | None = None
+    hyperband: HyperbandSettings | None = None
+
+    @model_validator(mode="after")
+    def _check_algorithm(self) -> TunerSpec:
+        if self.algorithm == "hyperband" and self.hyperband is None:
+            raise _field_error("hyperband", "is required with algorithm: hyperband (maxEpochs, factor)")
+        for section in ("bayesian", "hyperband"):
+            if getattr(self, section) is not None and self.algorithm != section:
+                raise _field_error(section, f"applies only to algorithm: {section}")
+        if self.max_trials is None and self.algorithm in ("random", "bayesian"):
+            raise _field_error("maxTrials", f"is required with algorithm: {self.algorithm}")
+        return self
+
+
+# --------------------------------------------------------------------------------------------------
+# Training, output, distribution, metrics
+
+
+class EarlyStopping(_Model):
+    monitor: str = "val_loss"
+    patience: int = Field(3, ge=0)
+    min_delta: float = Field(0.0, ge=0)
+
+
+class TrainingSpec(_Model):
+    epochs: int = Field(2, ge=1)
+    batch_size: int = Field(32, ge=1)
+    early_stopping: EarlyStopping | None = None
+    verbose: Literal[0, 1, 2] = Field(0, description="Keras fit verbosity inside each trial.")
+    # The fast trial path: none of these changes what a trial learns, only how fast it runs.
+    steps_per_execution: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
+        "auto",
+        description="Training steps per compiled call; auto: up to 256 (fewer calls, same updates).",
+    )
+    validation_batch_size: int | None = Field(
+        1024,
+        ge=1,
+        description="Batch size for the per-epoch validation pass (evaluation only); null: batchSize.",
+    )
+    jit_compile: bool | Literal["auto"] = Field(
+        "auto", description="XLA compilation of the train step; auto lets Keras decide per backend."
+    )
+    mixed_precision: bool = Field(
+        False, description="mixed_float16 compute on GPUs (float32 weights); off on CPUs."
+    )
+    scan_steps: bool | Literal["auto"] = Field(
+        "auto",
+        description="JAX: run each call's steps in one compiled lax.scan, one dispatch instead of one "
+        "per batch (same updates); auto: on GPUs and TPUs, where dispatch dominates small models.",
+    )
+
+
+class OutputSpec(_Model):
+    uri: str | None = Field(
+        None, description="Local path, file://, s3:// or gs://. Default ./hptune-output/<name>."
+    )
+    keep_models: int = Field(3, ge=1, description="Keep trial models for the best k trials only.")
+    endpoint_url: str | None = Field(
+        None,
+        description="S3-compatible endpoint (MinIO, Ceph); AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL "
+        "in the environment work too.",
+    )
+    retry_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="How long a storage operation is retried on transient errors (connection refused, "
+        "timeouts, 5xx, throttling) before the job fails; 0 tries once.",
+    )
+
+    @field_validator("uri")
+    @classmethod
+    def _check_uri(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        _no_password(value)
+        if "://" not in value:
+            return value
+        scheme, rest = value.split("://", 1)
+        if scheme not in OUTPUT_SCHEMES:
+            raise ValueError(
+                f"{value!r} has the unknown scheme {scheme}://; use a local path, file://, s3:// or gs://"
+            )
+        if scheme in BUCKET_SCHEMES and not rest.split("/", 1)[0]:
+            raise ValueError(f"{value!r} names no bucket; use {scheme}://BUCKET/PREFIX")
+        return value
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _check_endpoint(cls, value: str | None) -> str | None:
+        if value is not None:
+            _no_password(value)
+            _http_url(value)
+        return value
+
+
+class DistributionSpec(_Model):
+    workers: int = Field(2, ge=1, description="Worker pods (or local worker processes), one GPU each.")
+    trials_per_gpu: int = Field(
+        1,
+        ge=1,
+        le=16,
+        description="Trial processes packed on each worker's GPU, each with a 1/n share of its memory.",
+    )
+    oracle_port: int = Field(8000, ge=1, le=65535)
+    bind_address: str = Field("0.0.0.0", description="Address the chief's oracle listens on.")
+    lease_seconds: float = Field(
+        60.0, gt=0, description="A worker silent this long loses its trial to the queue."
+    )
+    heartbeat_seconds: float = Field(5.0, gt=0, description="How often a worker renews its lease.")
+    chief_wait_seconds: float = Field(
+        300.0, gt=0, description="How long a worker keeps trying to reach an absent chief."
+    )
+    max_worker_losses: int = Field(
+        3,
+        ge=1,
+        description="A trial whose worker is lost this many times fails (it may be the cause).",
+    )
+    linger_seconds: float = Field(
+        30.0, ge=0, description="How long a finished chief keeps telling workers to stop."
+    )
+    restart_on_memory_growth: float = Field(
+        0.08,
+        ge=0,
+        description="A worker whose resident memory has grown by this fraction since its first trial "
+        "restarts itself between trials (same worker id; data loaded again); 0 never restarts.",
+    )
+
+    @model_validator(mode="after")
+    def _check_heartbeat(self) -> DistributionSpec:
+        if self.heartbeat_seconds * 2 > self.lease_seconds:
+            raise _field_error(
+                "heartbeatSeconds",
+                f"must be at most half of leaseSeconds ({self.lease_seconds}); got {self.heartbeat_seconds}",
+            )
+        return self
+
+
+class PushgatewaySpec(_Model):
+    url: str = Field(min_length=1, description="http(s)://host:port of the Pushgateway.")
+    timeout_seconds: float = Field(5.0, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        _no_password(value)
+        return value
+
+
+class MetricsSpec(_Model):
+    port: int = Field(9090, ge=0, le=65535, description="/metrics port; 0 turns the exporter off.")
+    pushgateway: PushgatewaySpec | None = None
+
+
+# --------------------------------------------------------------------------------------------------
+# The document
+
+
+class Metadata(_Model):
+    name: str = Field(
+        description="A DNS-1123 label: it names Kubernetes objects.",
+        json_schema_extra={"pattern": DNS_LABEL.pattern, "maxLength": 63},
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _dns_label(cls, value: str) -> str:
+        if len(value) > 63 or not DNS_LABEL.match(value):
+            raise ValueError(
+                "must be a DNS-1123 label: at most 63 lowercase letters, digits and '-', "
+                f"starting and ending with a letter or digit; got {value!r}"
+            )
+        return value
+
+
+class Spec(_Model):
+    data: DataSpec
+    model: ModelSpec
+    hyperparameters: list[HyperParameter] = Field(default_factory=list)
+    tuner: TunerSpec = TunerSpec()
+    training: TrainingSpec = TrainingSpec()
+    output: OutputSpec = OutputSpec()
+    distribution: DistributionSpec = DistributionSpec()
+    metrics: MetricsSpec = MetricsSpec()
+
+    @model_validator(mode="after")
+    def _check_references(self) -> Spec:
+        seen: dict[str, int] = {}
+        for i, hp in enumerate(self.hyperparameters):
+            if hp.name in seen:
+                raise _field_error(
+                    f"hyperparameters[{i}].name",
+                    f"{hp.name!r} is already defined at hyperparameters[{seen[hp.name]}]",
+                )
+            seen[hp.name] = i
+        if isinstance(self.model, MlpModel):
+            for path, name in self.model.hp_refs():
+                if name not in seen:
+                    hint = suggest(name, seen)
+                    raise _field_error(
+                        f"model.{path}",
+                        f"refers to hyperparameter {name!r}, which is not defined in "
+                        f"spec.hyperparameters{hint}",
+                    )
+        if self.tuner.algorithm == "grid":
+            for i, hp in enumerate(self.hyperparameters):
+                if isinstance(hp, FloatHP) and hp.step is None:
+                    raise _field_error(
+                        f"hyperparameters[{i}].step",
+                        "is required with algorithm: grid (a continuous float range has no grid)",
+                    )
+        objective = self.tuner.objective.name
+        if isinstance(self.model, MlpModel):
+            known = {"loss", *self.model.metrics}
+            known |= {f"val_{m}" for m in known}
+            if objective not in known:
+                raise _field_error(
+                    "tuner.objective.name",
+                    f"{objective!r} is not a metric this model reports; one of {sorted(known)}",
+                )
+        return self
+
+
+class JobSpec(_Model):
+    """A `TuningJob`: one Keras Tuner search, wherever it runs."""
+
+    api_version: Literal["hptune/v1"] = Field(alias="apiVersion")
+    kind: Literal["TuningJob"]
+    metadata: Metadata
+    spec: Spec
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @property
+    def output_uri(self) -> str:
+        return self.spec.output.uri or f"./hptune-output/{self.metadata.name}"
+
+    def with_output(self, uri: str, source: str = "--output") -> JobSpec:
+        """The same job writing to another location (validated like the spec's own output.uri)."""
+        doc = self.model_dump(mode="json", by_alias=True)
+        doc["spec"]["output"]["uri"] = uri
+        from job.spec.loader import validate_spec
+
+        try:
+            return validate_spec(doc, source)
+        except SpecError as err:
+            for issue in err.issues:
+                issue.line = issue.column = None
+            raise
+
+    def fingerprint(self) -> str:
+        """A stable digest of what decides the search's results (not where or how it runs)."""
+        import hashlib
+
+        decisive = self.spec.model_dump(
+            mode="json", by_alias=True, exclude={"output", "distribution", "metrics"}
+        )
+        text = json.dumps(decisive, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of a job spec document (also the base of the chart's values schema)."""
+    schema = JobSpec.model_json_schema(by_alias=True, mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "hptune TuningJob"
+    return schema

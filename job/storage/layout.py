@@ -1,0 +1,34 @@
+"""Where each artifact lives under `output.uri`: the one place that spells the keys.
+
+search.json                       spec and live status, rewritten as the search runs
+state/snapshot.json               the chief's state, for resuming after a restart
+trials/<id>/trial.json            one trial's record; model.keras for the top-k trials
+trials/<id>/attempts/<worker>/    a worker's staged files, until the chief counts the attempt
+best/...                          the best trial's model, hyperparameters, metrics, card
+best/manifest.json                written last: its presence means best/ is complete
+leaderboard.csv                   one row per trial, best first
+"""
+
+from __future__ import annotations
+
+SEARCH_STATUS_KEY = "search.json"
+SNAPSHOT_KEY = "state/snapshot.json"
+LEADERBOARD_KEY = "leaderboard.csv"
+BEST_PREFIX = "best"
+MANIFEST_KEY = "best/manifest.json"
+
+
+def trial_key(trial_id: str, name: str) -> str:
+    return f"trials/{trial_id}/{name}"
+
+
+def attempts_prefix(trial_id: str, worker: str) -> str:
+    return f"trials/{trial_id}/attempts/{worker}"
+
+
+def attempt_key(trial_id: str, worker: str, name: str) -> str:
+    return f"{attempts_prefix(trial_id, worker)}/{name}"
+
+
+def best_key(name: str) -> str:
+    return f"{BEST_PREFIX}/{name}"

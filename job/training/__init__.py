@@ -1,0 +1,8 @@
+"""One trial: from hyperparameter values to a trained model and its metrics.
+
+- `trial.py`: build, train and score one trial (early stopping, best epoch, failures as data)
+- `space.py`: the search space from the spec, the built-in MLP and custom model builders
+- `data.py`: datasets (mnist, fashion_mnist, digits, npz) with their preprocessing
+- `device.py`: data kept resident on the backend's device once per worker
+- `jax_steps.py`: several training steps in one compiled program on JAX accelerators
+"""
