@@ -8,7 +8,7 @@ HPTUNE_DATA_DIR ?= $(wildcard $(abspath $(CURDIR)/../shared/data))
 export HPTUNE_DATA_DIR
 WORKERS ?= 2
 
-.PHONY: demo test lint install install-test tools bench clean
+.PHONY: demo test check lint install install-test tools bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,11 +34,17 @@ demo: install
 tools:
 	bash scripts/install-test-tools.sh
 
+## lint: ruff (style and errors) and mypy (types, with the pydantic plugin)
 lint: install-test
-	$(BIN)/ruff check job tests benchmarks
-	$(BIN)/ruff format --check job tests benchmarks
+	$(BIN)/ruff check job tests benchmarks scripts
+	$(BIN)/ruff format --check job tests benchmarks scripts
+	$(BIN)/mypy
 
-## test: install everything, lint, and run the whole suite
+## check: the fast tier for the edit-test loop: lint, types and the unit tests (no processes started)
+check: lint
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit
+
+## test: install everything, lint, and run the whole suite (unit and integration)
 test: install-test tools lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=12
 

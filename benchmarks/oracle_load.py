@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import tempfile
 import threading
 import time
@@ -22,7 +21,9 @@ import keras_tuner as kt
 from prometheus_client import CollectorRegistry
 
 from job.distribution.chief import start_server
+from job.distribution.recycle import resident_bytes
 from job.distribution.remote import RemoteOracle
+from job.kt_adapter import Status
 from job.observability.metrics import SearchMetrics
 from job.search.coordinator import Coordinator
 from job.search.oracles import ORACLES, make_oracle
@@ -33,7 +34,6 @@ from job.storage import Store
 from job.training.space import declared_space
 
 REPO = Path(__file__).resolve().parents[1]
-Status = kt.engine.trial.TrialStatus
 
 
 @dataclass
@@ -59,7 +59,7 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def _rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return resident_bytes() / 2**20
 
 
 def run_load(workers: int, trials: int, stock: bool = False) -> Report:
