@@ -12,12 +12,14 @@ modules do.
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, Any, Protocol
 
 import keras_tuner
 from keras_tuner import HyperParameters, Objective, Oracle
 from keras_tuner.engine import trial as _trial
 from keras_tuner.src import protos as _protos
+from keras_tuner.src.engine import oracle as _oracle_module
 
 __all__ = [
     "HyperParameters",
@@ -107,6 +109,18 @@ def forget_ongoing(oracle: Oracle, trial_id: str) -> None:
     for tuner_id, running in list(oracle.ongoing_trials.items()):
         if running.trial_id == trial_id:
             del oracle.ongoing_trials[tuner_id]
+
+
+def release_after_raise(oracle: Oracle) -> None:
+    """Give back the oracle's lock after one of its methods raised in this thread.
+
+    Keras Tuner's `synchronized` takes a lock per oracle around each method and releases it only
+    when the method returns: after `end_trial` raised (its consecutive-failures check), the lock
+    stays held by this thread and every other thread's next call waits forever.
+    """
+    if _oracle_module.THREADS[oracle] == threading.current_thread().name:
+        _oracle_module.THREADS[oracle] = None
+        _oracle_module.LOCKS[oracle].release()
 
 
 def has_queued(oracle: Oracle) -> bool:

@@ -4,7 +4,7 @@ moment a seeded random generator picks, and the checks every run must pass after
 A `Plan` holds the seed and every choice made from it; an assertion that fails inside
 `Plan.reproducible()` names them. The seed is the test's parameter: the failing run is repeated by
 its test id, e.g.
-`pytest 'tests/test_chaos.py::test_a_storage_outage_within_the_retry_budget_is_ridden_out[20]'`.
+`pytest 'tests/integration/test_chaos.py::test_a_storage_outage_within_the_retry_budget_is_ridden_out[20]'`.
 """
 
 from __future__ import annotations

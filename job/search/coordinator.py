@@ -33,6 +33,7 @@ from job.kt_adapter import (
     forget_ongoing,
     has_queued,
     new_trial,
+    release_after_raise,
     requeue,
     trial_from_state,
 )
@@ -264,16 +265,19 @@ class Coordinator:
         try:
             self.oracle.end_trial(trial)
         except RuntimeError as err:
+            # Keras Tuner raised before finishing its bookkeeping, holding the oracle's lock;
+            # finish both so nothing hangs.
+            release_after_raise(self.oracle)
             if "consecutive failures" not in str(err):
                 raise
-            limit = self.oracle.max_consecutive_failed_trials
-            self.failure = (
-                f"{limit} trials failed in a row (spec.tuner.maxConsecutiveFailedTrials); "
-                f"the last one, trial {trial.trial_id}, failed with: {last_line(trial.message)}"
-            )
-            # Keras Tuner raised before finishing its bookkeeping; finish it so nothing hangs.
             forget_ongoing(self.oracle, trial.trial_id)
-            log.error("search failed: %s", self.failure)
+            if self.failure is None:  # it raises again at every later end: the first reason stays
+                limit = self.oracle.max_consecutive_failed_trials
+                self.failure = (
+                    f"{limit} trials failed in a row (spec.tuner.maxConsecutiveFailedTrials); "
+                    f"the last one, trial {trial.trial_id}, failed with: {last_line(trial.message)}"
+                )
+                log.error("search failed: %s", self.failure)
         ended = self.oracle.trials[trial.trial_id]
         status = _status_name(ended.status)
         if ended.status in (Status.COMPLETED, Status.FAILED):

@@ -29,7 +29,7 @@ import yaml
 from job.environment import Chief, Worker, read_role
 from scripts.chart_schema import values_schema_text
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts"
 SCENARIOS = sorted(path.stem for path in (CHART / "ci").glob("*.yaml"))
 RELEASE, NAMESPACE = "hptune", "tuning"

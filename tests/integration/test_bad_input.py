@@ -9,17 +9,14 @@ cannot be served). Every case must fail before the first trial starts training.
 
 Cases that import Keras (those that get past the spec and the environment) cost seconds each, so
 the selected cases are run together, a few at a time, by one module fixture; each test then reads
-its own outcome. Chart values are checked through the Helm engine (helm-python-sdk), as
-`tests/test_chart.py` does. Property tests throw generated specs, valid and broken, at the
-validator: it answers a `JobSpec` or a `SpecError`, never anything else, and whatever it accepts
-Keras Tuner accepts too.
+its own outcome. Bad chart values are in `test_chart_values.py`; generated specs thrown at the
+validator in-process are in `tests/unit/test_spec_properties.py`.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import copy
 import math
 import socket
 from collections.abc import Callable, Iterator
@@ -27,19 +24,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import helm_python as helm
 import numpy as np
 import pytest
 import yaml
-from conftest import BASE_SPEC, REPO, hptune, hptune_env, merge
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from conftest import BASE_SPEC, hptune, hptune_env, merge
 from moto_s3 import S3Server
+from spec_yaml import dump_spec
 
-from job.spec import JobSpec, SpecError, parse_spec, validate_spec
 from job.spec.models import MAX_SPEC_BYTES
 
-CHART = REPO / "charts"
 BAD_INPUT, FAILED = 2, 1
 # What a worker logs as a trial starts training (job/search/worker.py): no bad input may get that far.
 TRAINING_STARTED = "running trial"
@@ -351,7 +344,7 @@ CASES: list[Case] = [
     ),
     validate(
         "spec-random-search-without-max-trials",
-        lambda ws: ws.text("spec.yaml", _dump(ws.doc()).replace("maxTrials: 1\n", "maxTrials: null\n")),
+        lambda ws: ws.text("spec.yaml", dump_spec(ws.doc()).replace("maxTrials: 1\n", "maxTrials: null\n")),
         "spec.tuner.maxTrials: is required with algorithm: random",
     ),
     spec_change(
@@ -766,343 +759,4 @@ def test_the_catalogue_is_broad() -> None:
     assert len(ids) == len(set(ids))
     kinds = {case_id.split("-")[0] for case_id in ids}
     assert kinds == {"spec", "cli", "env", "data", "storage", "builder"}
-    assert len(ids) + len(CHART_CASES) >= 30
-
-
-# -- chart values --------------------------------------------------------------------------------
-
-CHART_CASES: list[tuple[str, dict[str, Any], str]] = [
-    (
-        "chart-misspelled-value-key",
-        {"networkPolicy": {"metricsNamespce": "monitoring"}},
-        "at '/networkPolicy': additional properties 'metricsNamespce' not allowed",
-    ),
-    ("chart-wrong-type", {"gpu": {"tolerate": "yes"}}, "at '/gpu/tolerate': got string, want boolean"),
-    (
-        "chart-value-not-one-of-the-choices",
-        {"image": {"pullPolicy": "Sometimes"}},
-        "at '/image/pullPolicy': value must be one of 'Always', 'IfNotPresent', 'Never'",
-    ),
-    (
-        "chart-quantity-not-a-quantity",
-        {"worker": {"resources": {"limits": {"memory": "lots"}}}},
-        "at '/worker/resources/limits/memory': 'lots' does not match pattern",
-    ),
-    (
-        "chart-env-entry-misspelled",
-        {"extraEnv": [{"nam": "AWS_REGION", "value": "eu-west-1"}]},
-        "at '/extraEnv/0': missing property 'name'",
-    ),
-    (
-        "chart-spec-with-an-unknown-algorithm",
-        {"spec": {"spec": {"tuner": {"algorithm": "genetic"}}}},
-        "at '/spec/spec/tuner/algorithm': value must be one of 'random', 'grid', 'bayesian', 'hyperband'",
-    ),
-    (
-        "chart-spec-with-a-credential",
-        {"spec": {"spec": {"output": {"secretAccessKey": "hptune-canary-chart"}}}},
-        "at '/spec/spec/output': additional properties 'secretAccessKey' not allowed",
-    ),
-    (
-        "chart-spec-name-not-a-dns-label",
-        {"spec": {"metadata": {"name": "Mnist_MLP"}}},
-        "at '/spec/metadata/name'",
-    ),
-]
-
-
-@pytest.mark.parametrize(("values", "says"), [c[1:] for c in CHART_CASES], ids=[c[0] for c in CHART_CASES])
-def test_bad_chart_values_are_refused_before_anything_reaches_a_cluster(
-    values: dict[str, Any], says: str
-) -> None:
-    with pytest.raises(helm.HelmValuesError) as caught, helm.Chart.load(str(CHART)) as chart:
-        chart.render(values, name="hptune", namespace="tuning", is_install=True)
-    assert says in str(caught.value)
-    assert "hptune-canary" not in str(caught.value)
-    report = helm.lint(CHART, values, strict=True)
-    errors = [m["error"] for m in report["messages"] if m["severity"] >= 3]
-    assert any(says in error for error in errors), report
-
-
-# -- whatever the validator accepts, Keras Tuner accepts ---------------------------------------------
-
-
-def _with_hyperparameters(hyperparameters: list[dict[str, Any]]) -> dict[str, Any]:
-    """A spec with a custom builder, so that only the hyperparameters decide its validity."""
-    model = {"type": "custom", "builder": "pkg.models:build_model"}
-    return {
-        **copy.deepcopy(BASE_SPEC),
-        "spec": {**copy.deepcopy(BASE_SPEC["spec"]), "model": model, "hyperparameters": hyperparameters},
-    }
-
-
-def _keras_tuner_accepts(job: JobSpec) -> None:
-    from job.training.space import declared_space
-
-    space = declared_space(job)
-    assert [hp.name for hp in space.space] == [hp.name for hp in job.spec.hyperparameters]
-
-
-@pytest.mark.parametrize(
-    "hyperparameter",
-    [
-        {"name": "lr", "type": "choice", "values": [1, 0.1, 0.01]},
-        {"name": "units", "type": "int", "min": 8, "max": 512, "step": 2, "sampling": "log"},
-        {"name": "decay", "type": "float", "min": 1e-4, "max": 1e-1, "sampling": "log", "step": 10},
-        {"name": "act", "type": "choice", "values": ["relu", "tanh"]},
-        {"name": "flag", "type": "choice", "values": [True, False], "default": False},
-        {"name": "frozen", "type": "fixed", "value": "adam"},
-    ],
-    ids=["ints-and-floats", "log-int-with-step", "log-float-with-step", "strings", "booleans", "fixed"],
-)
-def test_a_hyperparameter_the_validator_accepts_is_one_keras_tuner_accepts(
-    hyperparameter: dict[str, Any],
-) -> None:
-    _keras_tuner_accepts(validate_spec(_with_hyperparameters([hyperparameter])))
-
-
-NAMES = st.from_regex(r"[a-z][a-z0-9_]{0,10}", fullmatch=True)
-WORDS = st.from_regex(r"[a-z][a-z_]{0,10}", fullmatch=True)
-FINITE = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)
-ANYTHING = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(-(2**70), 2**70),
-    st.floats(allow_nan=True, allow_infinity=True),
-    st.text(max_size=12),
-    st.lists(st.integers(-3, 3) | st.text(max_size=3), max_size=3),
-    st.dictionaries(st.text(max_size=5), st.integers(-3, 3), max_size=2),
-)
-
-
-@st.composite
-def any_hyperparameter(draw: st.DrawFn) -> dict[str, Any]:
-    """A hyperparameter definition, most often well-formed, often wrong in some detail."""
-    kind = draw(st.sampled_from(["int", "float", "choice", "boolean", "fixed", "integer"]))
-    hp: dict[str, Any] = {"name": draw(NAMES), "type": kind}
-    if kind in ("int", "float", "integer"):
-        number = st.integers(-1000, 1000) if kind != "float" else FINITE
-        hp["min"], hp["max"] = draw(number), draw(number)
-        if draw(st.booleans()):
-            hp["step"] = draw(number)
-        hp["sampling"] = draw(st.sampled_from(["linear", "log", "reverse_log", "exp"]))
-        if draw(st.booleans()):
-            hp["default"] = draw(number)
-    elif kind == "choice":
-        values = draw(
-            st.lists(st.integers(-100, 100), min_size=1, max_size=4)
-            | st.lists(FINITE, min_size=1, max_size=4)
-            | st.lists(st.integers(-100, 100) | FINITE, min_size=1, max_size=4)
-            | st.lists(WORDS, min_size=0, max_size=4)
-            | st.lists(st.booleans(), min_size=1, max_size=2)
-        )
-        hp["values"] = values
-        if draw(st.booleans()):
-            hp["ordered"] = draw(st.booleans())
-        if values and draw(st.booleans()):
-            hp["default"] = draw(st.sampled_from(values))
-    elif kind == "boolean":
-        hp["default"] = draw(st.booleans())
-    else:
-        hp["value"] = draw(st.integers(-100, 100) | FINITE | WORDS | st.booleans())
-    return hp
-
-
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(any_hyperparameter(), max_size=4))
-def test_generated_hyperparameters_are_refused_with_their_path_or_accepted_by_keras_tuner(
-    hyperparameters: list[dict[str, Any]],
-) -> None:
-    try:
-        job = validate_spec(_with_hyperparameters(hyperparameters))
-    except SpecError as err:
-        assert err.issues
-        for issue in err.issues:
-            assert issue.message
-            assert issue.path.startswith("spec.hyperparameters["), issue.render(None)
-    else:
-        _keras_tuner_accepts(job)
-
-
-# -- generated valid specs, and the same specs broken at one leaf ------------------------------------
-
-
-class _NoAliasDumper(yaml.SafeDumper):
-    """Writes every value in full: hptune refuses YAML aliases, even ones a dumper makes."""
-
-    def ignore_aliases(self, data: Any) -> bool:
-        return True
-
-
-def _dump(doc: object) -> str:
-    return yaml.dump(doc, Dumper=_NoAliasDumper, sort_keys=False)
-
-
-@st.composite
-def valid_hyperparameter(draw: st.DrawFn, name: str) -> dict[str, Any]:
-    kind = draw(st.sampled_from(["int", "float", "choice", "boolean", "fixed"]))
-    if kind == "int":
-        log = draw(st.booleans())
-        low = draw(st.integers(1, 100) if log else st.integers(-100, 100))
-        high = low + draw(st.integers(1, 1000))
-        hp: dict[str, Any] = {"name": name, "type": "int", "min": low, "max": high}
-        hp["sampling"] = "log" if log else "linear"
-        if draw(st.booleans()):  # with log sampling the step is a multiplier, greater than 1
-            hp["step"] = draw(st.integers(2 if log else 1, 16))
-        if draw(st.booleans()):
-            hp["default"] = draw(st.integers(low, high))
-        return hp
-    if kind == "float":
-        low = draw(st.floats(0.0001, 10))
-        high = low + draw(st.floats(0.01, 100))
-        hp = {"name": name, "type": "float", "min": low, "max": high}
-        if draw(st.booleans()):
-            hp["step"] = draw(st.floats(0.001, 1))
-        elif draw(st.booleans()):
-            hp["sampling"] = "log"
-        return hp
-    if kind == "choice":
-        values = draw(
-            st.lists(st.integers(-1000, 1000), min_size=1, max_size=5, unique=True)
-            | st.lists(st.floats(-10, 10, allow_nan=False), min_size=1, max_size=5, unique_by=repr)
-            | st.lists(WORDS, min_size=1, max_size=5, unique=True)
-            | st.sampled_from([[True, False], [False], [True]])
-        )
-        hp = {"name": name, "type": "choice", "values": values}
-        if draw(st.booleans()):
-            hp["default"] = draw(st.sampled_from(values))
-        return hp
-    if kind == "boolean":
-        return {"name": name, "type": "boolean", "default": draw(st.booleans())}
-    return {"name": name, "type": "fixed", "value": draw(st.integers(-5, 5) | WORDS | st.booleans())}
-
-
-@st.composite
-def valid_specs(draw: st.DrawFn) -> dict[str, Any]:
-    names = draw(st.lists(NAMES, min_size=1, max_size=5, unique=True))
-    hyperparameters = [draw(valid_hyperparameter(name)) for name in names]
-    unit_names = [hp["name"] for hp in hyperparameters if hp["type"] == "int"]
-    if unit_names and draw(st.booleans()):
-        hidden = [
-            {
-                "units": draw(st.sampled_from(unit_names) | st.integers(1, 512)),
-                "dropout": draw(st.floats(0, 0.9)),
-            }
-            for _ in range(draw(st.integers(1, 3)))
-        ]
-        model: dict[str, Any] = {
-            "type": "mlp",
-            "hidden": hidden,
-            "optimizer": draw(st.sampled_from(["adam", "adamw", "sgd", "rmsprop"])),
-            "learningRate": draw(st.sampled_from(names) | st.floats(1e-6, 1)),
-        }
-        objective = draw(st.sampled_from(["val_accuracy", "accuracy", "loss", "val_loss"]))
-    else:
-        model = {
-            "type": "custom",
-            "builder": draw(st.from_regex(r"[a-z_]{1,8}(\.[a-z_]{1,8}){0,2}:[a-z_]{1,12}", fullmatch=True)),
-        }
-        objective = draw(WORDS)
-    has_continuous = any(hp["type"] == "float" and "step" not in hp for hp in hyperparameters)
-    algorithm = draw(
-        st.sampled_from(["random", "bayesian", "hyperband"] + ([] if has_continuous else ["grid"]))
-    )
-    tuner: dict[str, Any] = {
-        "algorithm": algorithm,
-        "objective": {"name": objective, "direction": draw(st.sampled_from(["min", "max"]))},
-        "maxTrials": draw(st.integers(1, 1000)),
-        "seed": draw(st.none() | st.integers(0, 2**31)),
-        "maxConsecutiveFailedTrials": draw(st.integers(1, 10)),
-    }
-    if algorithm == "hyperband":
-        tuner["hyperband"] = {"maxEpochs": draw(st.integers(1, 100)), "factor": draw(st.integers(2, 5))}
-    if algorithm == "bayesian" and draw(st.booleans()):
-        tuner["bayesian"] = {"numInitialPoints": draw(st.integers(1, 20)), "alpha": draw(st.floats(1e-6, 1))}
-    heartbeat = draw(st.floats(0.5, 30))
-    return {
-        "apiVersion": "hptune/v1",
-        "kind": "TuningJob",
-        "metadata": {"name": draw(st.from_regex(r"[a-z]([-a-z0-9]{0,30}[a-z0-9])?", fullmatch=True))},
-        "spec": {
-            "data": draw(
-                st.sampled_from(
-                    [
-                        {"source": "digits"},
-                        {"source": "mnist", "validation": {"source": "test"}},
-                        {"source": "npz", "path": "s3://data/set.npz", "validation": {"fraction": 0.3}},
-                    ]
-                )
-            ),
-            "model": model,
-            "hyperparameters": hyperparameters,
-            "tuner": tuner,
-            "training": {
-                "epochs": draw(st.integers(1, 100)),
-                "batchSize": draw(st.integers(1, 4096)),
-                "stepsPerExecution": draw(st.sampled_from(["auto", 1, 64])),
-                "jitCompile": draw(st.sampled_from(["auto", True, False])),
-            },
-            "output": {
-                "uri": draw(st.sampled_from(["s3://results/a", "./out", "gs://b/c/d"])),
-                "keepModels": 2,
-            },
-            "distribution": {
-                "workers": draw(st.integers(1, 64)),
-                "heartbeatSeconds": heartbeat,
-                "leaseSeconds": heartbeat * draw(st.floats(2, 10)),
-            },
-            "metrics": {"port": draw(st.integers(0, 65535))},
-        },
-    }
-
-
-def _contains(whole: Any, part: Any) -> bool:
-    """Every key and value of part is in whole (numbers compared as numbers, booleans as booleans)."""
-    if isinstance(part, dict):
-        return isinstance(whole, dict) and all(k in whole and _contains(whole[k], v) for k, v in part.items())
-    if isinstance(part, list):
-        return isinstance(whole, list) and len(whole) == len(part) and all(map(_contains, whole, part))
-    if isinstance(part, bool) or isinstance(whole, bool):
-        return type(whole) is type(part) and whole == part
-    return bool(whole == part)
-
-
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(valid_specs())
-def test_generated_valid_specs_round_trip_through_yaml_unchanged(doc: dict[str, Any]) -> None:
-    job = parse_spec(_dump(doc), "generated.yaml")
-    dumped = job.model_dump(mode="json", by_alias=True)
-    assert _contains(dumped, doc), dumped
-    assert parse_spec(_dump(dumped)).model_dump(mode="json", by_alias=True) == dumped
-
-
-def _leaves(node: Any, path: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
-    if isinstance(node, dict):
-        return [leaf for key, value in node.items() for leaf in _leaves(value, (*path, key))]
-    if isinstance(node, list):
-        return [leaf for i, value in enumerate(node) for leaf in _leaves(value, (*path, i))]
-    return [path]
-
-
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(valid_specs(), st.data())
-def test_a_spec_broken_at_any_leaf_is_refused_with_a_spec_error_or_still_valid(
-    doc: dict[str, Any], data: st.DataObject
-) -> None:
-    path = data.draw(st.sampled_from(_leaves(doc)), label="leaf")
-    node: Any = doc
-    for key in path[:-1]:
-        node = node[key]
-    if isinstance(path[-1], str) and data.draw(st.booleans(), label="rename the key instead"):
-        node[data.draw(st.text(min_size=1, max_size=12), label="new key")] = node.pop(path[-1])
-    else:
-        node[path[-1]] = data.draw(ANYTHING, label="value")
-    try:
-        job = parse_spec(_dump(doc), "broken.yaml")
-    except SpecError as err:
-        assert err.issues
-        rendered = err.render()
-        assert rendered.startswith("broken.yaml") and "Traceback" not in rendered
-        assert all(issue.message for issue in err.issues)
-    else:
-        assert isinstance(job, JobSpec)
+    assert len(ids) >= 30

@@ -12,7 +12,7 @@ from job.spec import load_spec
 from job.spec.models import MlpModel
 from job.training.space import BuilderError, declared_space, import_builder, mlp_builder, search_space
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def study_notes_build_model(hp: kt.HyperParameters) -> keras.Model:

@@ -32,7 +32,7 @@ import keras_tuner as kt
 import numpy as np
 import pytest
 import yaml
-from conftest import BASE_SPEC, hptune, hptune_env, merge
+from conftest import BASE_SPEC, REPO, hptune, hptune_env, merge
 from moto_s3 import BUCKET, S3Server
 
 from job.observability.show import verify_manifest
@@ -318,11 +318,13 @@ def test_a_long_outage_fails_the_job_and_keeps_the_leaderboard_locally(
     spec = write_spec(tmp_path, uri, spec={"tuner": {"maxTrials": 2}, "output": {"retrySeconds": 3}})
     s3.fail("PUT", rf"^/{BUCKET}/{prefix}/best/model\.keras$", down_seconds=-1)
     try:
-        result = hptune("run", str(spec), env=hptune_env(**s3.env()), cwd=tmp_path)
+        # The working directory is not writable in a pod: the copy goes to TMPDIR.
+        result = hptune("run", str(spec), env=hptune_env(**s3.env(), TMPDIR=str(tmp_path)), cwd=REPO)
     finally:
         s3.start()
     output = result.stdout + result.stderr
     assert result.returncode == 1, output
+    assert not list(REPO.glob("hptune-*-leaderboard-*.csv"))
     assert [f for f in s3.faults() if f"/{prefix}/" in f[1]] == [
         ("PUT", f"/{BUCKET}/{prefix}/best/model.keras")
     ]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -115,3 +117,19 @@ def test_a_run_shows_none_of_the_backends_start_up_lines(write_spec: Callable[..
     backend_lines = [line for line in result.stderr.splitlines() if re.match(r"[IWEF]\d{4} ", line)]
     assert backend_lines == []
     assert "oneDNN" not in result.stderr and "cuInit" not in result.stderr
+
+
+def test_commands_that_train_nothing_never_start_a_backend() -> None:
+    """validate, schema, show, status and the supervisors (`hptune local`, a packing worker)
+    answer in a fraction of a second: none of them imports Keras, TensorFlow or JAX."""
+    code = (
+        "import sys\n"
+        "import job.cli, job.spec, job.environment, job.storage, job.observability.show\n"
+        "import job.cluster.status, job.cluster.reporter, job.distribution.local, job.distribution.packing\n"
+        "print(sorted(m for m in ('keras', 'keras_tuner', 'tensorflow', 'jax') if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=hptune_env(), timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -16,13 +16,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import keras_tuner as kt
 import pytest
 from conftest import REPO
 from prometheus_client import CollectorRegistry
 
 from job.distribution.chief import start_server
+from job.distribution.recycle import resident_bytes
 from job.distribution.remote import RemoteOracle
+from job.kt_adapter import Status
 from job.observability.metrics import SearchMetrics
 from job.search.coordinator import Coordinator
 from job.search.oracles import make_oracle
@@ -39,15 +40,13 @@ WORKERS = 32
 TRIALS = 2000
 DEADLINE_SECONDS = 300  # far above the ~40-60 s this takes on two busy cores: only a hang reaches it
 RSS_BOUND_MIB = 200
-Status = kt.engine.trial.TrialStatus
 
 
 def rss_mib() -> float:
     """This process's resident memory now (not its peak: ru_maxrss would carry earlier tests')."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS in /proc/self/status")
+    resident = resident_bytes()
+    assert resident, "no /proc/self/statm to read resident memory from"
+    return resident / 2**20
 
 
 class RssSampler:

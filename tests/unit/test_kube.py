@@ -28,9 +28,9 @@ from urllib.parse import parse_qs, urlsplit
 import kubernetes_validate.utils as kubernetes_validate
 import pytest
 import yaml
-from conftest import hptune, hptune_env
 from kubernetes.client import Configuration
 
+from job import cli
 from job.cluster.api import api_client
 from job.cluster.feed import TrialFeed
 from job.cluster.reporter import ClusterReporter, NullReporter, reporter_for
@@ -39,7 +39,7 @@ from job.distribution.processes import free_port
 from job.environment import Cluster
 from job.retry import Backoff
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 NAMESPACE = "tuning"
 CHIEF_UID = "5f0c3a52-1f4e-4c55-9d0e-7a8b2d6c1e90"
 PATH = re.compile(
@@ -323,7 +323,7 @@ def test_a_worker_job_that_already_finished_is_left_alone(api: FakeKubeApi) -> N
 
 
 def test_hptune_status_reads_the_annotations_through_the_kubeconfig(
-    api: FakeKubeApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    api: FakeKubeApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run_search(reporter(api.url))
     kubeconfig = tmp_path / "config"
@@ -356,20 +356,21 @@ def test_hptune_status_reads_the_annotations_through_the_kubeconfig(
     with pytest.raises(StatusError, match=r"no hptune search 'nope' in namespace 'tuning'"):
         status_table("nope", kubeconfig=str(kubeconfig))
 
-    printed = hptune("status", "hptune", env=hptune_env(KUBECONFIG=str(kubeconfig)))
-    assert printed.returncode == 0, printed.stderr
-    assert "mnist-mlp" in printed.stdout and "0.912346 (trial 00)" in printed.stdout
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    assert cli.main(["status", "hptune"]) == 0
+    printed = capsys.readouterr()
+    assert "mnist-mlp" in printed.out and "0.912346 (trial 00)" in printed.out
 
 
 def test_hptune_status_explains_a_missing_kubeconfig_or_api(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
     with pytest.raises(StatusError, match="cannot load a kubeconfig"):
         status_table("hptune", kubeconfig=str(tmp_path / "absent"))
-    printed = hptune("status", "hptune", env=hptune_env(KUBECONFIG=str(tmp_path / "absent")))
-    assert printed.returncode == 1
-    assert printed.stderr.startswith("error: cannot load a kubeconfig")
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "absent"))
+    assert cli.main(["status", "hptune"]) == 1
+    assert capsys.readouterr().err.startswith("error: cannot load a kubeconfig")
     down = Configuration(host=f"http://127.0.0.1:{free_port()}")
     with pytest.raises(StatusError, match=r"cannot reach the Kubernetes API at http://127\.0\.0\.1"):
         status_table("hptune", NAMESPACE, api=api_client(down))
@@ -503,6 +504,8 @@ def test_search_ended_waits_only_a_bounded_time(api: FakeKubeApi) -> None:
     rep.search_ended(False, "chief stopped")
     assert time.monotonic() - started < 1.5
     api.delay = 0.0
+    rep._thread.join(timeout=10)  # the requests still go out, after the search moved on
+    assert api.events, "the end is still recorded once the API answers"
 
 
 # -- from trials to reports ----------------------------------------------------------------------------

@@ -1,0 +1,489 @@
+"""The coordinator (job/search/coordinator.py) on a real Keras Tuner oracle, driven by a fake clock:
+leases, ownership, lost workers, failures, the end of the search and snapshots, in process.
+
+Workers are played the way the chief sees them over gRPC: each holds its own copy of its trial
+(`received`) and reports through the coordinator's methods, as job/search/worker.py `_record` does.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import BASE_SPEC, merge
+from prometheus_client import CollectorRegistry
+
+from job.errors import SearchFailed
+from job.kt_adapter import Status, Trial, trial_from_proto
+from job.observability.metrics import SearchMetrics
+from job.search.coordinator import Coordinator
+from job.search.oracles import make_oracle
+from job.spec import validate_spec
+from job.spec.models import JobSpec
+from job.training.space import declared_space
+
+LEASE = 60.0
+OBJECTIVE = "val_accuracy"  # BASE_SPEC keeps the default objective: val_accuracy, max
+TRACEBACK = (
+    "Traceback (most recent call last):\n"
+    '  File "model.py", line 12, in build_model\n'
+    '    raise ValueError("hidden1 must be positive")\n'
+    "ValueError: hidden1 must be positive\n"
+)
+
+
+class FakeClock:
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class Search:
+    job: JobSpec
+    clock: FakeClock
+    registry: CollectorRegistry
+    coordinator: Coordinator
+
+    def count(self, status: str) -> float:
+        """hptune_trials_total{status=...}: trials ended with that outcome."""
+        return self.registry.get_sample_value("hptune_trials_total", {"status": status}) or 0.0
+
+    def gauge(self, name: str, **labels: str) -> float | None:
+        return self.registry.get_sample_value(name, labels)
+
+
+def build(job: JobSpec, clock: FakeClock, max_worker_losses: int) -> Search:
+    """A coordinator on a fresh oracle built from the spec, with its own metrics registry."""
+    registry = CollectorRegistry()
+    tuner = job.spec.tuner
+    metrics = SearchMetrics(
+        registry, job.name, tuner.algorithm, OBJECTIVE, tuner.objective.direction, tuner.max_trials, "test"
+    )
+    coordinator = Coordinator(
+        make_oracle(job, declared_space(job)),
+        lease_seconds=LEASE,
+        max_worker_losses=max_worker_losses,
+        metrics=metrics,
+        clock=clock,
+    )
+    return Search(job, clock, registry, coordinator)
+
+
+def start(tmp_path: Path, max_worker_losses: int = 3, **tuner: Any) -> Search:
+    """A fresh search on BASE_SPEC (random, maxTrials 3) with spec.tuner changed by `tuner`."""
+    doc = merge(BASE_SPEC, {"spec": {"output": {"uri": str(tmp_path / "out")}, "tuner": tuner}})
+    return build(validate_spec(doc), FakeClock(), max_worker_losses)
+
+
+def resume(search: Search, clock: FakeClock) -> Search:
+    """A restarted chief: a new oracle from the same spec, restored from the old one's snapshot."""
+    text = search.coordinator.snapshot_text()
+    resumed = build(search.job, clock, search.coordinator.max_worker_losses)
+    resumed.coordinator.restore(json.loads(text))
+    return resumed
+
+
+def received(trial: Trial) -> Trial:
+    """The worker's own copy of a trial, as it arrives over gRPC."""
+    return trial_from_proto(trial.to_proto())
+
+
+def ask(coordinator: Coordinator, tuner_id: str) -> Trial:
+    return received(coordinator.create_trial(tuner_id))
+
+
+def complete(coordinator: Coordinator, tuner_id: str, trial: Trial, value: float = 0.9) -> bool:
+    """Report a successful trial the way a worker does: update, then end with the metrics."""
+    coordinator.update_trial(tuner_id, trial.trial_id, {OBJECTIVE: value}, step=1)
+    trial.metrics.update(OBJECTIVE, value, step=1)
+    trial.status = Status.COMPLETED
+    return coordinator.end_trial(tuner_id, trial)
+
+
+def fail(
+    coordinator: Coordinator, tuner_id: str, trial: Trial, error: str, status: str = Status.INVALID
+) -> bool:
+    trial.status = status
+    trial.message = error
+    return coordinator.end_trial(tuner_id, trial)
+
+
+def completed_ids(coordinator: Coordinator) -> set[str]:
+    return {t.trial_id for t in coordinator.trials() if t.status == Status.COMPLETED}
+
+
+# -- leases --------------------------------------------------------------------------------------
+
+
+def test_a_silent_worker_loses_its_trial_to_the_next_worker(tmp_path: Path) -> None:
+    search = start(tmp_path)
+    coordinator = search.coordinator
+    trial = ask(coordinator, "w1")
+    assert trial.status == Status.RUNNING
+
+    search.clock.advance(LEASE)
+    assert coordinator.expire_leases() == []  # silent for exactly the lease: still its own
+    search.clock.advance(1)
+    assert coordinator.expire_leases() == [trial.trial_id]
+
+    assert search.count("requeued") == 1
+    assert search.gauge("hptune_worker_up", worker="w1") == 0
+    assert search.gauge("hptune_trials_running") == 0
+    again = ask(coordinator, "w2")
+    assert again.trial_id == trial.trial_id
+    assert again.status == Status.RUNNING
+    assert again.hyperparameters.values == trial.hyperparameters.values
+    assert search.gauge("hptune_trials_running") == 1
+    assert coordinator.heartbeat("w1", trial.trial_id, 1, {}) is False  # tells w1 to stop
+    assert coordinator.heartbeat("w2", trial.trial_id, 1, {}) is True
+
+
+def test_heartbeats_within_the_lease_keep_the_trial(tmp_path: Path) -> None:
+    search = start(tmp_path)
+    coordinator = search.coordinator
+    trial = ask(coordinator, "w1")
+
+    for epoch in (1, 2, 3):  # three times 0.9 lease: far longer than one lease in all
+        search.clock.advance(0.9 * LEASE)
+        assert coordinator.heartbeat("w1", trial.trial_id, epoch, {"val_accuracy": 0.5 + epoch / 10})
+        assert coordinator.expire_leases() == []
+
+    assert search.gauge("hptune_trial_epoch", worker="w1") == 3
+    assert search.gauge("hptune_epoch_metric", worker="w1", metric="val_accuracy") == pytest.approx(0.8)
+    other = ask(coordinator, "w2")
+    assert other.trial_id != trial.trial_id
+    assert complete(coordinator, "w1", trial)
+    assert completed_ids(coordinator) == {trial.trial_id}
+    assert search.count("requeued") == 0
+
+
+def test_a_heartbeat_for_a_trial_not_owned_is_refused(tmp_path: Path) -> None:
+    search = start(tmp_path)
+    coordinator = search.coordinator
+    trial = ask(coordinator, "w1")
+    other = ask(coordinator, "w2")
+
+    assert coordinator.heartbeat("w1", other.trial_id, 1, {}) is False  # another worker's trial
+    assert coordinator.heartbeat("w3", trial.trial_id, 1, {}) is False  # a worker with no trial
+    assert complete(coordinator, "w1", trial)
+    assert coordinator.heartbeat("w1", trial.trial_id, 2, {}) is False  # its trial has ended
+
+
+# -- ownership -----------------------------------------------------------------------------------
+
+
+def test_reports_from_a_worker_whose_trial_was_taken_back_are_ignored(tmp_path: Path) -> None:
+    search = start(tmp_path)
+    coordinator = search.coordinator
+    stale = ask(coordinator, "w1")
+    search.clock.advance(LEASE + 1)
+    coordinator.expire_leases()
+    owned = ask(coordinator, "w2")
+    assert owned.trial_id == stale.trial_id
+
+    assert coordinator.update_trial("w1", stale.trial_id, {OBJECTIVE: 0.99}, step=1) is None
+    stale.metrics.update(OBJECTIVE, 0.99, step=1)
+    stale.status = Status.COMPLETED
+    assert coordinator.end_trial("w1", stale) is False
+    assert completed_ids(coordinator) == set()
+    assert search.count("completed") == 0
+    assert coordinator.get_trial(stale.trial_id).status == Status.RUNNING
+    assert coordinator.heartbeat("w2", owned.trial_id, 1, {}) is True  # still w2's
+
+    assert complete(coordinator, "w2", owned, value=0.75)
+    assert completed_ids(coordinator) == {owned.trial_id}
+    assert coordinator.get_trial(owned.trial_id).score == pytest.approx(0.75)  # w2's result, not w1's
+    assert search.count("completed") == 1
+    assert search.gauge("hptune_best_objective") == pytest.approx(0.75)
+    assert complete(coordinator, "w2", owned, value=0.8) is False  # a repeated report is not counted
+    assert search.count("completed") == 1
+
+
+def test_a_trial_lost_too_often_fails_naming_the_worker(tmp_path: Path) -> None:
+    search = start(tmp_path, max_worker_losses=2)
+    coordinator = search.coordinator
+    trial = ask(coordinator, "w1")
+    search.clock.advance(LEASE + 1)
+    coordinator.expire_leases()
+    assert search.count("requeued") == 1
+    assert coordinator.get_trial(trial.trial_id).status == Status.IDLE
+
+    assert ask(coordinator, "w2").trial_id == trial.trial_id
+    search.clock.advance(LEASE + 5)
+    assert coordinator.expire_leases() == [trial.trial_id]
+
+    failed = coordinator.get_trial(trial.trial_id)
+    assert failed.status == Status.FAILED
+    assert failed.message is not None
+    assert "worker w2 stopped responding" in failed.message
+    assert "lost its worker 2 times" in failed.message
+    assert search.count("requeued") == 1
+    assert search.count("failed") == 1
+    assert coordinator.losses == {trial.trial_id: 2}
+    fresh = ask(coordinator, "w3")
+    assert fresh.status == Status.RUNNING
+    assert fresh.trial_id != trial.trial_id
+    assert not coordinator.finished
+
+
+def test_a_restarted_worker_gets_its_running_trial_again(tmp_path: Path) -> None:
+    search = start(tmp_path)
+    coordinator = search.coordinator
+    trial = ask(coordinator, "w1")
+    other = ask(coordinator, "w2")
+    search.clock.advance(LEASE / 2)
+
+    again = ask(coordinator, "w1")  # the same tuner id, asking again after a restart
+    assert again.trial_id == trial.trial_id
+    assert again.status == Status.RUNNING
+    assert again.hyperparameters.values == trial.hyperparameters.values
+    assert coordinator.losses == {}
+    assert search.count("requeued") == 0
+    assert search.gauge("hptune_trials_running") == 2
+
+    search.clock.advance(LEASE * 0.9)  # past the first lease, inside the one renewed on restart
+    assert coordinator.expire_leases() == [other.trial_id]
+    assert complete(coordinator, "w1", again)
+    assert completed_ids(coordinator) == {trial.trial_id}
+
+
+# -- failures ------------------------------------------------------------------------------------
+
+
+def test_consecutive_failures_end_the_search_with_the_last_error(tmp_path: Path) -> None:
+    search = start(tmp_path, maxTrials=10, maxConsecutiveFailedTrials=2)
+    coordinator = search.coordinator
+    first = ask(coordinator, "w1")
+    assert fail(coordinator, "w1", first, TRACEBACK)  # INVALID: no retries left, so FAILED
+    assert coordinator.failure is None
+    assert coordinator.get_trial(first.trial_id).status == Status.FAILED
+    assert coordinator.get_trial(first.trial_id).message == TRACEBACK
+
+    second = ask(coordinator, "w1")
+    oom = TRACEBACK.replace("ValueError: hidden1 must be positive", "MemoryError: out of memory")
+    assert fail(coordinator, "w1", second, oom, status=Status.FAILED)
+
+    reason = coordinator.failure
+    assert reason is not None
+    assert "2 trials failed in a row (spec.tuner.maxConsecutiveFailedTrials)" in reason
+    assert f"trial {second.trial_id}" in reason
+    assert reason.endswith("failed with: MemoryError: out of memory")
+    assert "Traceback" not in reason
+    assert coordinator.finished
+    assert search.count("failed") == 2
+    assert search.gauge("hptune_trials_running") == 0
+    with pytest.raises(SearchFailed, match="2 trials failed in a row"):
+        coordinator.create_trial("w1")
+    with pytest.raises(SearchFailed):
+        coordinator.create_trial("w2")
+    assert coordinator.told_to_stop == {"w1", "w2"}
+
+
+def test_a_completed_trial_resets_the_failure_count(tmp_path: Path) -> None:
+    search = start(tmp_path, maxTrials=10, maxConsecutiveFailedTrials=2)
+    coordinator = search.coordinator
+    assert fail(coordinator, "w1", ask(coordinator, "w1"), TRACEBACK, status=Status.FAILED)
+    assert complete(coordinator, "w1", ask(coordinator, "w1"))
+    assert fail(coordinator, "w1", ask(coordinator, "w1"), TRACEBACK, status=Status.FAILED)
+
+    assert coordinator.failure is None
+    assert ask(coordinator, "w1").status == Status.RUNNING
+
+
+def test_a_failed_attempt_is_retried_on_the_next_worker(tmp_path: Path) -> None:
+    search = start(tmp_path, maxRetriesPerTrial=1)
+    coordinator = search.coordinator
+    trial = ask(coordinator, "w1")
+    assert fail(coordinator, "w1", trial, TRACEBACK)
+    assert search.count("retried") == 1
+    assert search.count("failed") == 0
+
+    retry = ask(coordinator, "w2")
+    assert retry.trial_id == trial.trial_id
+    assert fail(coordinator, "w2", retry, TRACEBACK)
+    assert coordinator.get_trial(trial.trial_id).status == Status.FAILED
+    assert search.count("failed") == 1
+    assert ask(coordinator, "w2").trial_id != trial.trial_id
+
+
+def test_a_later_trial_end_keeps_the_failure_reason(tmp_path: Path) -> None:
+    """The reason a user reads names the failure that ended the search, not a trial that
+    completed afterwards on another worker."""
+    search = start(tmp_path, maxTrials=10, maxConsecutiveFailedTrials=2)
+    coordinator = search.coordinator
+    running = ask(coordinator, "w2")
+    for _ in range(2):
+        assert fail(coordinator, "w1", ask(coordinator, "w1"), TRACEBACK, status=Status.FAILED)
+    reason = coordinator.failure
+    assert reason is not None
+
+    complete(coordinator, "w2", running)
+
+    assert coordinator.failure == reason
+    assert coordinator.get_trial(running.trial_id).status == Status.COMPLETED
+
+
+def test_a_failed_search_still_answers_reports_from_other_threads(tmp_path: Path) -> None:
+    """The chief serves each worker from its own gRPC thread: after one thread's report ended the
+    search, another worker's report must still get an answer (and not hold the coordinator's lock
+    forever)."""
+    search = start(tmp_path, maxTrials=10, maxConsecutiveFailedTrials=2)
+    coordinator = search.coordinator
+    running = ask(coordinator, "w2")
+    for _ in range(2):
+        assert fail(coordinator, "w1", ask(coordinator, "w1"), TRACEBACK, status=Status.FAILED)
+    assert coordinator.failure is not None
+
+    answered = threading.Event()
+
+    def report() -> None:
+        complete(coordinator, "w2", running)
+        answered.set()
+
+    threading.Thread(target=report, name="oracle_1", daemon=True).start()
+    assert answered.wait(timeout=2.0), "w2's report never returned: the oracle stayed locked"
+
+
+# -- the end -------------------------------------------------------------------------------------
+
+
+def test_the_search_ends_after_max_trials(tmp_path: Path) -> None:
+    search = start(tmp_path)  # maxTrials: 3
+    coordinator = search.coordinator
+    ids = []
+    for value in (0.7, 0.9, 0.8):
+        trial = ask(coordinator, "w1")
+        ids.append(trial.trial_id)
+        assert complete(coordinator, "w1", trial, value)
+    assert len(set(ids)) == 3
+    assert search.count("completed") == 3
+
+    assert ask(coordinator, "w1").status == Status.STOPPED
+    assert coordinator.finished
+    assert coordinator.failure is None
+    assert coordinator.told_to_stop == {"w1"}
+    assert ask(coordinator, "w2").status == Status.STOPPED
+    assert coordinator.told_to_stop == {"w1", "w2"}
+    assert search.gauge("hptune_worker_up", worker="w2") == 0
+    assert coordinator.get_best_trials(1)[0].trial_id == ids[1]
+    assert search.gauge("hptune_best_objective") == pytest.approx(0.9)
+
+
+def test_a_worker_waits_while_another_trial_may_come_back(tmp_path: Path) -> None:
+    search = start(tmp_path)  # maxTrials: 3
+    coordinator = search.coordinator
+    first, slow, third = (ask(coordinator, w) for w in ("w1", "w2", "w3"))
+    assert complete(coordinator, "w1", first)
+    assert complete(coordinator, "w3", third)
+
+    assert ask(coordinator, "w1").status == Status.IDLE  # w2's trial still runs
+    assert not coordinator.finished
+    assert coordinator.told_to_stop == set()
+
+    search.clock.advance(LEASE + 1)  # w2 went silent: its trial comes back to the queue
+    retry = ask(coordinator, "w1")
+    assert retry.trial_id == slow.trial_id
+    assert ask(coordinator, "w3").status == Status.IDLE
+    assert complete(coordinator, "w1", retry)
+
+    assert ask(coordinator, "w3").status == Status.STOPPED
+    assert coordinator.finished
+    assert completed_ids(coordinator) == {first.trial_id, slow.trial_id, third.trial_id}
+
+
+# -- snapshots -----------------------------------------------------------------------------------
+
+
+def test_a_restored_search_keeps_completed_and_running_trials(tmp_path: Path) -> None:
+    search = start(tmp_path)  # maxTrials: 3
+    done = ask(search.coordinator, "w1")
+    assert complete(search.coordinator, "w1", done, 0.8)
+    running = ask(search.coordinator, "w2")
+    text = search.coordinator.snapshot_text()
+    assert json.loads(text)["trials"].keys() == {done.trial_id, running.trial_id}
+
+    clock = FakeClock(now=50.0)  # a new process: its monotonic clock starts elsewhere
+    resumed = resume(search, clock)
+    coordinator = resumed.coordinator
+    assert completed_ids(coordinator) == {done.trial_id}
+    assert coordinator.get_trial(done.trial_id).score == pytest.approx(0.8)
+    assert resumed.count("completed") == 1
+    assert resumed.gauge("hptune_best_objective") == pytest.approx(0.8)
+    assert resumed.gauge("hptune_trials_running") == 1
+
+    assert coordinator.expire_leases() == []  # the running trial keeps a fresh lease
+    assert coordinator.heartbeat("w2", running.trial_id, 1, {}) is True
+    new = ask(coordinator, "w3")
+    assert new.trial_id not in (done.trial_id, running.trial_id)
+    assert new.hyperparameters.values != done.hyperparameters.values
+    assert complete(coordinator, "w3", new)
+
+    clock.advance(LEASE + 1)  # w2 did not come back
+    assert coordinator.expire_leases() == [running.trial_id]
+    assert ask(coordinator, "w4").trial_id == running.trial_id
+    assert resumed.count("requeued") == 1
+
+
+def test_the_owner_of_a_running_trial_finishes_it_after_a_restore(tmp_path: Path) -> None:
+    search = start(tmp_path)
+    running = ask(search.coordinator, "w1")
+    resumed = resume(search, FakeClock(now=0.0))
+    coordinator = resumed.coordinator
+
+    assert ask(coordinator, "w1").trial_id == running.trial_id
+    assert complete(coordinator, "w1", running, 0.6)
+    assert completed_ids(coordinator) == {running.trial_id}
+    assert resumed.count("completed") == 1
+
+
+def test_losses_survive_a_restore(tmp_path: Path) -> None:
+    search = start(tmp_path, max_worker_losses=2)
+    trial = ask(search.coordinator, "w1")
+    search.clock.advance(LEASE + 1)
+    search.coordinator.expire_leases()
+
+    clock = FakeClock(now=0.0)
+    coordinator = resume(search, clock).coordinator
+    assert coordinator.losses == {trial.trial_id: 1}
+    assert ask(coordinator, "w2").trial_id == trial.trial_id  # still queued after the restore
+    clock.advance(LEASE + 1)
+    coordinator.expire_leases()
+
+    failed = coordinator.get_trial(trial.trial_id)
+    assert failed.status == Status.FAILED
+    assert failed.message is not None
+    assert "lost its worker 2 times" in failed.message
+
+
+def test_a_snapshot_taken_after_a_change_shows_it(tmp_path: Path) -> None:
+    search = start(tmp_path)
+    coordinator = search.coordinator
+    trial = ask(coordinator, "w1")
+    before = json.loads(coordinator.snapshot_text())
+    assert before["trials"][trial.trial_id]["status"] == Status.RUNNING
+
+    assert complete(coordinator, "w1", trial)
+    after = json.loads(coordinator.snapshot_text())
+    assert after["trials"][trial.trial_id]["status"] == Status.COMPLETED
+    assert after["oracle"]["ongoing_trials"] == {}
+
+
+def test_wait_for_change_returns_a_new_version_after_a_trial_ends(tmp_path: Path) -> None:
+    search = start(tmp_path)
+    coordinator = search.coordinator
+    trial = ask(coordinator, "w1")
+    version = coordinator.wait_for_change(-1, timeout=0)
+    assert coordinator.wait_for_change(version, timeout=0) == version  # nothing happened
+
+    assert complete(coordinator, "w1", trial)
+    assert coordinator.wait_for_change(version, timeout=0) > version
