@@ -194,9 +194,10 @@ def _print_summary(summary: Summary, out: Console, err: Console) -> None:
     if summary.best_trial is None:
         return
     values = ", ".join(f"{k}={v}" for k, v in (summary.best_hyperparameters or {}).items())
+    score = "-" if summary.best_score is None else f"{summary.best_score:.6g}"
     out.print(
         f"{summary.trials_completed} trials completed, {summary.trials_failed} failed. "
-        f"Best: trial {summary.best_trial}, score {summary.best_score:.6g}",
+        f"Best: trial {summary.best_trial}, score {score}",
         highlight=False,
     )
     out.print(f"  hyperparameters: {values}", highlight=False)

@@ -72,6 +72,9 @@ class Environment:
     cluster: Cluster | None
     trial_slot: int | None = None  # set in the trial processes a packed worker starts
     restarts: int = 0  # restarts to release memory (job/distribution/recycle.py)
+    # Who holds the output's lease (job/search/ownership.py): HPTUNE_CHIEF_IDENTITY, else the chief
+    # Job (HPTUNE_NAMESPACE/HPTUNE_JOB_NAME) in Kubernetes; None: the process decides.
+    chief_identity: str | None = None
 
 
 def read_environment(env: Mapping[str, str], service_account_dir: Path = SERVICE_ACCOUNT_DIR) -> Environment:
@@ -89,7 +92,18 @@ def read_environment(env: Mapping[str, str], service_account_dir: Path = SERVICE
         cluster=_read_cluster(env, service_account_dir),
         trial_slot=int(slot) if slot is not None else None,
         restarts=int(restarts),
+        chief_identity=_chief_identity(env),
     )
+
+
+def _chief_identity(env: Mapping[str, str]) -> str | None:
+    explicit = env.get("HPTUNE_CHIEF_IDENTITY", "").strip()
+    if explicit:
+        return explicit
+    job_name = env.get("HPTUNE_JOB_NAME")
+    if job_name:
+        return f"job {env.get('HPTUNE_NAMESPACE') or 'default'}/{job_name}"
+    return None
 
 
 def read_role(env: Mapping[str, str]) -> Role:

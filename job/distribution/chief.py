@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent import futures
 from typing import Any
 
@@ -139,13 +140,19 @@ def start_server(coordinator: Coordinator, address: str, port: int) -> tuple[grp
 
 
 def serve_oracle(
-    coordinator: Coordinator, address: str, port: int, linger_seconds: float, tick: float = 0.5
+    coordinator: Coordinator,
+    address: str,
+    port: int,
+    linger_seconds: float,
+    tick: float = 0.5,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> None:
-    """Serve until the search is over and every live worker has been told to stop."""
+    """Serve until the search is over and every live worker has been told to stop (or, at once,
+    until `should_stop` says so)."""
     server, _ = start_server(coordinator, address, port)
     finished_at: float | None = None
     try:
-        while True:
+        while not should_stop():
             coordinator.expire_leases()
             if coordinator.finished:
                 finished_at = finished_at or time.monotonic()

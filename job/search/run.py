@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +24,7 @@ from job.retry import Backoff
 from job.search.best import promote_best
 from job.search.coordinator import Coordinator
 from job.search.oracles import make_oracle
+from job.search.ownership import OutputLease, OutputLost
 from job.search.results import ModelPruner, leaderboard_csv, publish_attempt, ranked
 from job.search.snapshot import Snapshotter, load_snapshot, search_ended
 from job.search.worker import LocalAccess
@@ -135,8 +139,27 @@ def _coordinator(
     return coordinator
 
 
+def take_output(job: JobSpec, store: Store, identity: str) -> OutputLease:
+    """The output's lease, before anything else touches the output (job/search/ownership.py)."""
+    lease = OutputLease(store, identity, lease_seconds=job.spec.distribution.lease_seconds)
+    lease.acquire()
+    return lease
+
+
 def run_standalone(job: JobSpec, env: Environment, options: Options) -> Summary:
     store = open_output(job)
+    lease = take_output(
+        job, store, env.chief_identity or f"standalone {socket.gethostname()} pid {os.getpid()}"
+    )
+    try:
+        return _standalone(job, env, options, store, lease)
+    finally:
+        lease.release()
+
+
+def _standalone(
+    job: JobSpec, env: Environment, options: Options, store: Store, lease: OutputLease
+) -> Summary:
     store.check_writable()
     data = load_dataset(job.spec.data, env.data_dir)
     build_model, space = prepare_model(job, data, options.spec_dir)
@@ -145,6 +168,7 @@ def run_standalone(job: JobSpec, env: Environment, options: Options) -> Summary:
     coordinator = _coordinator(job, space, store, registry)
     worker_metrics = WorkerMetrics(registry, "tuner0")
     snapshots = Snapshotter(coordinator, store, job).start()
+    lease.keep(on_lost=lambda: _stop_writing(coordinator, snapshots))
     reporter = reporter_for(env.cluster, objective=job.spec.tuner.objective.name)
     feed = TrialFeed(reporter, job.spec.tuner.objective.direction).follow(coordinator)
     loop = TrialLoop(
@@ -159,15 +183,29 @@ def run_standalone(job: JobSpec, env: Environment, options: Options) -> Summary:
     finally:
         feed.stop()
         snapshots.stop()
+    if lease.lost.is_set():
+        raise OutputLost(f"another chief took over {store.uri}; this search stopped without writing more")
     summary = finish(job, coordinator, store, registry, role="standalone")
     reporter.search_ended(summary.ok, summary.reason)
     return summary
 
 
 def run_chief(job: JobSpec, env: Environment, role: Chief, options: Options) -> Summary:
+    store = open_output(job)
+    dist = job.spec.distribution
+    port = options.oracle_port or role.port or dist.oracle_port
+    lease = take_output(job, store, env.chief_identity or f"chief {socket.gethostname()}:{port}")
+    try:
+        return _chief(job, env, role, options, store, lease, port)
+    finally:
+        lease.release()
+
+
+def _chief(
+    job: JobSpec, env: Environment, role: Chief, options: Options, store: Store, lease: OutputLease, port: int
+) -> Summary:
     from job.distribution.chief import serve_oracle
 
-    store = open_output(job)
     store.check_writable()
     if isinstance(job.spec.model, CustomModel):
         # The builder may declare hyperparameters of its own; import it and discover them.
@@ -179,16 +217,20 @@ def run_chief(job: JobSpec, env: Environment, role: Chief, options: Options) -> 
     # Workers that have not shown up yet still hear "stop" (within lingerSeconds) when it ends.
     coordinator.awaited |= expected_workers(job, options.workers)
     snapshots = Snapshotter(coordinator, store, job).start()
+    lease.keep(on_lost=lambda: snapshots.stop(wait=False))
     dist = job.spec.distribution
     address = role.address or dist.bind_address
-    port = options.oracle_port or role.port or dist.oracle_port
     reporter = reporter_for(env.cluster, objective=job.spec.tuner.objective.name)
     feed = TrialFeed(reporter, job.spec.tuner.objective.direction).follow(coordinator)
     try:
-        serve_oracle(coordinator, address, port, linger_seconds=dist.linger_seconds)
+        serve_oracle(
+            coordinator, address, port, linger_seconds=dist.linger_seconds, should_stop=lease.lost.is_set
+        )
     finally:
         feed.stop()
         snapshots.stop()
+    if lease.lost.is_set():
+        raise OutputLost(f"another chief took over {store.uri}; this chief stopped without writing more")
     summary = finish(job, coordinator, store, registry, role="chief")
     # Only a finished search stops the workers: a chief that crashed is restarted and resumes.
     reporter.search_ended(summary.ok, summary.reason)
@@ -240,6 +282,12 @@ def run_worker(job: JobSpec, env: Environment, role: Worker, options: Options) -
     )
 
 
+def _stop_writing(coordinator: Coordinator, snapshots: Snapshotter) -> None:
+    """Another chief holds the output now: write nothing more, end the trial loop."""
+    snapshots.stop(wait=False)
+    coordinator.fail("another chief took over this search's output")
+
+
 def finish(
     job: JobSpec, coordinator: Coordinator, store: Store, registry: CollectorRegistry, role: str
 ) -> Summary:
@@ -249,7 +297,10 @@ def finish(
     board = leaderboard_csv(trials, objective.name, objective.direction)
     failure = coordinator.failure
     local_copy: str | None = None
-    best = next((t for t in ranked(trials, objective.direction) if t.status == "COMPLETED"), None)
+    best = next(
+        (t for t in ranked(trials, objective.direction) if t.score is not None and t.status == "COMPLETED"),
+        None,
+    )
     try:
         store.write_text(LEADERBOARD_KEY, board)
         if coordinator.pruner is not None:
@@ -261,8 +312,14 @@ def finish(
         Snapshotter(coordinator, store, job).write("failed" if failure else "succeeded")
     except StorageError as err:
         failure = str(err)
+        coordinator.fail(failure)
         local_copy = _keep_locally(job, board)
-        log.error("%s; the leaderboard is saved locally at %s", err, local_copy)
+        if local_copy is not None:
+            log.error("%s; the leaderboard is saved locally at %s", err, local_copy)
+        try:  # search.json ends in the state the process exits with, where the store still allows
+            Snapshotter(coordinator, store, job).write("failed")
+        except StorageError as again:
+            log.error("cannot record the failed state in search.json either: %s", again)
     if coordinator.metrics is not None:
         coordinator.metrics.end(failed=failure is not None)
     push = job.spec.metrics.pushgateway
@@ -286,9 +343,16 @@ def finish(
     )
 
 
-def _keep_locally(job: JobSpec, board: str) -> str:
-    path = Path(f"hptune-{job.name}-leaderboard-{time.strftime('%Y%m%dT%H%M%S')}.csv").resolve()
-    path.write_text(board)
+def _keep_locally(job: JobSpec, board: str) -> str | None:
+    """The leaderboard in the temporary directory (TMPDIR), when the output cannot take it; the
+    working directory may be read-only (a pod's)."""
+    name = f"hptune-{job.name}-leaderboard-{time.strftime('%Y%m%dT%H%M%S')}.csv"
+    path = Path(tempfile.gettempdir()) / name
+    try:
+        path.write_text(board)
+    except OSError as err:
+        log.error("cannot keep the leaderboard locally either (%s): %s", path, err)
+        return None
     return str(path)
 
 

@@ -136,6 +136,10 @@ class Snapshotter:
         status = search_status(self.coordinator, self.job, state)
         self.store.write_text(SEARCH_STATUS_KEY, json.dumps(status, indent=2))
 
-    def stop(self) -> None:
+    def stop(self, wait: bool = True) -> None:
+        """No more writes from here on (a write under way finishes); wait for the thread."""
         self._stop.set()
-        self._thread.join(timeout=30)
+        if self.coordinator.on_end == self.flush:
+            self.coordinator.on_end = None
+        if wait and self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout=30)

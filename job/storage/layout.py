@@ -13,6 +13,7 @@ from __future__ import annotations
 
 SEARCH_STATUS_KEY = "search.json"
 SNAPSHOT_KEY = "state/snapshot.json"
+OWNER_KEY = "state/owner.json"
 LEADERBOARD_KEY = "leaderboard.csv"
 BEST_PREFIX = "best"
 MANIFEST_KEY = "best/manifest.json"
