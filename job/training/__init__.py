@@ -1,8 +1,9 @@
 """One trial: from hyperparameter values to a trained model and its metrics.
 
 - `trial.py`: build, train and score one trial (early stopping, best epoch, failures as data)
-- `space.py`: the search space from the spec, the built-in MLP and custom model builders
-- `data.py`: datasets (mnist, fashion_mnist, digits, npz) with their preprocessing
+- `space.py`: the search space from the spec, the built-in MLP, custom builders, HyperModels
+- `data/`: datasets (built-in, custom loaders, image folders, tables) with their checks
+- `imports.py`: the user's code a spec names, imported from the spec's directory
 - `device.py`: data kept resident on the backend's device once per worker
 - `jax_steps.py`: several training steps in one compiled program on JAX accelerators
 """

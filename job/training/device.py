@@ -18,8 +18,11 @@ def resident(data: Dataset) -> Dataset:
     numpy dataset afterwards: this is a copy.
 
     TensorFlow keeps them in host memory, where its input pipeline reads; JAX puts them on the
-    default device (the GPU), so batches are sliced there. Other backends get the arrays as they are.
+    default device (the GPU), so batches are sliced there. Other backends get the arrays as they are,
+    and streamed data (tf.data, PyDataset) is passed to `fit` as it is.
     """
+    if data.streams is not None:
+        return data
     arrays = {name: getattr(data, name) for name in ("x_train", "y_train", "x_val", "y_val")}
     backend = keras.backend.backend()
     if backend == "tensorflow":

@@ -1,13 +1,13 @@
 """The search space and the model builders.
 
-Spec hyperparameters become a Keras Tuner space; the spec's model becomes a `build_model(hp)`.
+Spec hyperparameters become a Keras Tuner space; the spec's model becomes a `build_model(hp)`: the
+built-in MLP, the user's function, or a Keras Tuner HyperModel's `build` (`HyperModelBuilder`,
+which also carries its `fit`).
 """
 
 from __future__ import annotations
 
-import importlib
 import inspect
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,16 +17,19 @@ import keras_tuner as kt
 
 from job.errors import BadInput
 from job.spec.models import (
+    OPTIMIZERS,
     BooleanHP,
     ChoiceHP,
     CustomModel,
     FixedHP,
     FloatHP,
+    HyperModelClass,
     HyperParameter,
     IntHP,
     JobSpec,
     MlpModel,
 )
+from job.training.imports import import_object, user_error
 
 BuildModel = Callable[[kt.HyperParameters], keras.Model]
 
@@ -81,7 +84,14 @@ def declared_space(job: JobSpec) -> kt.HyperParameters:
 
 
 def mlp_builder(model: MlpModel, num_classes: int, input_shape: tuple[int, ...]) -> BuildModel:
-    """The built-in MLP: Dense(+Dropout) layers, a softmax output, a compiled optimizer."""
+    """The built-in MLP: Dense(+Dropout) layers, an output layer (softmax over the classes, or
+    linear units for regression), a compiled optimizer. `num_classes` is the output units the data
+    implies (its classes, or the regression target's width), used when the spec sets none."""
+    if not (model.output.units or num_classes):
+        raise BuilderError(
+            "spec.model.output.units: is required here: the data does not say how many classes there "
+            "are (integer labels in a stream); set it to the number of classes"
+        )
 
     def value(hp: kt.HyperParameters, ref: str | float | int | None) -> Any:
         return hp.get(ref) if isinstance(ref, str) else ref
@@ -101,7 +111,7 @@ def mlp_builder(model: MlpModel, num_classes: int, input_shape: tuple[int, ...])
         net = keras.Sequential(layers)
         optimizer = keras.optimizers.get(
             {
-                "class_name": model.optimizer,
+                "class_name": model.optimizer if model.optimizer in OPTIMIZERS else hp.get(model.optimizer),
                 "config": {"learning_rate": float(value(hp, model.learning_rate))},
             }
         )
@@ -113,28 +123,7 @@ def mlp_builder(model: MlpModel, num_classes: int, input_shape: tuple[int, ...])
 
 def import_builder(reference: str, search_path: Path | None) -> BuildModel:
     """Import "package.module:function"; the spec's directory is tried first on the import path."""
-    module_name, _, attr = reference.partition(":")
-    added = False
-    if search_path is not None and str(search_path) not in sys.path:
-        sys.path.insert(0, str(search_path))
-        added = True
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as err:
-        where = f" (looked in {search_path} and the Python path)" if search_path else ""
-        raise BuilderError(
-            f"spec.model.builder: cannot import module {module_name!r}{where}: {err}"
-        ) from None
-    except Exception as err:  # the user's module raised while importing
-        raise BuilderError(
-            f"spec.model.builder: importing {module_name!r} raised {type(err).__name__}: {err}"
-        ) from None
-    finally:
-        if added:
-            sys.path.remove(str(search_path))
-    function = getattr(module, attr, None)
-    if function is None:
-        raise BuilderError(f"spec.model.builder: module {module_name!r} has no {attr!r}")
+    function = import_object(reference, search_path, "spec.model.builder", BuilderError)
     if not callable(function):
         raise BuilderError(f"spec.model.builder: {reference} is not a function")
     try:
@@ -155,12 +144,65 @@ def import_builder(reference: str, search_path: Path | None) -> BuildModel:
     return function
 
 
+class HyperModelBuilder:
+    """A Keras Tuner HyperModel, used as Keras Tuner uses it: `build(hp)` makes each trial's model
+    (this object is that builder), `declare_hyperparameters(hp)` adds to the space before the first
+    build, and `fit(hp, model, *args, **kwargs)` trains it when the class overrides fit."""
+
+    def __init__(self, hypermodel: kt.HyperModel, reference: str) -> None:
+        self.hypermodel = hypermodel
+        self.reference = reference
+        self.overrides_fit = type(hypermodel).fit is not kt.HyperModel.fit
+
+    def __call__(self, hp: kt.HyperParameters) -> keras.Model:
+        return self.hypermodel.build(hp)
+
+    def declare(self, hp: kt.HyperParameters) -> None:
+        self.hypermodel.declare_hyperparameters(hp)
+
+    def fit(self, hp: kt.HyperParameters, model: keras.Model, *args: Any, **kwargs: Any) -> Any:
+        return self.hypermodel.fit(hp, model, *args, **kwargs)
+
+
+def import_hypermodel(spec: HyperModelClass, search_path: Path | None) -> HyperModelBuilder:
+    """The HyperModel "package.module:Name" names: a subclass of keras_tuner.HyperModel, made with
+    spec.model.args, or an instance of one."""
+    reference = spec.class_
+    found = import_object(reference, search_path, "spec.model.class", BuilderError)
+    if isinstance(found, type) and issubclass(found, kt.HyperModel):
+        if getattr(found, "build", None) is kt.HyperModel.build:
+            raise BuilderError(f"spec.model.class: {reference} does not define build(self, hp)")
+        try:
+            hypermodel = found(**spec.args)
+        except Exception as err:
+            raise BuilderError(
+                user_error("spec.model.class", f"{reference}(**spec.model.args)", err)
+            ) from None
+    elif isinstance(found, kt.HyperModel):
+        if spec.args:
+            raise BuilderError(f"spec.model.args: {reference} is a HyperModel instance, not a class to make")
+        hypermodel = found
+    else:
+        what = (
+            f"the class {found.__module__}.{found.__qualname__}"
+            if isinstance(found, type)
+            else (f"a {type(found).__name__}")
+        )
+        raise BuilderError(
+            f"spec.model.class: {reference} is {what}, not a keras_tuner.HyperModel; subclass "
+            "keras_tuner.HyperModel and define build(self, hp) (and fit, to train your own way)"
+        )
+    return HyperModelBuilder(hypermodel, reference)
+
+
 def make_builder(
     job: JobSpec, num_classes: int, input_shape: tuple[int, ...], spec_dir: Path | None
 ) -> BuildModel:
     model = job.spec.model
     if isinstance(model, CustomModel):
         return import_builder(model.builder, spec_dir)
+    if isinstance(model, HyperModelClass):
+        return import_hypermodel(model, spec_dir)
     return mlp_builder(model, num_classes, input_shape)
 
 
@@ -172,24 +214,36 @@ def search_space(job: JobSpec, build_model: BuildModel) -> kt.HyperParameters:
     """
     hp = declared_space(job)
     try:
+        if isinstance(build_model, HyperModelBuilder):
+            build_model.declare(hp)
         model = build_model(hp)
     except Exception as err:
         raise BuilderError(
             f"spec.model: building a model with default hyperparameter values failed: "
             f"{type(err).__name__}: {err}"
         ) from err
-    check_model(model)
+    check_built(build_model, model)
     keras.backend.clear_session()
     return hp
 
 
-def check_model(model: object) -> None:
-    if not isinstance(model, keras.Model):
-        raise BuilderError(
-            f"spec.model.builder: build_model(hp) must return a keras.Model; got {type(model).__name__}"
+def check_built(build_model: BuildModel, model: object) -> None:
+    """What a builder returned is a keras.Model, compiled unless a HyperModel's own fit trains it."""
+    if isinstance(build_model, HyperModelBuilder):
+        check_model(
+            model, f"spec.model.class: {build_model.reference}.build(hp)", not build_model.overrides_fit
         )
-    if not model.compiled:
+    else:
+        check_model(model)
+
+
+def check_model(
+    model: object, what: str = "spec.model.builder: build_model(hp)", compiled: bool = True
+) -> None:
+    if not isinstance(model, keras.Model):
+        raise BuilderError(f"{what} must return a keras.Model; got {type(model).__name__}")
+    if compiled and not model.compiled:
         raise BuilderError(
-            "spec.model.builder: build_model(hp) returned a model that is not compiled; "
+            f"{what} returned a model that is not compiled; "
             "call model.compile(optimizer=..., loss=..., metrics=[...]) before returning it"
         )

@@ -1,4 +1,8 @@
-"""Run one trial: build the model for a set of hyperparameter values, train it, keep its best epoch."""
+"""Run one trial: build the model for a set of hyperparameter values, train it, keep its best epoch.
+
+The batch size and epochs may be the trial's own hyperparameter values (`training_values`). A Keras
+Tuner HyperModel that overrides `fit` trains the model itself, called as Keras Tuner calls it.
+"""
 
 from __future__ import annotations
 
@@ -17,8 +21,8 @@ import numpy as np
 
 from job.search.objective import is_better
 from job.spec.models import Objective, TrainingSpec
-from job.training.data import Dataset
-from job.training.space import BuildModel, check_model
+from job.training.data import DataError, Dataset
+from job.training.space import BuildModel, HyperModelBuilder, check_built
 
 EpochHook = Callable[[int, dict[str, float]], None]
 # Hyperband asks a trial to continue from another trial's weights; this finds them.
@@ -84,6 +88,59 @@ class _BestEpoch(keras.callbacks.Callback):
         if self.should_stop():
             self.model.stop_training = True
 
+    def adopt(self, returned: object, source: str) -> None:
+        """Metrics a HyperModel's fit returned without passing the callbacks on to Keras (a custom
+        training loop), read as Keras Tuner reads them: a History, a dict of metrics or the
+        objective's value."""
+        name = self.objective.name
+        if isinstance(returned, keras.callbacks.History):
+            epochs = [
+                {k: float(v[i]) for k, v in returned.history.items() if i < len(v)}
+                for i in range(max(map(len, returned.history.values()), default=0))
+            ]
+        elif isinstance(returned, dict):
+            epochs = [{str(k): _number(v, f"{source} returned {k!r}") for k, v in returned.items()}]
+        elif isinstance(returned, int | float | np.floating | np.integer) and not isinstance(returned, bool):
+            epochs = [{name: float(returned)}]
+        else:
+            raise TrialFailure(
+                f"{source} returned {type(returned).__name__} and reported no epochs; return "
+                "model.fit(...)'s History, a dict of metrics or the objective's value, or pass the "
+                "callbacks on to model.fit"
+            )
+        if not epochs:
+            raise TrialFailure(f"{source} returned a History without epochs")
+        for epoch, metrics in enumerate(epochs):
+            self.on_epoch_end(epoch, metrics)
+
+
+def _number(value: object, what: str) -> float:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise TrialFailure(f"{what} = {value!r}, which is not a number") from None
+
+
+def training_values(training: TrainingSpec, hp: kt.HyperParameters) -> tuple[int, int]:
+    """(batch size, epochs) for this trial: the spec's numbers, or the values of the
+    hyperparameters it names."""
+
+    def value(setting: int | str) -> int:
+        return int(hp.get(setting)) if isinstance(setting, str) else setting
+
+    return value(training.batch_size), value(training.epochs)
+
+
+def check_fit(training: TrainingSpec, data: Dataset) -> None:
+    """Refuse, before any training, a tuned batch size that streamed data would ignore."""
+    streams = data.streams
+    if streams is not None and streams.batched and isinstance(training.batch_size, str):
+        raise DataError(
+            f"spec.training.batchSize names hyperparameter {training.batch_size!r}, but the data is "
+            f"{streams.kind}s, which come batched: a tuned batch size would not change them. Return "
+            "arrays from the loader, or batch in a HyperModel's fit"
+        )
+
 
 def run_trial(
     hp: kt.HyperParameters,
@@ -106,10 +163,15 @@ def run_trial(
             keras.backend.clear_session()
             gc.collect()
             model = build_model(hp)
-            check_model(model)
-            tune_execution(model, training, len(data.x_train))
-            epochs, initial_epoch = training.epochs, 0
-            if "tuner/epochs" in hp.values:  # Hyperband's schedule
+            check_built(build_model, model)
+            batch_size, epochs = training_values(training, hp)
+            if model.compiled:
+                tune_execution(
+                    model, training, data.train_samples, batch_size, data.steps_per_epoch(batch_size)
+                )
+            initial_epoch = 0
+            hyperband = "tuner/epochs" in hp.values
+            if hyperband:  # Hyperband's schedule
                 epochs = int(hp.values["tuner/epochs"])
                 initial_epoch = int(hp.values["tuner/initial_epoch"])
                 parent = hp.values.get("tuner/trial_id")
@@ -126,25 +188,25 @@ def run_trial(
                         monitor=stop.monitor, patience=stop.patience, min_delta=stop.min_delta
                     )
                 )
-            model.fit(
-                data.x_train,
-                data.y_train,
-                validation_data=(data.x_val, data.y_val),
-                epochs=epochs,
-                initial_epoch=initial_epoch,
-                batch_size=training.batch_size,
-                validation_batch_size=training.validation_batch_size,
-                callbacks=callbacks,
-                verbose=training.verbose,
-            )
+            args, kwargs = data.fit_arguments(batch_size, training.validation_batch_size or batch_size)
+            kwargs.update(epochs=epochs, callbacks=callbacks, verbose=training.verbose)
+            if hyperband:
+                kwargs["initial_epoch"] = initial_epoch
+            if isinstance(build_model, HyperModelBuilder) and build_model.overrides_fit:
+                returned = _hypermodel_fit(build_model, hp, model, args, kwargs, hyperband)
+                if tracker.best is None:
+                    tracker.set_model(model)
+                    tracker.adopt(returned, f"{build_model.reference}.fit")
+            else:
+                model.fit(*args, **kwargs)
             if tracker.best is None:
                 raise TrialFailure("training stopped before the first epoch ended")
             outcome.history.append(tracker.epochs)
             per_execution.append(tracker.best_logs)
             if best_value is None or is_better(tracker.best, best_value, objective.direction):
                 best_value = tracker.best
-                assert tracker.best_weights is not None
-                model.set_weights(tracker.best_weights)
+                if tracker.best_weights is not None:
+                    model.set_weights(tracker.best_weights)
                 outcome.model = model
                 outcome.best_step = initial_epoch + tracker.best_epoch
         outcome.metrics = _average(per_execution)
@@ -158,16 +220,61 @@ def run_trial(
     return outcome
 
 
+def _hypermodel_fit(
+    builder: HyperModelBuilder,
+    hp: kt.HyperParameters,
+    model: keras.Model,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    hyperband: bool,
+) -> Any:
+    """A HyperModel's own fit, called as Keras Tuner calls it: fit(hp, model, *args, **kwargs) with
+    the data, callbacks and verbosity (and Hyperband's epochs). The spec's epochs and batch sizes (and
+    shuffle=False for a stream) are model.fit's defaults meanwhile: a fit that chooses its own
+    (batch_size=hp.Choice(...)) wins."""
+    defaults: dict[str, Any] = {
+        name: kwargs.pop(name)
+        for name in ("batch_size", "validation_batch_size", "shuffle")
+        if name in kwargs
+    }
+    if not hyperband:
+        defaults["epochs"] = kwargs.pop("epochs")
+    original = model.fit
+
+    def fit(*fit_args: Any, **fit_kwargs: Any) -> Any:
+        for name, value in defaults.items():
+            fit_kwargs.setdefault(name, value)
+        return original(*fit_args, **fit_kwargs)
+
+    object.__setattr__(model, "fit", fit)  # on this instance only, around the call
+    try:
+        return builder.fit(hp, model, *args, **kwargs)
+    finally:
+        object.__delattr__(model, "fit")
+
+
 AUTO_STEPS_PER_EXECUTION = 256
 
 
-def tune_execution(model: keras.Model, training: TrainingSpec, samples: int) -> None:
+def tune_execution(
+    model: keras.Model,
+    training: TrainingSpec,
+    samples: int,
+    batch_size: int | None = None,
+    steps: int | None = None,
+) -> None:
     """Apply the fast trial path to a compiled model: several training steps per compiled call
     (the same updates, far fewer round trips from Python; on JAX one `lax.scan` per call, see
-    `job/training/jax_steps.py`) and the XLA choice from the spec."""
-    full_batches = max(1, samples // training.batch_size)
+    `job/training/jax_steps.py`) and the XLA choice from the spec. `batch_size` is the trial's
+    (the spec's when not given); `steps` the steps per epoch when known otherwise (a stream)."""
+    if batch_size is None:
+        assert isinstance(training.batch_size, int), "a tuned batch size is the trial's to give"
+        batch_size = training.batch_size
+    if steps is None:
+        # A stream that does not say how long it is: one step per call, so no call runs past its end.
+        steps = max(1, samples // batch_size) if samples else 1
     if training.steps_per_execution == "auto":
-        model.steps_per_execution = min(AUTO_STEPS_PER_EXECUTION, full_batches)
+        model.steps_per_execution = min(AUTO_STEPS_PER_EXECUTION, steps)
     else:
         model.steps_per_execution = training.steps_per_execution
     if training.jit_compile != "auto":

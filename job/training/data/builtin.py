@@ -1,20 +1,18 @@
-"""Datasets: mnist and fashion_mnist (Keras), digits (scikit-learn, offline) and npz at any URI.
-
-A dataset is loaded and preprocessed once per process into float32 arrays that every trial reuses.
-"""
+"""The built-in array sources: mnist and fashion_mnist (Keras), digits (scikit-learn, offline) and npz
+at any fsspec URI."""
 
 from __future__ import annotations
 
 import gzip
+import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from job.errors import BadInput
 from job.spec.models import DataSpec
+from job.training.data.dataset import DataError, Dataset, features, split, targets
 
 log = logging.getLogger(__name__)
 
@@ -27,28 +25,6 @@ FASHION_FILES = (
 )
 
 
-class DataError(BadInput):
-    """The dataset cannot be loaded or is malformed. The message says what to do."""
-
-
-# A numpy array as loaded; a backend tensor once made resident for training (`job/training/device.py`).
-Array = Any
-
-
-@dataclass(frozen=True)
-class Dataset:
-    x_train: Array
-    y_train: Array
-    x_val: Array
-    y_val: Array
-    num_classes: int
-    description: str
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.x_train.shape[1:])
-
-
 @dataclass(frozen=True)
 class _Raw:
     x_train: np.ndarray
@@ -59,8 +35,8 @@ class _Raw:
     origin: str
 
 
-def load_dataset(spec: DataSpec, data_dir: Path | None = None) -> Dataset:
-    """Load, check and preprocess the dataset the spec names."""
+def load_builtin(spec: DataSpec, data_dir: Path | None) -> Dataset:
+    """Load, check and preprocess the built-in dataset the spec names."""
     raw = _load_raw(spec, data_dir)
     _check(raw)
     x_train, y_train = raw.x_train, raw.y_train
@@ -72,16 +48,7 @@ def load_dataset(spec: DataSpec, data_dir: Path | None = None) -> Dataset:
             )
         x_val, y_val = raw.x_test, raw.y_test
     else:
-        rng = np.random.default_rng(0)
-        order = rng.permutation(len(x_train))
-        cut = round(len(x_train) * (1 - spec.validation.fraction))
-        if cut < 1 or cut >= len(x_train):
-            raise DataError(
-                f"{raw.origin}: a validation fraction of {spec.validation.fraction} leaves no "
-                f"training or validation samples out of {len(x_train)}"
-            )
-        x_val, y_val = x_train[order[cut:]], y_train[order[cut:]]
-        x_train, y_train = x_train[order[:cut]], y_train[order[:cut]]
+        x_train, y_train, x_val, y_val = split(x_train, y_train, spec.validation.fraction, raw.origin)
     if spec.max_train_samples:
         x_train, y_train = x_train[: spec.max_train_samples], y_train[: spec.max_train_samples]
     if spec.max_validation_samples:
@@ -90,38 +57,14 @@ def load_dataset(spec: DataSpec, data_dir: Path | None = None) -> Dataset:
     labels = np.concatenate([y_train.reshape(-1), y_val.reshape(-1)])
     num_classes = int(labels.max()) + 1
     pre = spec.preprocessing
-
-    def features(x: np.ndarray) -> np.ndarray:
-        x = x.astype(np.float32)
-        if pre.scale:
-            x /= np.float32(raw.pixel_max)
-        if pre.flatten:
-            x = x.reshape(len(x), -1)
-        return np.ascontiguousarray(x)
-
-    def targets(y: np.ndarray) -> np.ndarray:
-        y = y.reshape(-1).astype(np.int64)
-        if pre.one_hot:
-            return np.eye(num_classes, dtype=np.float32)[y]
-        return y.astype(np.int32)
-
-    dataset = Dataset(
-        x_train=features(x_train),
-        y_train=targets(y_train),
-        x_val=features(x_val),
-        y_val=targets(y_val),
+    return Dataset(
+        x_train=features(x_train, pre, raw.pixel_max),
+        y_train=targets(y_train, pre, num_classes),
+        x_val=features(x_val, pre, raw.pixel_max),
+        y_val=targets(y_val, pre, num_classes),
         num_classes=num_classes,
         description=f"{spec.source} ({raw.origin})",
     )
-    log.info(
-        "dataset %s: %d training and %d validation samples, input shape %s, %d classes",
-        dataset.description,
-        len(dataset.x_train),
-        len(dataset.x_val),
-        dataset.input_shape,
-        num_classes,
-    )
-    return dataset
 
 
 def _load_raw(spec: DataSpec, data_dir: Path | None) -> _Raw:
@@ -173,8 +116,6 @@ def _load_npz_uri(uri: str) -> _Raw:
         raise DataError(f"spec.data.path={uri}: no such file") from None
     except Exception as err:
         raise DataError(f"spec.data.path={uri}: cannot be read: {type(err).__name__}: {err}") from None
-    import io
-
     return _load_npz_file(io.BytesIO(payload), uri)
 
 

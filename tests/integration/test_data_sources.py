@@ -1,0 +1,194 @@
+"""Your own data and model end to end, in real processes: every example under examples/ for them
+runs as shipped (fewer trials); image folders and tables on S3 (moto's S3 API) are fetched once per
+machine, through a transient outage; a Keras Tuner HyperModel runs distributed and keeps its trial
+when a worker is killed mid-trial."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from conftest import REPO, hptune
+from moto_s3 import BUCKET, S3Server
+from PIL import Image
+from processes import search
+
+from job.spec.models import DataSpec
+from job.training.data import load_dataset
+
+pytestmark = pytest.mark.slow
+
+
+def leaderboard(out: Path) -> list[dict[str, str]]:
+    return list(csv.DictReader((out / "leaderboard.csv").open()))
+
+
+# name, the script that writes its data (if any), changes that keep the run short
+EXAMPLES = [
+    ("wine", None, {}),
+    ("diabetes", "write_table.py", {"training": {"epochs": 5}}),
+    ("images", "write_images.py", {"training": {"epochs": 2}}),
+    ("hypermodel", None, {}),
+    ("tfdata", None, {}),
+]
+
+
+@pytest.mark.parametrize(("name", "writer", "changes"), EXAMPLES, ids=[e[0] for e in EXAMPLES])
+def test_each_example_runs_as_shipped(
+    tmp_path: Path, name: str, writer: str | None, changes: dict[str, Any]
+) -> None:
+    """The example copied as it is (its data written by its own script), two trials, from a
+    working directory like the repository's."""
+    folder = tmp_path / "examples" / name
+    shutil.copytree(
+        REPO / "examples" / name, folder, ignore=shutil.ignore_patterns("digits", "*.csv", "*.parquet")
+    )
+    if writer is not None:
+        subprocess.run([sys.executable, str(folder / writer)], check=True, capture_output=True)
+    doc = yaml.safe_load((folder / "spec.yaml").read_text())
+    doc["spec"]["tuner"]["maxTrials"] = 2
+    for section, values in changes.items():
+        doc["spec"][section].update(values)
+    (folder / "spec.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    out = tmp_path / "out"
+    result = hptune("run", f"examples/{name}/spec.yaml", "--output", str(out), cwd=tmp_path, timeout=400)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = leaderboard(out)
+    assert [row["status"] for row in rows] == ["completed", "completed"], rows
+    assert (out / "best" / "model.keras").exists()
+    if name == "wine":  # the trial's batch size, epochs and optimizer are hyperparameters
+        assert {"batch_size", "epochs", "optimizer"} <= set(rows[0])
+    if name == "diabetes":
+        assert "val_mae" in result.stderr
+
+
+# -- data on S3 -----------------------------------------------------------------------------------
+
+
+def _put_folder(server: S3Server, local: Path, prefix: str) -> None:
+    client = server.client()
+    for path in sorted(p for p in local.rglob("*") if p.is_file()):
+        client.upload_file(str(path), BUCKET, f"{prefix}/{path.relative_to(local).as_posix()}")
+
+
+def test_an_image_folder_and_a_table_on_s3_are_fetched_once_through_an_outage(
+    s3: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "scratch"))
+    (tmp_path / "scratch").mkdir()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3.url)
+    pictures = tmp_path / "pictures"
+    for label in ("left", "right"):
+        (pictures / label).mkdir(parents=True)
+        for i in range(6):
+            pixels = np.full((8, 8), 40 * i, np.uint8)
+            Image.fromarray(pixels).save(pictures / label / f"{i}.png")
+    _put_folder(s3, pictures, "data/pictures")
+    table = tmp_path / "table"
+    table.mkdir()
+    pq.write_table(pa.table({"x": list(range(20)), "y": [i % 2 for i in range(20)]}), table / "rows.parquet")
+    _put_folder(s3, table, "data/table")
+
+    caplog.set_level(logging.INFO, logger="job.training.data")
+    s3.fail("GET", r"/data/pictures/left/3\.png", 1.0)  # the server goes away for a second mid-fetch
+    images = DataSpec.model_validate(
+        {
+            "source": "images",
+            "path": f"s3://{BUCKET}/data/pictures",
+            "imageSize": [8, 8],
+            "colorMode": "grayscale",
+        }
+    )
+    data = load_dataset(images)
+    assert len(data.x_train) + len(data.x_val) == 12 and data.num_classes == 2
+    assert s3.faults(), "the outage did not happen"
+    rows = load_dataset(
+        DataSpec.model_validate(
+            {"source": "table", "path": f"s3://{BUCKET}/data/table/rows.parquet", "label": "y"}
+        )
+    )
+    assert rows.num_classes == 2 and len(rows.x_train) == 16
+    fetched = [r.getMessage() for r in caplog.records if "fetched" in r.getMessage()]
+    assert len(fetched) == 2 and "in 12 file(s)" in fetched[0]
+
+    caplog.clear()
+    before = len(s3.requests())
+    load_dataset(images)  # a restarted worker, or the next trial process on this machine
+    assert any("fetched before" in r.getMessage() for r in caplog.records)
+    assert not [r for r in s3.requests()[before:] if r[0] == "GET" and r[1].endswith(".png")]
+
+    limited = images.model_copy(update={"max_fetch_bytes": 100})
+    with pytest.raises(Exception, match=r"is more than spec.data.maxFetchBytes \(100 bytes\)"):
+        load_dataset(limited)
+
+
+# -- a HyperModel, distributed -------------------------------------------------------------------
+
+HYPERMODEL = """\
+import keras
+import keras_tuner as kt
+
+
+class Digits(kt.HyperModel):
+    def build(self, hp):
+        model = keras.Sequential([
+            keras.Input((64,)),
+            keras.layers.Dense(hp.Int("units", 16, 64, step=16), activation="relu"),
+            keras.layers.Dense(10, activation="softmax"),
+        ])
+        model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+        return model
+
+    def fit(self, hp, model, *args, **kwargs):
+        return model.fit(*args, shuffle=hp.Boolean("shuffle", default=True), **kwargs)
+"""
+
+
+def test_a_hypermodel_runs_distributed_and_keeps_a_killed_workers_trial(
+    write_spec: Callable[..., Path], tmp_path: Path
+) -> None:
+    (tmp_path / "digits_model.py").write_text(HYPERMODEL)
+    model = {"type": "hypermodel", "class": "digits_model:Digits", "hidden": None, "learningRate": None}
+    spec = write_spec(
+        {
+            "spec": {
+                "model": model,
+                "hyperparameters": [],
+                "tuner": {"maxTrials": 4},
+                "training": {"epochs": 12, "batchSize": 16},
+                "distribution": {
+                    "leaseSeconds": 6,
+                    "heartbeatSeconds": 1,
+                    "chiefWaitSeconds": 60,
+                    "lingerSeconds": 10,
+                },
+            }
+        }
+    )
+    with search(spec, tmp_path) as s:
+        chief = s.chief()
+        _, w1 = s.worker(0), s.worker(1)
+        started = chief.wait_for_log(r"trial (\w+) started on tuner1", timeout=180)
+        w1.wait_for_log(rf"running trial {started.group(1)} ", timeout=30)
+        w1.kill(signal.SIGKILL)
+        assert chief.wait(timeout=240) == 0, chief.log[-3000:]
+    rows = {row["trial_id"]: row for row in leaderboard(tmp_path / "out")}
+    assert len(rows) == 4 and {row["status"] for row in rows.values()} == {"completed"}
+    assert rows[started.group(1)]["status"] == "completed"
+    assert s.runs_per_trial()[started.group(1)] == 2
+    records = [json.loads(p.read_text()) for p in (tmp_path / "out/trials").glob("*/trial.json")]
+    assert all("units" in r["hyperparameters"] for r in records)

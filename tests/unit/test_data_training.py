@@ -1,0 +1,290 @@
+"""Training your own way, in process: a trial's batch size, epochs and optimizer from its
+hyperparameter values; the built-in MLP on a regression; streamed data; Keras Tuner HyperModels
+whose build and fit are used as Keras Tuner uses them; HyperModel references that are wrong."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import keras
+import keras_tuner as kt
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import BASE_SPEC, merge
+
+from job.spec import validate_spec
+from job.spec.models import Objective
+from job.training.data import DataError, Dataset
+from job.training.data.dataset import Streams
+from job.training.space import (
+    BuilderError,
+    HyperModelBuilder,
+    declared_space,
+    import_hypermodel,
+    make_builder,
+    search_space,
+)
+from job.training.trial import check_fit, run_trial, training_values
+
+ACCURACY = Objective(name="val_accuracy", direction="max")
+
+
+def arrays(n: int = 60, features: int = 5, classes: int = 3) -> Dataset:
+    rng = np.random.default_rng(0)
+    x = rng.random((n, features), dtype=np.float32)
+    y = np.eye(classes, dtype=np.float32)[np.arange(n) % classes]
+    cut = n * 3 // 4
+    return Dataset(x[:cut], y[:cut], x[cut:], y[cut:], classes, "test arrays")
+
+
+def job_with(changes: dict[str, Any]) -> Any:
+    return validate_spec(merge(BASE_SPEC, changes))
+
+
+def test_a_trial_trains_with_its_own_batch_size_epochs_and_optimizer() -> None:
+    job = job_with(
+        {
+            "spec": {
+                "hyperparameters": [
+                    *BASE_SPEC["spec"]["hyperparameters"],
+                    {"name": "bs", "type": "choice", "values": [5, 9]},
+                    {"name": "ep", "type": "int", "min": 1, "max": 3},
+                    {"name": "opt", "type": "choice", "values": ["adam", "sgd"]},
+                ],
+                "model": {"optimizer": "opt"},
+                "training": {"batchSize": "bs", "epochs": "ep", "stepsPerExecution": "auto"},
+            }
+        }
+    )
+    data = arrays()
+    build = make_builder(job, data.output_units, data.input_shape, None)
+    hp = search_space(job, build)
+    hp.values.update(bs=9, ep=3, opt="sgd")
+    assert training_values(job.spec.training, hp) == (9, 3)
+    outcome = run_trial(hp, build, data, job.spec.training, ACCURACY)
+    assert outcome.ok, outcome.error
+    assert len(outcome.history[0]) == 3
+    assert outcome.model is not None
+    assert type(outcome.model.optimizer) is keras.optimizers.SGD
+    assert outcome.model.steps_per_execution == 45 // 9  # the trial's batch size sets the steps
+
+
+def test_the_mlp_does_regression() -> None:
+    job = job_with(
+        {
+            "spec": {
+                "model": {"output": {"units": 1, "activation": "linear"}, "loss": "mse", "metrics": ["mae"]},
+                "tuner": {"objective": {"name": "val_mae", "direction": "min"}},
+            }
+        }
+    )
+    rng = np.random.default_rng(0)
+    x = rng.random((50, 4), dtype=np.float32)
+    y = x.sum(axis=1, keepdims=True)
+    data = Dataset(x[:40], y[:40], x[40:], y[40:], 0, "sums", outputs=1)
+    build = make_builder(job, data.output_units, data.input_shape, None)
+    hp = search_space(job, build)
+    outcome = run_trial(hp, build, data, job.spec.training, job.spec.tuner.objective)
+    assert outcome.ok, outcome.error
+    assert "val_mae" in outcome.metrics
+    assert outcome.model is not None and outcome.model.output_shape == (None, 1)
+
+
+def streamed(classes: int = 3, one_hot: bool = True) -> Dataset:
+    plain = arrays(classes=classes)
+    y_train = plain.y_train if one_hot else plain.y_train.argmax(axis=1)
+    y_val = plain.y_val if one_hot else plain.y_val.argmax(axis=1)
+    train = tf.data.Dataset.from_tensor_slices((plain.x_train, y_train)).batch(8)
+    validation = tf.data.Dataset.from_tensor_slices((plain.x_val, y_val)).batch(8)
+    streams = Streams(train, validation, True, (5,), train_batches=int(train.cardinality()))
+    return Dataset(None, None, None, None, classes if one_hot else 0, "stream", streams=streams)
+
+
+def test_streamed_data_is_passed_to_fit_as_it_is() -> None:
+    job = job_with({})
+    data = streamed()
+    build = make_builder(job, data.output_units, data.input_shape, None)
+    outcome = run_trial(search_space(job, build), build, data, job.spec.training, ACCURACY)
+    assert outcome.ok, outcome.error
+    assert len(outcome.history[0]) == job.spec.training.epochs
+
+
+def test_a_tuned_batch_size_with_a_stream_is_refused_before_training() -> None:
+    job = job_with(
+        {
+            "spec": {
+                "hyperparameters": [
+                    *BASE_SPEC["spec"]["hyperparameters"],
+                    {"name": "bs", "type": "choice", "values": [8, 16]},
+                ],
+                "training": {"batchSize": "bs"},
+            }
+        }
+    )
+    with pytest.raises(DataError, match=r"batchSize names hyperparameter 'bs', but the data is"):
+        check_fit(job.spec.training, streamed())
+
+
+def test_the_mlp_on_sparse_labels_in_a_stream_needs_its_output_units() -> None:
+    job = job_with({})
+    data = streamed(one_hot=False)
+    with pytest.raises(BuilderError, match=r"spec.model.output.units: is required here"):
+        make_builder(job, data.output_units, data.input_shape, None)
+
+
+# -- HyperModels ---------------------------------------------------------------------------------
+
+HYPERMODELS = """
+import keras
+import keras_tuner as kt
+
+
+class Plain(kt.HyperModel):
+    def __init__(self, classes=3, **kwargs):
+        super().__init__(**kwargs)
+        self.classes = classes
+
+    def build(self, hp):
+        model = keras.Sequential([
+            keras.Input((5,)),
+            keras.layers.Dense(hp.Int("units", 4, 16, step=4), activation="relu"),
+            keras.layers.Dense(self.classes, activation="softmax"),
+        ])
+        model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+        return model
+
+
+class ChoosesBatchAndEpochs(Plain):
+    seen = []
+
+    def fit(self, hp, model, *args, **kwargs):
+        ChoosesBatchAndEpochs.seen.append(sorted(kwargs))
+        return model.fit(*args, batch_size=hp.Choice("batch", [4, 8]), epochs=1, **kwargs)
+
+
+class KeepsDefaults(Plain):
+    def fit(self, hp, model, *args, **kwargs):
+        return model.fit(*args, shuffle=hp.Boolean("shuffle"), **kwargs)
+
+
+class OwnLoop(Plain):
+    def fit(self, hp, model, x, y, validation_data, **kwargs):
+        return 0.25 + hp.get("units") / 100
+
+
+class ReturnsNothing(Plain):
+    def fit(self, hp, model, *args, **kwargs):
+        model.fit(*args, **{k: v for k, v in kwargs.items() if k != "callbacks"})
+
+
+class NoBuild(kt.HyperModel):
+    pass
+
+
+instance = Plain(classes=3)
+
+
+def build_model(hp):
+    return None
+"""
+
+
+@pytest.fixture
+def models_dir(tmp_path: Path) -> Path:
+    (tmp_path / "tuned_models.py").write_text(textwrap.dedent(HYPERMODELS))
+    return tmp_path
+
+
+def hypermodel_job(name: str, args: dict[str, Any] | None = None, epochs: int = 2) -> Any:
+    model = {"type": "hypermodel", "class": f"tuned_models:{name}", "hidden": None, "learningRate": None}
+    if args is not None:
+        model["args"] = args
+    return job_with({"spec": {"model": model, "training": {"epochs": epochs}}})
+
+
+def trial(models_dir: Path, name: str, **kwargs: Any) -> tuple[Any, kt.HyperParameters, Any]:
+    job = hypermodel_job(name, **kwargs)
+    build = make_builder(job, 0, (), models_dir)
+    assert isinstance(build, HyperModelBuilder)
+    hp = search_space(job, build)
+    outcome = run_trial(hp, build, arrays(), job.spec.training, ACCURACY)
+    return build, hp, outcome
+
+
+def test_a_hypermodel_builds_and_trains_as_keras_tuner_does(models_dir: Path) -> None:
+    build, hp, outcome = trial(models_dir, "Plain", args={"classes": 3})
+    assert not build.overrides_fit
+    assert "units" in [p.name for p in hp.space]  # build's own hyperparameter joins the space
+    assert outcome.ok, outcome.error
+    assert len(outcome.history[0]) == 2
+
+
+def test_a_hypermodel_fit_may_choose_its_batch_size_and_epochs(models_dir: Path) -> None:
+    build, hp, outcome = trial(models_dir, "ChoosesBatchAndEpochs")
+    assert build.overrides_fit
+    assert outcome.ok, outcome.error
+    assert len(outcome.history[0]) == 1  # its own epochs=1 won over the spec's 2
+    assert "batch" in hp.values  # declared in fit, as Keras Tuner records it
+    seen = build.hypermodel.seen[-1]
+    assert "callbacks" in seen and "validation_data" in seen
+    assert "batch_size" not in seen and "epochs" not in seen
+
+
+def test_a_hypermodel_fit_gets_the_spec_settings_as_defaults(models_dir: Path) -> None:
+    _, _, outcome = trial(models_dir, "KeepsDefaults", epochs=3)
+    assert outcome.ok, outcome.error
+    assert len(outcome.history[0]) == 3
+
+
+def test_a_hypermodel_fit_may_return_the_objective(models_dir: Path) -> None:
+    _, hp, outcome = trial(models_dir, "OwnLoop")
+    assert outcome.ok, outcome.error
+    assert outcome.metrics == {"val_accuracy": pytest.approx(0.25 + hp.get("units") / 100)}
+
+
+def test_a_hypermodel_fit_that_returns_nothing_fails_its_trial(models_dir: Path) -> None:
+    _, _, outcome = trial(models_dir, "ReturnsNothing")
+    assert not outcome.ok
+    assert "tuned_models:ReturnsNothing.fit returned NoneType and reported no epochs" in (outcome.error or "")
+
+
+def test_a_hypermodel_instance_is_used_as_it_is(models_dir: Path) -> None:
+    build = import_hypermodel(hypermodel_job("instance").spec.model, models_dir)
+    assert build.hypermodel.classes == 3
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "says"),
+    [
+        (
+            "build_model",
+            None,
+            "spec.model.class: tuned_models:build_model is a function, not a keras_tuner.HyperModel",
+        ),
+        ("NoBuild", None, "spec.model.class: tuned_models:NoBuild does not define build(self, hp)"),
+        (
+            "Plain",
+            {"colours": 3},
+            "spec.model.class: tuned_models:Plain(**spec.model.args) raised TypeError",
+        ),
+        ("instance", {"classes": 2}, "spec.model.args: tuned_models:instance is a HyperModel instance"),
+        ("Missing", None, "spec.model.class: module 'tuned_models' has no 'Missing'"),
+    ],
+    ids=["a-function", "no-build", "bad-args", "args-for-an-instance", "missing"],
+)
+def test_a_hypermodel_reference_that_is_not_one_is_refused(
+    models_dir: Path, name: str, args: dict[str, Any] | None, says: str
+) -> None:
+    with pytest.raises(BuilderError) as caught:
+        import_hypermodel(hypermodel_job(name, args).spec.model, models_dir)
+    assert says in str(caught.value)
+
+
+def test_the_chief_discovers_a_hypermodels_space_without_data(models_dir: Path) -> None:
+    job = hypermodel_job("Plain")
+    declared = declared_space(job)
+    discovered = search_space(job, make_builder(job, 0, (), models_dir))
+    assert len(discovered.space) == len(declared.space) + 1
