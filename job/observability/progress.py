@@ -11,6 +11,7 @@ from rich.live import Live
 from rich.text import Text
 
 from job.observability.metrics import Progress
+from job.observability.numbers import significant
 
 log = logging.getLogger(__name__)
 
@@ -21,8 +22,7 @@ def render(p: Progress) -> Text:
     width = 24
     filled = int(width * done / total) if total else 0
     bar = "█" * filled + "░" * (width - filled)
-    epochs = ", ".join(f"{w} epoch {e}" for w, e in sorted(p.epochs.items()) if e) or "-"
-    best = "-" if p.best is None else f"{p.best:.4f}"
+    best = significant(p.best)
     minutes, seconds = divmod(int(p.elapsed), 60)
     hours, minutes = divmod(minutes, 60)
     text = Text()
@@ -30,7 +30,15 @@ def render(p: Progress) -> Text:
     text.append(f"{bar} {done}/{total or '?'} trials")
     if p.failed:
         text.append(f" ({p.failed} failed)", style="red")
-    text.append(f" | running {p.running} ({epochs})")
+    if p.finished:
+        text.append(" | done")
+    elif p.running:
+        # A worker's epoch gauge keeps its last trial's value while it waits: shown only while
+        # trials run, and never after the search has finished.
+        epochs = ", ".join(f"{w} epoch {e}" for w, e in sorted(p.epochs.items()) if e)
+        text.append(f" | running {p.running}" + (f" ({epochs})" if epochs else ""))
+    else:
+        text.append(" | running 0")
     text.append(f" | best {p.objective} {best}", style="green")
     text.append(f" | {hours:d}:{minutes:02d}:{seconds:02d}")
     return text
