@@ -22,14 +22,15 @@ COPY pyproject.toml constraints.txt README.md ./
 COPY job ./job
 COPY examples ./examples
 
-# requirements.txt: pyproject's dependencies (and the s3 extra) less TensorFlow itself.
+# requirements.txt: pyproject's dependencies (and the s3 and gcs extras: S3, MinIO, GCS with Workload
+# Identity) less TensorFlow itself.
 RUN python3 -c "import sys; assert sys.version_info >= (3, 11), 'hptune needs Python 3.11+, the base has ' + sys.version" \
-    && python3 -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; deps = p['dependencies'] + p['optional-dependencies']['s3']; print('\n'.join(d for d in deps if not d.startswith('tensorflow')))" > /tmp/requirements.txt \
+    && python3 -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; deps = p['dependencies'] + p['optional-dependencies']['s3'] + p['optional-dependencies']['gcs']; print('\n'.join(d for d in deps if not d.startswith('tensorflow')))" > /tmp/requirements.txt \
     && python3 -m pip install --no-cache-dir --no-deps . \
     && python3 -m pip install --no-cache-dir -c constraints.txt -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt \
     && python3 -c "from importlib.metadata import version; v = version('tensorflow'); assert v == '${TENSORFLOW_VERSION}', 'TensorFlow changed to ' + v" \
-    && python3 -c "import tensorflow, keras_tuner, job.cli" \
+    && python3 -c "import tensorflow, keras_tuner, job.cli, s3fs, gcsfs" \
     && groupadd --system --gid 10001 hptune \
     && useradd --system --uid 10001 --gid 10001 --create-home --home-dir /home/hptune --shell /usr/sbin/nologin hptune
 

@@ -8,14 +8,14 @@ HPTUNE_DATA_DIR ?= $(wildcard $(abspath $(CURDIR)/../shared/data))
 export HPTUNE_DATA_DIR
 WORKERS ?= 2
 
-.PHONY: demo test check lint install install-test tools bench clean
+.PHONY: demo test test-containers check lint install install-test tools bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
 
 $(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[s3]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[s3,gcs]"
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml constraints.txt $(VENV)/.installed
@@ -30,7 +30,7 @@ demo: install
 	$(BIN)/hptune local examples/mnist.yaml --workers $(WORKERS)
 	$(BIN)/hptune show hptune-output/mnist-mlp --top 5
 
-## tools: the Prometheus server and Pushgateway the metrics tests scrape (Debian packages)
+## tools: the Prometheus server and Pushgateway the metrics tests scrape, Docker and mmdebstrap (Debian packages)
 tools:
 	bash scripts/install-test-tools.sh
 
@@ -44,9 +44,15 @@ lint: install-test
 check: lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit
 
-## test: install everything, lint, and run the whole suite (unit and integration)
+## test: install everything, lint, and run the whole suite (unit and integration, then containers)
 test: install-test tools lint
-	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=12
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=12 --ignore=tests/containers
+	$(MAKE) --no-print-directory test-containers
+
+## test-containers: the image (Dockerfile on a stand-in base) and the chart's pods as Docker containers
+## (docs/containers.md); starts dockerd when none answers, and fails here if it cannot
+test-containers: install-test tools
+	HPTUNE_REQUIRE_DOCKER=1 $(BIN)/python -m pytest -q -p no:cacheprovider -rs --durations=12 tests/containers
 
 bench: install-test
 	$(BIN)/python -m benchmarks.trial_throughput

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, NoReturn
 from rich.console import Console
 from rich.text import Text
 
-from job.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, BadInput, HptuneError, SearchFailed
+from job.errors import EXIT_INTERRUPTED, EXIT_OK, BadInput, HptuneError, SearchFailed
 
 if TYPE_CHECKING:
     from job.search.run import Summary
@@ -76,7 +76,15 @@ def _parser() -> argparse.ArgumentParser:
 
     show = sub.add_parser("show", help="print a search's leaderboard and best model, verified")
     show.add_argument("uri", help="the search's output location (spec.output.uri)")
-    show.add_argument("--top", type=int, default=10, help="leaderboard rows to print")
+    show.add_argument("--top", type=int, help="leaderboard rows to print (default 10; --json, --csv: all)")
+    shape = show.add_mutually_exclusive_group()
+    shape.add_argument("--wide", action="store_true", help="every column, unabbreviated, however wide")
+    shape.add_argument("--json", action="store_true", help="everything as JSON, every digit")
+    shape.add_argument("--csv", action="store_true", help="leaderboard.csv as it is, every digit")
+
+    report = sub.add_parser("report", help="write a search's results as one self-contained HTML page")
+    report.add_argument("uri", help="the search's output location (spec.output.uri)")
+    report.add_argument("--output", help="where to write it (a path or URI; default URI/report.html)")
     return parser
 
 
@@ -114,7 +122,13 @@ def _dispatch(args: argparse.Namespace, out: Console, err: Console) -> int:
     if args.command == "show":
         from job.observability.show import show
 
-        show(args.uri, out, top=args.top)
+        shape = "wide" if args.wide else "json" if args.json else "csv" if args.csv else "table"
+        show(args.uri, out, top=args.top, output_format=shape)
+        return EXIT_OK
+    if args.command == "report":
+        from job.observability.report import report
+
+        out.print(f"report written to {report(args.uri, args.output)}", highlight=False, soft_wrap=True)
         return EXIT_OK
     job = load_spec(args.spec)
     if getattr(args, "output", None):
@@ -176,12 +190,15 @@ def _run(job: JobSpec, spec_dir: Path, args: argparse.Namespace, out: Console, e
 
         restart(env.restarts)
     _print_summary(summary, out, err)
-    return EXIT_OK if summary.ok else EXIT_FAILED
+    return summary.exit_code
 
 
 def _print_summary(summary: Summary, out: Console, err: Console) -> None:
     if summary.role.startswith("tuner"):
         out.print(f"{summary.role}: done, {summary.trials_completed} trials run here")
+        return
+    if summary.ok and summary.best_trial is None:  # a search that had ended before this process
+        out.print(f"{summary.reason}: results in {summary.output}", highlight=False)
         return
     if not summary.ok:
         err.print(
@@ -194,7 +211,9 @@ def _print_summary(summary: Summary, out: Console, err: Console) -> None:
     if summary.best_trial is None:
         return
     values = ", ".join(f"{k}={v}" for k, v in (summary.best_hyperparameters or {}).items())
-    score = "-" if summary.best_score is None else f"{summary.best_score:.6g}"
+    from job.observability.numbers import significant
+
+    score = significant(summary.best_score)  # 4 significant digits; leaderboard.csv has them all
     out.print(
         f"{summary.trials_completed} trials completed, {summary.trials_failed} failed. "
         f"Best: trial {summary.best_trial}, score {score}",

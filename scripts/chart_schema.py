@@ -99,6 +99,12 @@ def _placement(role: str) -> dict[str, Schema]:
         "nodeSelector": {**_STRING_MAP, "description": f"Node labels for the {role} pods."},
         "tolerations": {**_TOLERATIONS, "description": f"Extra tolerations for the {role} pods."},
         "affinity": {**_OPEN_OBJECT, "description": f"Affinity rules for the {role} pods."},
+        "topologySpreadConstraints": {**_OBJECTS, "description": f"Topology spread of the {role} pods."},
+        "terminationGracePeriodSeconds": _integer(description=f"Seconds the {role} has after SIGTERM."),
+        "labels": {**_STRING_MAP, "description": f"Labels of the {role} Job."},
+        "annotations": {**_STRING_MAP, "description": f"Annotations of the {role} Job."},
+        "podLabels": {**_STRING_MAP, "description": f"Labels of the {role} pods."},
+        "podAnnotations": {**_STRING_MAP, "description": f"Annotations of the {role} pods."},
     }
 
 
@@ -119,7 +125,19 @@ def chart_values_schema() -> dict[str, Schema]:
         },
         "nameOverride": _string(),
         "fullnameOverride": _string(),
-        "clusterDomain": _string("The cluster's DNS domain.", pattern=_DNS_NAME),
+        "clusterDomain": {
+            "type": "string",
+            "pattern": f"^$|{_DNS_NAME}",
+            "description": "The cluster's DNS domain, for the chief's FQDN; empty: its short name.",
+        },
+        "labels": {**_STRING_MAP, "description": "Labels for every object (e.g. Kueue's queue-name)."},
+        "podLabels": {**_STRING_MAP, "description": "Labels for every pod."},
+        "newSearch": _string(
+            "Any new value starts a new search: new Jobs, and the spec may change.",
+            pattern="^([a-z0-9]([-a-z0-9]{0,8}[a-z0-9])?)?$",
+        ),
+        "schedulerName": _string("The scheduler of every pod; empty: the default."),
+        "validation": _closed({"enabled": _BOOLEAN}),
         "outputVolume": _closed(
             {
                 "claimName": _string("An existing PersistentVolumeClaim mounted in every pod."),
@@ -177,7 +195,10 @@ def chart_values_schema() -> dict[str, Schema]:
         "networkPolicy": _closed(
             {
                 "enabled": _BOOLEAN,
-                "metricsNamespace": _string("The namespace Prometheus scrapes from; empty: any."),
+                "metricsFrom": {
+                    **_OBJECTS,
+                    "description": "NetworkPolicyPeers that may scrape metrics; empty: any.",
+                },
             },
         ),
         "tests": _closed({"enabled": _BOOLEAN}),

@@ -1,4 +1,4 @@
-"""Regenerate what is derived from the chart: charts/values.schema.json and k8s/job.yaml.
+"""Regenerate what is derived: charts/values.schema.json, charts/templates/_exitcodes.tpl, k8s/job.yaml.
 
     python scripts/render_manifests.py           # write both
     python scripts/render_manifests.py --check   # exit 1 if either differs from a fresh generation
@@ -21,11 +21,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from scripts.chart_schema import values_schema_text  # noqa: E402
+from scripts.exit_codes import template_text as exit_codes_text  # noqa: E402
 
 CHART = REPO / "charts"
 SCHEMA = CHART / "values.schema.json"
+EXIT_CODES_TEMPLATE = CHART / "templates" / "_exitcodes.tpl"
 MANIFESTS = REPO / "k8s" / "job.yaml"
 RELEASE = "hptune"
+SECRET = "hptune-storage"  # k8s/job.yaml: where the pods' storage credentials come from
 NAMESPACE = "default"
 
 # Helm's install order for the kinds the chart renders; other kinds (the PodMonitor) go last.
@@ -59,7 +62,8 @@ def render(
 def documents(rendered: dict[str, str], hooks: bool = False) -> list[tuple[str, str, dict[str, object]]]:
     """(template path, text, object) for every object, in Helm's install order.
 
-    NOTES.txt is left out, and so are hooks (the `helm test` pod) unless `hooks` is true.
+    NOTES.txt is left out, and so are hooks (the `helm test` pod, the validation Job) unless
+    `hooks` is true.
     """
     found = []
     for path, text in rendered.items():
@@ -67,7 +71,8 @@ def documents(rendered: dict[str, str], hooks: bool = False) -> list[tuple[str, 
             continue
         for chunk in DOCUMENT_SEPARATOR.split(text):
             obj = yaml.safe_load(chunk)
-            if obj:
+            is_hook = "helm.sh/hook" in ((obj or {}).get("metadata") or {}).get("annotations", {})
+            if obj and (hooks or not is_hook):
                 found.append((path, chunk.strip("\n"), obj))
 
     def order(item: tuple[str, str, dict[str, object]]) -> tuple[int, str]:
@@ -82,15 +87,23 @@ def manifests_text(release: str = RELEASE, namespace: str = NAMESPACE) -> str:
     """k8s/job.yaml: every object of the default rendering, one YAML stream."""
     header = (
         "# Plain Kubernetes manifests for hptune: the Helm chart (charts/) rendered with its default\n"
-        f'# values for a release named "{release}" in namespace "{namespace}". Generated: do not edit,\n'
-        "# run `python scripts/render_manifests.py` after changing the chart.\n"
+        f'# values for a release named "{release}", with credentials from the Secret "{SECRET}".\n'
+        "# Generated: do not edit, run `python scripts/render_manifests.py` after changing the chart.\n"
         "#\n"
-        "# Set spec.output.uri in the ConfigMap below to your bucket and give the pods credentials\n"
-        "# (or use `helm install hptune charts/ -f my-values.yaml`), then:\n"
-        "#   kubectl apply -f k8s/job.yaml\n"
+        "# 1. Set spec.output.uri in the ConfigMap below to your bucket.\n"
+        f"# 2. Create the Secret {SECRET} with the bucket's credentials (AWS_ACCESS_KEY_ID,\n"
+        "#    AWS_SECRET_ACCESS_KEY, and AWS_ENDPOINT_URL_S3 for MinIO), or leave it out and use\n"
+        "#    workload identity on the ServiceAccount.\n"
+        "# 3. kubectl apply -n NAMESPACE -f k8s/job.yaml\n"
+        "#    The objects carry no namespace; only the RoleBinding names its ServiceAccount's\n"
+        f'#    namespace ("{namespace}"): change it there for another namespace.\n'
+        "# Or use the chart: `helm install hptune charts/ -f my-values.yaml`.\n"
     )
+    values: dict[str, object] = {"envFrom": [{"secretRef": {"name": SECRET, "optional": True}}]}
     parts = [header]
-    for path, text, _ in documents(render(release=release, namespace=namespace)):
+    for path, text, _ in documents(render(values, release=release, namespace=namespace)):
+        # Namespace-independent: `kubectl apply -n` places every object.
+        text = re.sub(rf"^  namespace: {re.escape(namespace)}\n", "", text, flags=re.MULTILINE)
         parts.append(f"---\n# Source: {path}\n{text}\n")
     return "".join(parts)
 
@@ -104,12 +117,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="only report stale files (exit 1)")
     args = parser.parse_args(argv)
 
-    schema = values_schema_text()
     stale = []
-    if _current(SCHEMA) != schema:
-        stale.append(SCHEMA)
-        if not args.check:
-            SCHEMA.write_text(schema)
+    for path, text in ((SCHEMA, values_schema_text()), (EXIT_CODES_TEMPLATE, exit_codes_text())):
+        if _current(path) != text:
+            stale.append(path)
+            if not args.check:
+                path.write_text(text)
     # Rendered after the schema is written: Helm validates the default values against it.
     manifests = manifests_text()
     if _current(MANIFESTS) != manifests:

@@ -36,14 +36,50 @@ helm.sh/chart: {{ include "hptune.chart" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: hptune
+{{- with .Values.labels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* "-<newSearch>" when newSearch is set: a new search gets new Jobs (their pod templates cannot change). */}}
+{{- define "hptune.searchSuffix" -}}
+{{- with .Values.newSearch }}-{{ . }}{{ end }}
 {{- end }}
 
 {{- define "hptune.chiefJob" -}}
-{{ include "hptune.fullname" . }}-chief
+{{ include "hptune.fullname" . }}-chief{{ include "hptune.searchSuffix" . }}
 {{- end }}
 
 {{- define "hptune.workerJob" -}}
-{{ include "hptune.fullname" . }}-worker
+{{ include "hptune.fullname" . }}-worker{{ include "hptune.searchSuffix" . }}
+{{- end }}
+
+{{/* The job spec as the pods read it, and its checksum: a changed spec is a new ConfigMap. */}}
+{{- define "hptune.specText" -}}
+{{ toYaml .Values.spec }}
+{{- end }}
+
+{{- define "hptune.specChecksum" -}}
+{{ include "hptune.specText" . | sha256sum | trunc 16 }}
+{{- end }}
+
+{{- define "hptune.specConfigMap" -}}
+{{ include "hptune.fullname" . }}-spec-{{ include "hptune.specChecksum" . | trunc 8 }}
+{{- end }}
+
+{{/*
+Refuse an upgrade that changes a running search's spec: its pods would train on the new spec while
+its chief refuses it (the output holds the old search). The chief Job found in the cluster carries
+the checksum of the spec it runs. A new search is explicit: set newSearch (new Jobs).
+*/}}
+{{- define "hptune.checkSpecChange" -}}
+{{- $running := lookup "batch/v1" "Job" .Release.Namespace (include "hptune.chiefJob" .) }}
+{{- if $running }}
+{{- $was := index ($running.metadata.annotations | default dict) "hptune.io/spec-checksum" | default "" }}
+{{- if and $was (ne $was (include "hptune.specChecksum" .)) }}
+{{- fail (printf "the job spec changed (checksum %s, running %s) while the search %s runs: a running search's spec cannot change. To start a new search, set newSearch to a new value (e.g. --set newSearch=2) and a new spec.spec.output.uri, or helm uninstall %s first" (include "hptune.specChecksum" .) $was (include "hptune.chiefJob" .) .Release.Name) }}
+{{- end }}
+{{- end }}
 {{- end }}
 
 {{/* The headless Service in front of the chief pod; workers resolve it. */}}
@@ -51,8 +87,13 @@ app.kubernetes.io/part-of: hptune
 {{ include "hptune.fullname" . }}-chief
 {{- end }}
 
+{{/* The chief's DNS name: the Service's short name (same namespace), or its FQDN with clusterDomain. */}}
 {{- define "hptune.chiefHost" -}}
+{{- if .Values.clusterDomain -}}
 {{ include "hptune.chiefService" . }}.{{ .Release.Namespace }}.svc.{{ .Values.clusterDomain }}
+{{- else -}}
+{{ include "hptune.chiefService" . }}
+{{- end -}}
 {{- end }}
 
 {{- define "hptune.serviceAccountName" -}}
@@ -122,11 +163,15 @@ The pod spec shared by the chief and the workers. Call with (dict "root" $ "role
 {{- $metricsPort := include "hptune.metricsPort" $root | int }}
 {{- $gpu := and (eq $role "worker") (gt (int $values.gpu.count) 0) }}
 restartPolicy: Never
+terminationGracePeriodSeconds: {{ $roleValues.terminationGracePeriodSeconds }}
 serviceAccountName: {{ include "hptune.serviceAccountName" $root }}
 automountServiceAccountToken: {{ eq $role "chief" }}
 enableServiceLinks: false
 {{- with $values.priorityClassName }}
 priorityClassName: {{ . }}
+{{- end }}
+{{- with $values.schedulerName }}
+schedulerName: {{ . }}
 {{- end }}
 {{- if and $gpu $values.worker.runtimeClassName }}
 runtimeClassName: {{ $values.worker.runtimeClassName }}
@@ -143,6 +188,10 @@ nodeSelector:
 {{- end }}
 {{- with $roleValues.affinity }}
 affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $roleValues.topologySpreadConstraints }}
+topologySpreadConstraints:
   {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- $tolerations := $roleValues.tolerations }}
@@ -242,7 +291,7 @@ containers:
 volumes:
   - name: spec
     configMap:
-      name: {{ include "hptune.fullname" $root }}-spec
+      name: {{ include "hptune.specConfigMap" $root }}
   - name: tmp
     emptyDir:
       sizeLimit: {{ $values.scratch.tmpSizeLimit }}
@@ -257,18 +306,4 @@ volumes:
   {{- with $values.extraVolumes }}
   {{- toYaml . | nindent 2 }}
   {{- end }}
-{{- end }}
-
-{{/* Ignore evictions and preemptions; exit code 2 (bad input) fails at once. */}}
-{{- define "hptune.podFailurePolicy" -}}
-rules:
-  - action: Ignore
-    onPodConditions:
-      - type: DisruptionTarget
-        status: "True"
-  - action: {{ .action }}
-    onExitCodes:
-      containerName: hptune
-      operator: In
-      values: [2]
 {{- end }}

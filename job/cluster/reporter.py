@@ -2,10 +2,12 @@
 
 Inside a cluster the chief keeps its progress as annotations on its own Job (`hptune.io/...`:
 trials done, failed and running, the best objective and trial, the state), records Events on
-that Job (a new best trial, a failed trial and why, the search's end), and when the search ends,
-well or not, suspends the worker Job (unless it has finished) so that no worker pod keeps holding
-a GPU. The chart's Role allows exactly these requests: get and patch the chief's Job, get and
-patch the worker Job, create Events.
+that Job (a new best trial, a failed trial and why, the search's end). Workers end by themselves
+when the search is over (exit 0; the worker Job's successPolicy then completes it and removes any
+worker still Pending). When the search failed, the chief ends the worker Job too, in a terminal
+state that its TTL applies to: it sets the Job's activeDeadlineSeconds, so Kubernetes stops the
+pods and marks the Job failed (never `suspend`, which Kueue owns). The chart's Role allows exactly
+these requests: get and patch the chief's Job, get and patch the worker Job, create Events.
 
 Requests go out from one background thread, so the search never waits on the API server; a
 burst of progress updates collapses into one patch. A request that fails with a connection error,
@@ -141,7 +143,7 @@ def _describe(err: BaseException) -> str:
 
 @dataclass(frozen=True)
 class _Request:
-    kind: str  # annotations, events or suspend: failures are warned about once per kind
+    kind: str  # annotations, events or workers: failures are warned about once per kind
     what: str  # for the log: "record Event TrialFailed"
     send: Callable[[], None]
 
@@ -220,10 +222,8 @@ class ClusterReporter:
             )
         else:
             self._event("SearchFailed", f"the search failed: {_short(reason)}", warning=True)
-        if self.cluster.worker_job_name is not None:
-            self._enqueue(
-                _Request("suspend", f"suspend Job {self.cluster.worker_job_name}", self._suspend_workers)
-            )
+        if not ok and self.cluster.worker_job_name is not None:
+            self._enqueue(_Request("workers", f"end Job {self.cluster.worker_job_name}", self._end_workers))
         with self._cond:
             self._ended = True
             self._cond.notify_all()
@@ -339,8 +339,9 @@ class ClusterReporter:
         )
         self._job_uid = self._job_uid or job.get("metadata", {}).get("uid")
 
-    def _suspend_workers(self) -> None:
-        """Suspend the worker Job unless it has finished: Kubernetes then stops its pods."""
+    def _end_workers(self) -> None:
+        """End the worker Job of a failed search unless it has ended: an activeDeadlineSeconds it has
+        already passed makes Kubernetes stop its pods and mark it failed (DeadlineExceeded)."""
         name, namespace = self.cluster.worker_job_name, self.cluster.namespace
         worker = read_json(
             self._batch.read_namespaced_job(
@@ -350,27 +351,22 @@ class ClusterReporter:
                 _preload_content=False,
             )
         )
-        state = job_state(worker)
-        if state is not None:
-            log.info(
-                "Job %s has %s: no worker to stop",
-                name,
-                "been suspended" if state == "suspended" else "finished",
-            )
+        if job_state(worker) in ("succeeded", "failed"):
+            log.info("Job %s has ended: no worker to stop", name)
             return
         read_json(
             self._batch.patch_namespaced_job(
                 name,  # type: ignore[arg-type]
                 namespace,
-                {"spec": {"suspend": True}},
+                {"spec": {"activeDeadlineSeconds": 1}},
                 _request_timeout=REQUEST_TIMEOUT,
                 _content_type=MERGE_PATCH,
                 _preload_content=False,
             )
         )
-        log.info("suspended Job %s: its worker pods are stopped", name)
+        log.info("ended Job %s: its worker pods are stopped", name)
         if self.cluster.job_name is not None:
-            message = f"suspended the worker Job {name}: no worker pod holds a GPU"
+            message = f"ended the worker Job {name} (activeDeadlineSeconds): no worker pod holds a GPU"
             moment = self._clock()
             self._attempt(
                 _Request(

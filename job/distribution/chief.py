@@ -146,13 +146,22 @@ def serve_oracle(
     linger_seconds: float,
     tick: float = 0.5,
     should_stop: Callable[[], bool] = lambda: False,
+    startup_timeout: float = 0.0,
 ) -> None:
     """Serve until the search is over and every live worker has been told to stop (or, at once,
-    until `should_stop` says so)."""
+    until `should_stop` says so). With a `startup_timeout`, a search that no worker reached in
+    that time fails (workers Pending for GPUs would otherwise keep the chief waiting forever)."""
     server, _ = start_server(coordinator, address, port)
-    finished_at: float | None = None
+    started, finished_at = time.monotonic(), None
     try:
         while not should_stop():
+            if startup_timeout and not coordinator.last_seen and time.monotonic() - started > startup_timeout:
+                coordinator.fail(
+                    f"no worker reached the chief within {startup_timeout:g} s "
+                    "(spec.distribution.startupTimeoutSeconds): are the worker pods Pending for GPUs? "
+                    "(kubectl get pods; kubectl describe pod shows why)"
+                )
+                break
             coordinator.expire_leases()
             if coordinator.finished:
                 finished_at = finished_at or time.monotonic()

@@ -24,7 +24,7 @@ from job.distribution.wire import (
     encode_json,
     method_path,
 )
-from job.errors import InfrastructureError, SearchFailed
+from job.errors import EXIT_CHIEF_UNREACHABLE, InfrastructureError, SearchFailed
 from job.kt_adapter import HyperParameters, Status, Trial, new_trial, service, service_grpc, trial_from_proto
 from job.retry import Backoff
 
@@ -36,6 +36,8 @@ RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 
 class ChiefUnreachable(InfrastructureError):
     """The chief could not be reached within the configured wait."""
+
+    exit_code = EXIT_CHIEF_UNREACHABLE
 
 
 class ChiefError(InfrastructureError):

@@ -87,9 +87,7 @@ def promote_best(
                 "be written"
             ) from None
         metrics = {name: best.metrics.get_best_value(name) for name in best.metrics.metrics}
-        (stage / "hyperparameters.json").write_text(
-            json.dumps(public_values(best.hyperparameters.values), indent=2)
-        )
+        (stage / "hyperparameters.json").write_text(json.dumps(public_values(best.hyperparameters), indent=2))
         (stage / "metrics.json").write_text(
             json.dumps(
                 finite_json(
@@ -130,7 +128,7 @@ def model_card(
     best: Trial, trials: Sequence[Trial], objective: str, direction: str, card: dict[str, Any]
 ) -> str:
     """best/README.md: what was searched, on what data, what won, and with which libraries."""
-    values = public_values(best.hyperparameters.values)
+    values = public_values(best.hyperparameters)
     metrics = {name: best.metrics.get_best_value(name) for name in best.metrics.metrics}
     completed = [t for t in ranked(trials, direction) if t.status == COMPLETED and t.score is not None]
     lines = [

@@ -77,6 +77,9 @@ class Coordinator:
         self.started_at: dict[str, float] = {}
         self.exhausted = False
         self.failure: str | None = None
+        # A failure for good (the search itself failed) or of the infrastructure (storage), after
+        # which a restarted chief resumes.
+        self.failure_final = True
         self.version = 0  # bumped on every state change worth a snapshot
         self.on_end: Callable[[], None] | None = None  # persists state after each trial end
         # Makes a counted attempt's staged files the trial's own: publish(trial_id, tuner_id).
@@ -167,7 +170,7 @@ class Coordinator:
             try:
                 self.publish(trial.trial_id, tuner_id)  # storage: outside the lock
             except Exception as err:
-                self.fail(f"cannot publish trial {trial.trial_id}: {err}")
+                self.fail(f"cannot publish trial {trial.trial_id}: {err}", final=False)
                 return False
         with self.lock:
             self._adopt_metrics(trial)
@@ -183,13 +186,17 @@ class Coordinator:
         try:
             self.on_end()
         except Exception as err:
-            self.fail(f"cannot save the search state: {err}")
+            self.fail(f"cannot save the search state: {err}", final=False)
 
-    def fail(self, reason: str) -> None:
-        """End the whole search: workers are told on their next request, with this reason."""
+    def fail(self, reason: str, final: bool = True) -> None:
+        """End the whole search: workers are told on their next request, with this reason.
+
+        `final`: the search failed for good; otherwise the infrastructure failed (storage) and a
+        restarted chief resumes where this one stopped."""
         with self.lock:
             if self.failure is None:
                 self.failure = reason
+                self.failure_final = final
                 log.error("search failed: %s", reason)
                 self._changed()
 

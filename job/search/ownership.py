@@ -120,7 +120,7 @@ class OutputLease:
                 f"{winner.describe(self.clock()) if winner else '(its record vanished)'}"
             )
         self.held = True
-        log.info("this process holds the output %s (lease %.0f s)", self.store.uri, self.lease_seconds)
+        log.debug("this process holds the output %s (lease %.0f s)", self.store.uri, self.lease_seconds)
 
     def renew(self) -> bool:
         """Rewrite the record with a fresh renewal time. False: another chief holds it now."""
@@ -193,3 +193,13 @@ class OutputLease:
             lease_seconds=self.lease_seconds,
         )
         self.store.write_text(OWNER_KEY, json.dumps(asdict(record), indent=2))
+
+
+def chief_silence(store: Store, clock: Callable[[], float] = time.time) -> float | None:
+    """Seconds since a chief last renewed its lease on the output; None when no chief holds it
+    (none started yet, or the last one gave it back) or the record cannot be read."""
+    try:
+        record = OwnerRecord(**json.loads(store.read_text(OWNER_KEY)))
+    except (FileNotFoundError, StorageError, ValueError, TypeError):
+        return None
+    return max(0.0, clock() - record.renewed)

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from job.errors import last_line
-from job.kt_adapter import Status, Trial
+from job.kt_adapter import HyperParameters, Status, Trial
+from job.observability.numbers import grid_value
 from job.search.objective import sort_key
 from job.storage import Store
 from job.storage.layout import attempts_prefix, trial_key
@@ -90,9 +91,19 @@ def save_model(store: Store, key: str, model: keras.Model) -> None:
         store.put_file(local, key)
 
 
-def public_values(hp_values: dict[str, Any]) -> dict[str, Any]:
-    """Hyperparameter values without Keras Tuner's internal `tuner/...` entries."""
-    return {k: v for k, v in hp_values.items() if not k.startswith("tuner/")}
+def public_values(hp: HyperParameters) -> dict[str, Any]:
+    """A trial's hyperparameter values as recorded and shown: without Keras Tuner's internal
+    `tuner/...` entries, and a stepped Float on the grid the user wrote (0.3, not the
+    0.30000000000000004 Keras Tuner computes as min + k * step; the oracle keeps its own value)."""
+    space = {p.name: p for p in hp.space}
+    return {k: _on_grid(v, space.get(k)) for k, v in hp.values.items() if not k.startswith("tuner/")}
+
+
+def _on_grid(value: Any, definition: Any) -> Any:
+    step = getattr(definition, "step", None)  # Int and Float have one; ints pass through unchanged
+    return grid_value(
+        value, getattr(definition, "min_value", None), step, getattr(definition, "sampling", None) or "linear"
+    )
 
 
 def ranked(trials: Sequence[Trial], direction: str) -> list[Trial]:
@@ -106,7 +117,7 @@ def ranked(trials: Sequence[Trial], direction: str) -> list[Trial]:
 
 def leaderboard_csv(trials: Sequence[Trial], objective: str, direction: str) -> str:
     rows = ranked(trials, direction)
-    names = sorted({k for t in rows for k in public_values(t.hyperparameters.values)})
+    names = sorted({k for t in rows for k in public_values(t.hyperparameters)})
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["rank", "trial_id", "status", objective, "best_step", *names, "error"])
@@ -114,7 +125,7 @@ def leaderboard_csv(trials: Sequence[Trial], objective: str, direction: str) -> 
     for t in rows:
         completed = t.status == COMPLETED and t.score is not None
         rank += completed
-        values = public_values(t.hyperparameters.values)
+        values = public_values(t.hyperparameters)
         writer.writerow(
             [
                 rank if completed else "",

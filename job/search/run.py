@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import tempfile
 import time
@@ -17,24 +18,26 @@ from job.cluster.feed import TrialFeed
 from job.cluster.reporter import reporter_for
 from job.distribution.recycle import MemoryWatch
 from job.environment import Chief, Environment, Standalone, Worker
-from job.errors import SearchFailed
+from job.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_SEARCH_FAILED, SearchFailed
 from job.kt_adapter import HyperParameters
 from job.observability.metrics import SearchMetrics, WorkerMetrics, push_summary, serve
+from job.observability.report import write_report_quietly
 from job.retry import Backoff
 from job.search.best import promote_best
 from job.search.coordinator import Coordinator
 from job.search.oracles import make_oracle
-from job.search.ownership import OutputLease, OutputLost
-from job.search.results import ModelPruner, leaderboard_csv, publish_attempt, ranked
-from job.search.snapshot import Snapshotter, load_snapshot, search_ended
+from job.search.ownership import OutputLease, OutputLost, chief_silence
+from job.search.results import ModelPruner, leaderboard_csv, public_values, publish_attempt, ranked
+from job.search.snapshot import Snapshotter, load_snapshot, recorded_outcome
 from job.search.worker import LocalAccess
 from job.search.worker import Worker as TrialLoop
-from job.spec.models import CustomModel, JobSpec
+from job.spec.models import JobSpec, MlpModel
 from job.storage import StorageError, Store
 from job.storage.layout import LEADERBOARD_KEY
 from job.training import device
 from job.training.data import Dataset, load_dataset
 from job.training.space import BuildModel, declared_space, make_builder, search_space
+from job.training.trial import check_fit
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,7 @@ class Summary:
     best_hyperparameters: dict[str, object] | None = None
     output: str = ""
     local_leaderboard: str | None = None
+    exit_code: int = EXIT_OK  # the contract's code for how this process's part ended
     restart: bool = False  # a worker that outgrew its memory: run it again (job/distribution/recycle.py)
 
 
@@ -101,7 +105,8 @@ def prepare_model(job: JobSpec, data: Dataset, spec_dir: Path | None) -> tuple[B
         import keras
 
         keras.mixed_precision.set_global_policy("mixed_float16")
-    build_model = make_builder(job, data.num_classes, data.input_shape, spec_dir)
+    check_fit(job.spec.training, data)
+    build_model = make_builder(job, data.output_units, data.input_shape, spec_dir)
     return build_model, search_space(job, build_model)
 
 
@@ -152,7 +157,7 @@ def run_standalone(job: JobSpec, env: Environment, options: Options) -> Summary:
         job, store, env.chief_identity or f"standalone {socket.gethostname()} pid {os.getpid()}"
     )
     try:
-        return _standalone(job, env, options, store, lease)
+        return ended_already(job, store, "standalone") or _standalone(job, env, options, store, lease)
     finally:
         lease.release()
 
@@ -161,7 +166,7 @@ def _standalone(
     job: JobSpec, env: Environment, options: Options, store: Store, lease: OutputLease
 ) -> Summary:
     store.check_writable()
-    data = load_dataset(job.spec.data, env.data_dir)
+    data = load_dataset(job.spec.data, env.data_dir, options.spec_dir)
     build_model, space = prepare_model(job, data, options.spec_dir)
     data = device.resident(data)
     registry, _ = _registry(job, options)
@@ -174,8 +179,11 @@ def _standalone(
     loop = TrialLoop(
         "tuner0", LocalAccess(coordinator, "tuner0"), job, build_model, data, store, worker_metrics
     )
+    stopped = False
     try:
         loop.run()
+    except KeyboardInterrupt:
+        stopped = _stopping("standalone")
     except SearchFailed:
         pass
     except StorageError as err:
@@ -185,8 +193,9 @@ def _standalone(
         snapshots.stop()
     if lease.lost.is_set():
         raise OutputLost(f"another chief took over {store.uri}; this search stopped without writing more")
-    summary = finish(job, coordinator, store, registry, role="standalone")
-    reporter.search_ended(summary.ok, summary.reason)
+    summary = finish(job, coordinator, store, registry, role="standalone", stopped=stopped)
+    if summary.exit_code in (EXIT_OK, EXIT_SEARCH_FAILED):
+        reporter.search_ended(summary.ok, summary.reason)
     return summary
 
 
@@ -196,7 +205,7 @@ def run_chief(job: JobSpec, env: Environment, role: Chief, options: Options) -> 
     port = options.oracle_port or role.port or dist.oracle_port
     lease = take_output(job, store, env.chief_identity or f"chief {socket.gethostname()}:{port}")
     try:
-        return _chief(job, env, role, options, store, lease, port)
+        return ended_already(job, store, "chief") or _chief(job, env, role, options, store, lease, port)
     finally:
         lease.release()
 
@@ -207,8 +216,8 @@ def _chief(
     from job.distribution.chief import serve_oracle
 
     store.check_writable()
-    if isinstance(job.spec.model, CustomModel):
-        # The builder may declare hyperparameters of its own; import it and discover them.
+    if not isinstance(job.spec.model, MlpModel):
+        # The builder (or HyperModel) may declare hyperparameters of its own; import it and discover them.
         space = search_space(job, make_builder(job, 0, (), options.spec_dir))
     else:
         space = declared_space(job)
@@ -222,18 +231,28 @@ def _chief(
     address = role.address or dist.bind_address
     reporter = reporter_for(env.cluster, objective=job.spec.tuner.objective.name)
     feed = TrialFeed(reporter, job.spec.tuner.objective.direction).follow(coordinator)
+    stopped = False
     try:
         serve_oracle(
-            coordinator, address, port, linger_seconds=dist.linger_seconds, should_stop=lease.lost.is_set
+            coordinator,
+            address,
+            port,
+            linger_seconds=dist.linger_seconds,
+            should_stop=lease.lost.is_set,
+            startup_timeout=dist.startup_timeout_seconds,
         )
+    except KeyboardInterrupt:  # SIGTERM: a deadline, a drain; keep what is done
+        stopped = _stopping("chief")
     finally:
         feed.stop()
         snapshots.stop()
     if lease.lost.is_set():
         raise OutputLost(f"another chief took over {store.uri}; this chief stopped without writing more")
-    summary = finish(job, coordinator, store, registry, role="chief")
-    # Only a finished search stops the workers: a chief that crashed is restarted and resumes.
-    reporter.search_ended(summary.ok, summary.reason)
+    summary = finish(job, coordinator, store, registry, role="chief", stopped=stopped)
+    # Only an ended search is reported as ended: a chief that failed on its infrastructure is
+    # restarted and resumes.
+    if summary.exit_code in (EXIT_OK, EXIT_SEARCH_FAILED):
+        reporter.search_ended(summary.ok, summary.reason)
     return summary
 
 
@@ -242,13 +261,15 @@ def run_worker(job: JobSpec, env: Environment, role: Worker, options: Options) -
 
     store = open_output(job)
     store.check_writable()
+    if (ended := ended_already(job, store, role.tuner_id)) is not None:
+        return ended
     if env.restarts:
         log.info(
             "%s: restarted (%d) with its memory released; going on with the search",
             role.tuner_id,
             env.restarts,
         )
-    data = load_dataset(job.spec.data, env.data_dir)
+    data = load_dataset(job.spec.data, env.data_dir, options.spec_dir)
     build_model, _ = prepare_model(job, data, options.spec_dir)
     data = device.resident(data)
     registry, _ = _registry(job, options)
@@ -259,7 +280,7 @@ def run_worker(job: JobSpec, env: Environment, role: Worker, options: Options) -
         role.tuner_id,
         wait_seconds=dist.chief_wait_seconds,
         heartbeat_seconds=dist.heartbeat_seconds,
-        search_ended=lambda: search_ended(store, job),
+        search_ended=lambda: search_over(job, store),
     )
     loop = TrialLoop(
         role.tuner_id,
@@ -288,38 +309,95 @@ def _stop_writing(coordinator: Coordinator, snapshots: Snapshotter) -> None:
     coordinator.fail("another chief took over this search's output")
 
 
+def ended_already(job: JobSpec, store: Store, role: str) -> Summary | None:
+    """A search that recorded its end is never run again: a chief (or worker) started on it leaves
+    at once with that outcome (a Job retrying a failed chief does not bring the search back)."""
+    ended = recorded_outcome(store, job)
+    if ended is None:
+        return None
+    if ended.state == "failed":
+        raise SearchFailed(
+            f"it had already failed before this process started ({ended.reason or 'no reason recorded'}); "
+            "a search that failed is not run again. "
+            f"To run it anew, give it another spec.output.uri or delete {store.url('')}"
+        )
+    log.info("%s: this search has already completed (%s); nothing to do", role, store.url("search.json"))
+    return Summary(role=role, ok=True, reason="the search had already completed", output=store.url(""))
+
+
+def search_over(job: JobSpec, store: Store) -> bool:
+    """Asked by a worker that cannot reach its chief between trials: True when the search ended
+    well (the worker leaves, exit 0). Raises SearchFailed when it failed, or when no chief has
+    renewed its lease on the output for `distribution.chiefGoneSeconds` (the chief Job is gone)."""
+    ended = recorded_outcome(store, job)
+    if ended is not None:
+        if ended.state == "failed":
+            raise SearchFailed(f"the search failed: {ended.reason or 'no reason recorded'}")
+        return True
+    silent = chief_silence(store)
+    limit = job.spec.distribution.chief_gone_seconds
+    if silent is not None and silent > limit:
+        raise SearchFailed(
+            f"no chief has renewed its lease on {store.uri} for {silent:.0f} s "
+            f"(spec.distribution.chiefGoneSeconds {limit:g}): its Job is gone; this worker leaves"
+        )
+    return False
+
+
+def _stopping(role: str) -> bool:
+    """A stop signal arrived: finish what is done (best/ from the completed trials), once."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut best/ in half
+    log.warning("%s: stopping (a signal): writing best/ from the trials completed so far", role)
+    return True
+
+
 def finish(
-    job: JobSpec, coordinator: Coordinator, store: Store, registry: CollectorRegistry, role: str
+    job: JobSpec,
+    coordinator: Coordinator,
+    store: Store,
+    registry: CollectorRegistry,
+    role: str,
+    stopped: bool = False,
 ) -> Summary:
-    """Write the leaderboard and best/, the final search.json and the metrics summary."""
+    """Write the leaderboard and best/, the final search.json and the metrics summary.
+
+    The state recorded (and the exit code) follows the exit-code contract: succeeded (0); failed
+    for good (3: too many failed trials, none completed), which no chief runs again; interrupted
+    (1: storage failed), which a restarted chief resumes; stopped by a signal (130: best/ holds the
+    best trial completed so far), which a new chief resumes too.
+    """
     objective = job.spec.tuner.objective
     trials = coordinator.trials()
     board = leaderboard_csv(trials, objective.name, objective.direction)
-    failure = coordinator.failure
     local_copy: str | None = None
     best = next(
         (t for t in ranked(trials, objective.direction) if t.score is not None and t.status == "COMPLETED"),
         None,
     )
+    if coordinator.failure is None and best is None and not stopped:
+        coordinator.fail("no trial completed; see the trial errors in the log and trials/*/trial.json")
+    failure = coordinator.failure
+    state = "succeeded" if failure is None else ("failed" if coordinator.failure_final else "interrupted")
+    if stopped and failure is None:
+        state, failure = "stopped", "stopped by a signal before the search ended"
     try:
         store.write_text(LEADERBOARD_KEY, board)
         if coordinator.pruner is not None:
             coordinator.pruner.sweep(trials, objective.direction)
-        if failure is None and best is not None:
+        if state in ("succeeded", "stopped") and best is not None:
             promote_best(store, best, trials, objective.name, objective.direction, _card(job, coordinator))
-        elif best is None and failure is None:
-            failure = "no trial completed; see the trial errors in the log and trials/*/trial.json"
-        Snapshotter(coordinator, store, job).write("failed" if failure else "succeeded")
+        Snapshotter(coordinator, store, job).write(state)
+        write_report_quietly(store)  # report.html beside best/; a failure is logged, never raised
     except StorageError as err:
-        failure = str(err)
-        coordinator.fail(failure)
+        coordinator.fail(str(err), final=False)
+        failure, state = coordinator.failure or str(err), "interrupted"
         local_copy = _keep_locally(job, board)
         if local_copy is not None:
             log.error("%s; the leaderboard is saved locally at %s", err, local_copy)
         try:  # search.json ends in the state the process exits with, where the store still allows
-            Snapshotter(coordinator, store, job).write("failed")
+            Snapshotter(coordinator, store, job).write(state)
         except StorageError as again:
-            log.error("cannot record the failed state in search.json either: %s", again)
+            log.error("cannot record the state in search.json either: %s", again)
     if coordinator.metrics is not None:
         coordinator.metrics.end(failed=failure is not None)
     push = job.spec.metrics.pushgateway
@@ -333,13 +411,12 @@ def finish(
         trials_failed=sum(1 for t in trials if t.status == "FAILED"),
         best_trial=best.trial_id if best else None,
         best_score=best.score if best else None,
-        best_hyperparameters={
-            k: v for k, v in best.hyperparameters.values.items() if not k.startswith("tuner/")
-        }
-        if best
-        else None,
+        best_hyperparameters=public_values(best.hyperparameters) if best else None,
         output=store.url(""),
         local_leaderboard=local_copy,
+        exit_code={"succeeded": EXIT_OK, "failed": EXIT_SEARCH_FAILED, "stopped": EXIT_INTERRUPTED}.get(
+            state, EXIT_FAILED
+        ),
     )
 
 

@@ -11,6 +11,7 @@ import json
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from job.errors import BadInput
@@ -44,14 +45,32 @@ def load_snapshot(store: Store, job: JobSpec) -> dict[str, Any] | None:
     return saved["state"]
 
 
-def search_ended(store: Store, job: JobSpec) -> bool:
-    """Has this search (same spec) finished, by its search.json? For a worker that finds no chief."""
-    try:
-        status = json.loads(store.read_text(SEARCH_STATUS_KEY))
-    except (FileNotFoundError, StorageError, ValueError) as err:
-        log.debug("no finished search.json: %s", err)
-        return False
-    return status.get("fingerprint") == job.fingerprint() and status.get("state") in ("succeeded", "failed")
+TERMINAL_STATES = ("succeeded", "failed")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a search ended, as recorded in its output: `state` succeeded or failed, and why."""
+
+    state: str
+    reason: str | None = None
+
+
+def recorded_outcome(store: Store, job: JobSpec) -> Outcome | None:
+    """The end this search (same spec) recorded, from its snapshot or search.json; None while it
+    has not ended. A chief or worker started on an ended search leaves with that outcome."""
+    for key in (SNAPSHOT_KEY, SEARCH_STATUS_KEY):
+        try:
+            saved = json.loads(store.read_text(key))
+        except (FileNotFoundError, StorageError, ValueError) as err:
+            log.debug("no recorded outcome in %s: %s", key, err)
+            continue
+        if saved.get("fingerprint") != job.fingerprint():
+            continue
+        ended = saved.get("outcome") if key == SNAPSHOT_KEY else saved
+        if isinstance(ended, dict) and ended.get("state") in TERMINAL_STATES:
+            return Outcome(str(ended["state"]), ended.get("reason"))
+    return None
 
 
 def search_status(coordinator: Coordinator, job: JobSpec, state: str) -> dict[str, Any]:
@@ -75,7 +94,7 @@ def search_status(coordinator: Coordinator, job: JobSpec, state: str) -> dict[st
             else {
                 "trialId": best.trial_id,
                 objective.name: best.score,
-                "hyperparameters": public_values(best.hyperparameters.values),
+                "hyperparameters": public_values(best.hyperparameters),
             },
             "updatedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "spec": job.model_dump(mode="json", by_alias=True),
@@ -111,28 +130,35 @@ class Snapshotter:
             try:
                 self.write("running")
             except StorageError as err:
-                self.coordinator.fail(f"cannot save the search state: {err}")
+                self.coordinator.fail(f"cannot save the search state: {err}", final=False)
                 return
             self._stop.wait(self.interval)
 
-    def flush(self) -> None:
+    def flush(self, outcome: Outcome | None = None) -> None:
         """Make the current state durable (called when a trial ends, before the worker is told).
 
         Concurrent callers share one write: whoever finds the state already written returns.
+        With an `outcome`, the snapshot records that the search ended, always written.
         """
         version = self.coordinator.version
         with self._write_lock:
-            if self.written >= version:
+            if self.written >= version and outcome is None:
                 return
             version = self.coordinator.version
             text = self.coordinator.snapshot_text()
-            head = json.dumps({"fingerprint": self.job.fingerprint(), "name": self.job.name})
-            self.store.write_text(SNAPSHOT_KEY, f'{head[:-1]}, "state": {text}}}')
+            head: dict[str, Any] = {"fingerprint": self.job.fingerprint(), "name": self.job.name}
+            if outcome is not None:
+                head["outcome"] = {"state": outcome.state, "reason": outcome.reason}
+            encoded = json.dumps(head)
+            self.store.write_text(SNAPSHOT_KEY, f'{encoded[:-1]}, "state": {text}}}')
             self.written = version
 
     def write(self, state: str) -> None:
-        """The snapshot and search.json, with the search's state (running, succeeded, failed)."""
-        self.flush()
+        """The snapshot and search.json, with the search's state: running; succeeded or failed
+        (terminal: recorded in the snapshot too); interrupted or stopped (a restarted chief
+        resumes)."""
+        terminal = Outcome(state, self.coordinator.failure) if state in TERMINAL_STATES else None
+        self.flush(terminal)
         status = search_status(self.coordinator, self.job, state)
         self.store.write_text(SEARCH_STATUS_KEY, json.dumps(status, indent=2))
 

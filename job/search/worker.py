@@ -123,13 +123,20 @@ class Worker:
         self._scratch = tempfile.TemporaryDirectory(prefix="hptune-worker-")
 
     def run(self) -> int:
-        """Run trials until the search says stop. Returns how many trials this worker ran."""
+        """Run trials until the search says stop. Returns how many trials this worker ran.
+
+        A worker that has outgrown its memory restarts only when the search has more to do: it
+        asks for its next trial first (a restarted worker is handed the same trial again)."""
         idle = self.idle_seconds
+        outgrown = False
         try:
             while True:
                 trial = self.access.create_trial(self.tuner_id)
                 if trial.status == Status.STOPPED:
                     log.info("%s: the search is over; %d trials run here", self.tuner_id, self.trials_run)
+                    return self.trials_run
+                if outgrown:
+                    self.outgrown = True
                     return self.trials_run
                 if trial.status != Status.RUNNING:
                     time.sleep(idle)
@@ -140,20 +147,19 @@ class Worker:
                 if self.memory is not None and self.memory.outgrown():
                     log.info(
                         "%s: resident memory grew from %.0f to %.0f MiB over %d trials; restarting "
-                        "this worker to release it",
+                        "this worker to release it if the search goes on",
                         self.tuner_id,
                         self.memory.baseline / 2**20,
                         self.memory.last / 2**20,
                         self.trials_run,
                     )
-                    self.outgrown = True
-                    return self.trials_run
+                    outgrown = True
         finally:
             self._scratch.cleanup()
 
     def run_one(self, trial: Trial) -> None:
         tuner = self.job.spec.tuner
-        values = ", ".join(f"{k}={v}" for k, v in public_values(trial.hyperparameters.values).items())
+        values = ", ".join(f"{k}={v}" for k, v in public_values(trial.hyperparameters).items())
         log.info("%s: running trial %s (%s)", self.tuner_id, trial.trial_id, values)
         epoch_started = time.perf_counter()
         with self.access.lease(trial.trial_id) as lease:
@@ -163,7 +169,7 @@ class Worker:
                 now = time.perf_counter()
                 lease.report(epoch + 1, logs)
                 if self.metrics is not None:
-                    self.metrics.report_epoch(logs, len(self.data.x_train), now - epoch_started)
+                    self.metrics.report_epoch(logs, self.data.train_samples, now - epoch_started)
                     self.metrics.report_device_memory(device.memory_in_use())
                 epoch_started = now
 
@@ -200,7 +206,7 @@ class Worker:
             trial_id=trial.trial_id,
             worker=self.tuner_id,
             status="completed" if outcome.ok else "failed",
-            hyperparameters=public_values(trial.hyperparameters.values),
+            hyperparameters=public_values(trial.hyperparameters),
             metrics=outcome.metrics,
             best_step=outcome.best_step,
             history=outcome.history,

@@ -14,11 +14,15 @@ from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
     Tag,
     field_validator,
+    model_serializer,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
@@ -210,6 +214,38 @@ HyperParameter = Annotated[
 # Model
 
 HpRef = Annotated[str, Field(min_length=1, description="The name of a hyperparameter.")]
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+
+
+def _count_or_name(value: Any) -> Any:
+    """A whole number of at least 1, or the name of a hyperparameter (checked by `Spec`)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PydanticCustomError(
+            "int_type", "Input should be a valid integer or the name of a hyperparameter"
+        )
+    if isinstance(value, float) and not value.is_integer():
+        raise PydanticCustomError(
+            "int_from_float", "Input should be a valid integer, got a number with a fractional part"
+        )
+    if value < 1:
+        raise PydanticCustomError("greater_than_equal", "Input should be greater than or equal to 1")
+    return int(value)
+
+
+def _optimizer_or_name(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise PydanticCustomError(
+            "string_type",
+            f"Input should be one of {', '.join(OPTIMIZERS)} or the name of a hyperparameter",
+        )
+    return value
+
+
+# A count (epochs, batch size) or the name of an int hyperparameter that chooses it per trial.
+Count = Annotated[Annotated[int, Field(ge=1)] | HpRef, BeforeValidator(_count_or_name)]
+Optimizer = Annotated[Literal["adam", "adamw", "sgd", "rmsprop"] | HpRef, BeforeValidator(_optimizer_or_name)]
 
 
 class DenseLayer(_Model):
@@ -231,7 +267,9 @@ class MlpModel(_Model):
     type: Literal["mlp"] = "mlp"
     hidden: list[DenseLayer] = Field(min_length=1, description="Hidden Dense layers, in order.")
     output: OutputLayer = OutputLayer()
-    optimizer: Literal["adam", "adamw", "sgd", "rmsprop"] = "adam"
+    optimizer: Optimizer = Field(
+        "adam", description="adam, adamw, sgd or rmsprop, or the name of a choice hyperparameter of them."
+    )
     learning_rate: Annotated[float, Field(gt=0)] | HpRef = Field(
         1e-3, description="A number, or the name of a hyperparameter."
     )
@@ -248,6 +286,8 @@ class MlpModel(_Model):
                 refs.append((f"hidden[{i}].dropout", layer.dropout))
         if isinstance(self.learning_rate, str):
             refs.append(("learningRate", self.learning_rate))
+        if self.optimizer not in OPTIMIZERS:
+            refs.append(("optimizer", self.optimizer))
         return refs
 
 
@@ -266,20 +306,44 @@ class CustomModel(_Model):
         return value
 
 
+class HyperModelClass(_Model):
+    type: Literal["hypermodel"] = "hypermodel"
+    class_: str = Field(
+        alias="class",
+        description='"package.module:MyHyperModel": a keras_tuner.HyperModel subclass (or an instance of '
+        "one); its build(hp) and, when overridden, fit(hp, model, *args, **kwargs) are used as Keras "
+        "Tuner uses them. The spec file's directory is on the import path.",
+    )
+    args: dict[str, Any] = Field(
+        default_factory=dict, description="Keyword arguments for the class, when it is a class."
+    )
+
+    @field_validator("class_")
+    @classmethod
+    def _check_ref(cls, value: str) -> str:
+        if not BUILDER_REF.match(value):
+            raise ValueError(f'must look like "package.module:MyHyperModel"; got {value!r}')
+        return value
+
+
 def _model_tag(value: Any) -> str | None:
     if isinstance(value, dict):
         if "type" in value:
             return value["type"]
+        if "class" in value:
+            return "hypermodel"
         return "custom" if "builder" in value else "mlp"
     return getattr(value, "type", None)
 
 
 ModelSpec = Annotated[
-    Annotated[MlpModel, Tag("mlp")] | Annotated[CustomModel, Tag("custom")],
+    Annotated[MlpModel, Tag("mlp")]
+    | Annotated[CustomModel, Tag("custom")]
+    | Annotated[HyperModelClass, Tag("hypermodel")],
     Discriminator(
         _model_tag,
         custom_error_type="spec_model_kind",
-        custom_error_message="type must be mlp or custom",
+        custom_error_message="type must be mlp, custom or hypermodel",
     ),
 ]
 
@@ -296,19 +360,80 @@ class Validation(_Model):
 
 class Preprocessing(_Model):
     flatten: bool = Field(True, description="Flatten images to vectors (28x28 -> 784).")
-    scale: bool = Field(True, description="Scale pixel values to [0, 1].")
+    scale: bool = Field(
+        True,
+        description="Scale pixel values to [0, 1]; table features to mean 0 and variance 1 (with the "
+        "training split's statistics).",
+    )
     one_hot: bool = Field(True, description="One-hot encode integer labels.")
 
 
+# Which data fields apply to which sources (the others refuse them).
+_SOURCE_FIELDS: dict[str, tuple[str, ...]] = {
+    "loader": ("custom",),
+    "args": ("custom",),
+    "image_size": ("images",),
+    "color_mode": ("images",),
+    "labels": ("images",),
+    "label": ("table",),
+    "features": ("table",),
+    "categorical": ("table",),
+    "task": ("table",),
+    "format": ("table",),
+    "max_fetch_bytes": ("images", "table"),
+}
+DEFAULT_MAX_FETCH_BYTES = 10 * 2**30
+
+
 class DataSpec(_Model):
-    source: Literal["mnist", "fashion_mnist", "digits", "npz"] = Field(
-        description="mnist and fashion_mnist (Keras datasets), digits (scikit-learn, offline) "
-        "or npz (x_train, y_train, x_test, y_test arrays at any fsspec URI)."
+    source: Literal["mnist", "fashion_mnist", "digits", "npz", "custom", "images", "table"] = Field(
+        description="mnist and fashion_mnist (Keras datasets), digits (scikit-learn, offline), npz "
+        "(x_train, y_train, x_test, y_test arrays at any fsspec URI), custom (your own loader), images "
+        "(a folder with a subdirectory per class) or table (CSV or Parquet), both at any fsspec URI."
     )
     path: str | None = Field(
         None,
-        description="npz: the file's URI (required). mnist/fashion_mnist: a local file or "
-        "directory to load instead of downloading (HPTUNE_DATA_DIR works too).",
+        description="npz, images, table: the file's or folder's URI (required). mnist/fashion_mnist: a "
+        "local file or directory to load instead of downloading (HPTUNE_DATA_DIR works too).",
+    )
+    loader: str | None = Field(
+        None,
+        description='custom: "package.module:load_data" (required), returning ((x_train, y_train), '
+        "(x_val, y_val)) arrays, or a mapping with train and validation entries that are (x, y) arrays, "
+        "tf.data.Datasets or keras.utils.PyDatasets. The spec file's directory is on the import path.",
+    )
+    args: dict[str, Any] | None = Field(None, description="custom: keyword arguments for the loader.")
+    image_size: tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]] | None = Field(
+        None, description="images: [height, width] every image is resized to; [256, 256] when unset."
+    )
+    color_mode: Literal["grayscale", "rgb", "rgba"] | None = Field(
+        None, description="images: the channels read (1, 3 or 4); rgb when unset."
+    )
+    labels: Literal["inferred"] | None = Field(
+        None, description="images: inferred (the default): one class per subdirectory of path."
+    )
+    label: str | None = Field(None, min_length=1, description="table: the column to predict (required).")
+    features: list[Annotated[str, Field(min_length=1)]] | None = Field(
+        None,
+        min_length=1,
+        description="table: the feature columns; every numeric column but the label when unset.",
+    )
+    categorical: list[Annotated[str, Field(min_length=1)]] | None = Field(
+        None, description="table: columns to one-hot encode (text or integer codes), as features."
+    )
+    task: Literal["classification", "regression"] | None = Field(
+        None,
+        description="table: classification (the default; the label's values are the classes) or "
+        "regression (a numeric label).",
+    )
+    format: Literal["csv", "parquet"] | None = Field(
+        None, description="table: csv or parquet; from the file name when unset (.csv, .csv.gz, .parquet)."
+    )
+    max_fetch_bytes: int | None = Field(
+        None,
+        gt=0,
+        description="images, table: the most bytes fetched from a remote path, once per worker, into "
+        "the temporary directory (TMPDIR); 10 GiB when unset.",
     )
     validation: Validation = Validation()
     preprocessing: Preprocessing = Preprocessing()
@@ -322,13 +447,69 @@ class DataSpec(_Model):
             _no_password(value)
         return value
 
+    @model_serializer(mode="wrap")
+    def _omit_unused(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> dict[str, Any]:
+        """Source fields left unset are not written out: a spec of another source dumps (and so
+        fingerprints) as it did before they existed."""
+        dumped: dict[str, Any] = handler(self)
+        for name in _SOURCE_FIELDS:
+            if getattr(self, name) is None:
+                dumped.pop(to_camel(name) if info.by_alias else name, None)
+        return dumped
+
+    @field_validator("loader")
+    @classmethod
+    def _check_loader(cls, value: str | None) -> str | None:
+        if value is not None and not BUILDER_REF.match(value):
+            raise ValueError(f'must look like "package.module:load_data"; got {value!r}')
+        return value
+
     @model_validator(mode="after")
     def _check_path(self) -> DataSpec:
-        if self.source == "npz" and not self.path:
-            raise _field_error("path", "is required with source: npz (a file URI)")
+        source = self.source
+        for name, sources in _SOURCE_FIELDS.items():
+            if getattr(self, name) is not None and source not in sources:
+                raise _field_error(to_camel(name), f"applies only to source: {' or '.join(sources)}")
+        if source in ("npz", "images", "table") and not self.path:
+            kind = "folder" if source == "images" else "file"
+            raise _field_error("path", f"is required with source: {source} (a {kind} URI)")
         if self.source == "digits" and self.path:
             raise _field_error("path", "is not used with source: digits (bundled with scikit-learn)")
+        if source == "custom":
+            if not self.loader:
+                raise _field_error("loader", 'is required with source: custom ("package.module:load_data")')
+            if self.path:
+                raise _field_error("path", "is not used with source: custom; pass it to the loader in args")
+            for name, default in (("validation", Validation()), ("preprocessing", Preprocessing())):
+                if getattr(self, name) != default:
+                    raise _field_error(
+                        name,
+                        "is not used with source: custom: the loader returns training and validation "
+                        "data ready to train on",
+                    )
+        if source in ("images", "table") and self.validation.source == "test":
+            raise _field_error(
+                "validation.source",
+                f"test is not available with source: {source} (no test set); use split",
+            )
+        if source == "table":
+            self._check_columns()
         return self
+
+    def _check_columns(self) -> None:
+        if not self.label:
+            raise _field_error("label", "is required with source: table (the column to predict)")
+        for name in ("features", "categorical"):
+            columns = getattr(self, name) or []
+            if self.label in columns:
+                raise _field_error(name, f"lists the label column {self.label!r}")
+            repeated = sorted({c for c in columns if columns.count(c) > 1})
+            if repeated:
+                raise _field_error(name, f"lists {repeated} more than once")
+        if self.features is not None:
+            outside = [c for c in self.categorical or [] if c not in self.features]
+            if outside:
+                raise _field_error("categorical", f"{outside} are not among spec.data.features")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -386,8 +567,16 @@ class EarlyStopping(_Model):
 
 
 class TrainingSpec(_Model):
-    epochs: int = Field(2, ge=1)
-    batch_size: int = Field(32, ge=1)
+    epochs: Count = Field(
+        2,
+        description="Epochs each trial trains for, or the name of an int hyperparameter (not with "
+        "hyperband, which schedules epochs itself).",
+    )
+    batch_size: Count = Field(
+        32,
+        description="Samples per training step, or the name of an int hyperparameter (an int choice or "
+        "range). Streamed data (tf.data, PyDataset) comes batched: then it is not used.",
+    )
     early_stopping: EarlyStopping | None = None
     verbose: Literal[0, 1, 2] = Field(0, description="Keras fit verbosity inside each trial.")
     # The fast trial path: none of these changes what a trial learns, only how fast it runs.
@@ -487,6 +676,18 @@ class DistributionSpec(_Model):
         description="A worker whose resident memory has grown by this fraction since its first trial "
         "restarts itself between trials (same worker id; data loaded again); 0 never restarts.",
     )
+    chief_gone_seconds: float = Field(
+        900.0,
+        gt=0,
+        description="A worker that finds no chief, and no chief renewing its lease on the output for "
+        "this long, takes the search as failed for good and leaves (exit 3).",
+    )
+    startup_timeout_seconds: float = Field(
+        0.0,
+        ge=0,
+        description="The chief fails the search when no worker has reached it this long after it "
+        "started (workers Pending for GPUs); 0: wait without limit.",
+    )
 
     @model_validator(mode="after")
     def _check_heartbeat(self) -> DistributionSpec:
@@ -559,11 +760,15 @@ class Spec(_Model):
             for path, name in self.model.hp_refs():
                 if name not in seen:
                     hint = suggest(name, seen)
+                    also = f"; or name an optimizer: {', '.join(OPTIMIZERS)}" if path == "optimizer" else ""
                     raise _field_error(
                         f"model.{path}",
                         f"refers to hyperparameter {name!r}, which is not defined in "
-                        f"spec.hyperparameters{hint}",
+                        f"spec.hyperparameters{hint}{also}",
                     )
+                if path == "optimizer":
+                    _check_optimizer_hp(self.hyperparameters[seen[name]], seen[name])
+        self._check_training_refs(seen)
         if self.tuner.algorithm == "grid":
             for i, hp in enumerate(self.hyperparameters):
                 if isinstance(hp, FloatHP) and hp.step is None:
@@ -581,6 +786,64 @@ class Spec(_Model):
                     f"{objective!r} is not a metric this model reports; one of {sorted(known)}",
                 )
         return self
+
+    def _check_training_refs(self, seen: dict[str, int]) -> None:
+        """training.epochs and batchSize may name an int hyperparameter: a choice or range of counts."""
+        training = self.training
+        for field, ref in (("epochs", training.epochs), ("batchSize", training.batch_size)):
+            if not isinstance(ref, str):
+                continue
+            if ref not in seen:
+                raise _field_error(
+                    f"training.{field}",
+                    f"Input should be a valid integer or the name of a hyperparameter; {ref!r} is not "
+                    f"defined in spec.hyperparameters{suggest(ref, seen)}",
+                )
+            index = seen[ref]
+            kind = _count_kind(self.hyperparameters[index])
+            if kind is not None:
+                raise _field_error(
+                    f"training.{field}",
+                    f"names hyperparameter {ref!r} (hyperparameters[{index}]), {kind}; it must be an int "
+                    "choice or int range of values of at least 1 (for example type: choice, "
+                    "values: [32, 64, 128])",
+                )
+            if field == "epochs" and self.tuner.algorithm == "hyperband":
+                raise _field_error(
+                    "training.epochs",
+                    "cannot name a hyperparameter with algorithm: hyperband, which sets each trial's "
+                    "epochs itself (tuner.hyperband.maxEpochs)",
+                )
+
+
+def _count_kind(hp: HyperParameter) -> str | None:
+    """None when `hp` only ever takes whole numbers of at least 1; else what it is, for the message."""
+    match hp:
+        case IntHP():
+            return None if hp.min >= 1 else f"an int range from {hp.min}"
+        case ChoiceHP():
+            ints = all(isinstance(v, int) and not isinstance(v, bool) for v in hp.values)
+            if not ints:
+                return f"a choice of {sorted({_value_kind(v) for v in hp.values})} values {hp.values}"
+            low = min(v for v in hp.values if isinstance(v, int))
+            return None if low >= 1 else f"a choice including {low}"
+        case FixedHP():
+            value = hp.value
+            ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
+            return None if ok else f"fixed at {value!r}"
+        case _:
+            return f"a {hp.type} hyperparameter"
+
+
+def _check_optimizer_hp(hp: HyperParameter, index: int) -> None:
+    values = hp.values if isinstance(hp, ChoiceHP) else [hp.value] if isinstance(hp, FixedHP) else None
+    if values is None or any(v not in OPTIMIZERS for v in values):
+        what = f"values {values}" if values is not None else f"a {hp.type} hyperparameter"
+        raise _field_error(
+            "model.optimizer",
+            f"names hyperparameter {hp.name!r} (hyperparameters[{index}]), {what}; it must be a choice "
+            f"(or fixed value) among {', '.join(OPTIMIZERS)}",
+        )
 
 
 class JobSpec(_Model):

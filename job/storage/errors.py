@@ -10,11 +10,17 @@ from __future__ import annotations
 import errno
 from collections.abc import Iterator
 
-from job.errors import InfrastructureError
+from job.errors import BadInput, InfrastructureError
 
 
 class StorageError(InfrastructureError):
     """A storage operation failed for good. The message names the URI and the operation."""
+
+
+class StorageRefused(BadInput, StorageError):
+    """The storage location refuses us whatever we retry: no such bucket, access denied, no or bad
+    credentials, no filesystem for the scheme, a read-only or wrong path. Bad input (exit 2): the
+    Job controller does not retry it."""
 
 
 # Error codes of S3 (and S3-compatible) answers worth another try.
@@ -182,3 +188,37 @@ def describe(err: BaseException) -> str:
             message = getattr(link, "response", {}).get("Error", {}).get("Message") or str(link)
             return f"{code}: {message}"
     return f"{type(err).__name__}: {err}"
+
+
+# S3 answers that no retry, and no later run, fixes without a change of settings.
+REFUSAL_CODES = frozenset(
+    {
+        "NoSuchBucket",
+        "AccessDenied",
+        "AllAccessDisabled",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "InvalidBucketName",
+        "AccountProblem",
+        "ExpiredToken",
+        "InvalidToken",
+        "InvalidClientTokenId",
+    }
+)
+REFUSAL_CLASSES = frozenset({"NoCredentialsError", "PartialCredentialsError", "ClientSSLError", "SSLError"})
+REFUSAL_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR})
+
+
+def is_refusal(err: BaseException) -> bool:
+    """The location refuses us (bad input), as opposed to failing (infrastructure)."""
+    for link in _chain(err):
+        code, _ = _response(link)
+        if code in REFUSAL_CODES:
+            return True
+        if {cls.__name__ for cls in type(link).__mro__} & REFUSAL_CLASSES:
+            return True
+        if isinstance(link, PermissionError | NotADirectoryError | IsADirectoryError):
+            return True
+        if isinstance(link, OSError) and link.errno in REFUSAL_ERRNOS:
+            return True
+    return False

@@ -7,6 +7,7 @@ trials/<id>/attempts/<worker>/    a worker's staged files, until the chief count
 best/...                          the best trial's model, hyperparameters, metrics, card
 best/manifest.json                written last: its presence means best/ is complete
 leaderboard.csv                   one row per trial, best first
+report.html                       the search drawn for people (`hptune report`), at its end
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ OWNER_KEY = "state/owner.json"
 LEADERBOARD_KEY = "leaderboard.csv"
 BEST_PREFIX = "best"
 MANIFEST_KEY = "best/manifest.json"
+REPORT_KEY = "report.html"
 
 
 def trial_key(trial_id: str, name: str) -> str:

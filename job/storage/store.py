@@ -41,7 +41,15 @@ from fsspec.core import url_to_fs
 
 from job import retry
 from job.retry import Backoff
-from job.storage.errors import StorageError, bucket_missing, describe, is_transient, missing
+from job.storage.errors import (
+    StorageError,
+    StorageRefused,
+    bucket_missing,
+    describe,
+    is_refusal,
+    is_transient,
+    missing,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -83,15 +91,15 @@ class Store:
         except ImportError as err:
             extra = SCHEME_EXTRAS.get(scheme)
             hint = f"; install it with: pip install 'hptune[{extra}]'" if extra else ""
-            raise StorageError(f"{uri}: no filesystem for {scheme}:// ({err}){hint}") from None
+            raise StorageRefused(f"{uri}: no filesystem for {scheme}:// ({err}){hint}") from None
         except ValueError as err:
-            raise StorageError(f"{uri}: not a usable storage URI: {err}") from None
+            raise StorageRefused(f"{uri}: not a usable storage URI: {err}") from None
         if scheme in ("s3", "s3a"):
             self.fs.retries = 1
         protocols = self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
         self.local = "file" in protocols or "local" in protocols
         if not self.local and not self.root.strip("/"):
-            raise StorageError(f"{uri}: no bucket in the URI; use {scheme}://BUCKET/PREFIX")
+            raise StorageRefused(f"{uri}: no bucket in the URI; use {scheme}://BUCKET/PREFIX")
 
     def url(self, key: str) -> str:
         return f"{self.uri}/{key}" if key else self.uri
@@ -139,7 +147,8 @@ class Store:
         except Exception as err:
             if missing(err) and operation in ("read", "stat"):
                 raise FileNotFoundError(errno.ENOENT, "no such object", self.url(key)) from err
-            raise StorageError(f"{operation} {self.url(key)} failed: {describe(err)}") from err
+            error = StorageRefused if is_refusal(err) else StorageError
+            raise error(f"{operation} {self.url(key)} failed: {describe(err)}") from err
 
     # -- writes ------------------------------------------------------------------------------
 

@@ -3,9 +3,10 @@ message that names what is wrong and where (file, field path, variable, URI), an
 
 The catalogue (`CASES`) runs the real command line (`python -m job ...`) in child processes, on
 specs, environments, datasets, storage locations and model builders that are each wrong in one
-way. Exit codes are the README's: 2 for bad input (spec, environment, dataset, model builder,
-command line), 1 for a search that cannot go on (storage that cannot be written, a port that
-cannot be served). Every case must fail before the first trial starts training.
+way. Exit codes are the contract's (job/errors.py): 2 for bad input (spec, environment, dataset,
+model builder, command line, a storage location that refuses us), 1 for infrastructure that may
+work later (a port that cannot be served). Every case must fail before the first trial starts
+training.
 
 Cases that import Keras (those that get past the spec and the environment) cost seconds each, so
 the selected cases are run together, a few at a time, by one module fixture; each test then reads
@@ -235,6 +236,64 @@ def _with_nan() -> np.ndarray:
     return x
 
 
+def _loader_spec(source: str, **data: Any) -> Callable[[Workspace], Path]:
+    """A spec whose data comes from a custom loader (user_data.py beside the spec)."""
+
+    def make(ws: Workspace) -> Path:
+        ws.text("user_data.py", source)
+        return ws.spec({"spec": {"data": {"source": "custom", "loader": "user_data:load_data", **data}}})
+
+    return make
+
+
+LOADER_RAISES = """\
+def load_data():
+    return read_rows("wines.csv")
+
+
+def read_rows(name):
+    raise FileNotFoundError(f"no file {name} in the bucket")
+"""
+LOADER_LENGTHS_DIFFER = """\
+import numpy as np
+
+
+def load_data():
+    return (np.zeros((40, 64)), np.zeros(39)), (np.zeros((10, 64)), np.zeros(10))
+"""
+
+
+def _image_folder(classes: dict[str, int]) -> Callable[[Workspace], Path]:
+    def make(ws: Workspace) -> Path:
+        folder = ws.root / "pictures"
+        folder.mkdir()
+        for name, count in classes.items():
+            (folder / name).mkdir()
+            for i in range(count):
+                (folder / name / f"{i}.png").write_bytes(b"not decoded: refused before reading")
+        return ws.spec({"spec": {"data": {"source": "images", "path": str(folder)}}})
+
+    return make
+
+
+def _table(label: str, **data: Any) -> Callable[[Workspace], Path]:
+    def make(ws: Workspace) -> Path:
+        rows = "".join(f"{i % 7},{i * 0.5},{'red' if i % 2 else 'white'},{i % 3}\n" for i in range(30))
+        path = ws.text("wines.csv", "acidity,alcohol,colour,grade\n" + rows)
+        return ws.spec({"spec": {"data": {"source": "table", "path": str(path), "label": label, **data}}})
+
+    return make
+
+
+def _hypermodel_spec(source: str, reference: str) -> Callable[[Workspace], Path]:
+    def make(ws: Workspace) -> Path:
+        ws.text("user_model.py", source)
+        model = {"type": "hypermodel", "class": reference, "hidden": None, "learningRate": None}
+        return ws.spec({"spec": {"model": model}})
+
+    return make
+
+
 UNCOMPILED = """\
 import keras
 
@@ -457,6 +516,17 @@ CASES: list[Case] = [
         "spec.distribution.heartbeatSeconds: must be at most half of leaseSeconds",
     ),
     spec_change(
+        "spec-batch-size-names-a-float-hyperparameter",
+        {"spec": {"training": {"batchSize": "dropout1"}}},
+        "spec.training.batchSize: names hyperparameter 'dropout1' (hyperparameters[1]), a float "
+        "hyperparameter; it must be an int choice or int range",
+    ),
+    spec_change(
+        "spec-custom-data-without-loader",
+        {"spec": {"data": {"source": "custom"}}},
+        "spec.data.loader: is required with source: custom",
+    ),
+    spec_change(
         "spec-builder-reference-malformed",
         {"spec": {"model": {"type": "custom", "builder": "models.cnn.build_model", "hidden": None}}},
         'spec.model.builder: must look like "package.module:build_model"',
@@ -605,6 +675,58 @@ CASES: list[Case] = [
         BAD_INPUT,
         "{root}/data.npz: not a readable .npz file",
     ),
+    run(
+        "data-loader-raises",
+        _loader_spec(LOADER_RAISES),
+        BAD_INPUT,
+        "spec.data.loader: user_data:load_data raised FileNotFoundError: no file wines.csv in the bucket",
+        'user_data.py", line 6, in read_rows',
+    ),
+    run(
+        "data-loader-returns-the-wrong-type",
+        _loader_spec("def load_data():\n    return 'wines.csv'\n"),
+        BAD_INPUT,
+        "spec.data.loader: user_data:load_data returned a str; expected ((x_train, y_train), (x_val, y_val))",
+    ),
+    run(
+        "data-loader-returns-the-wrong-shape",
+        _loader_spec("def load_data():\n    return {'train': ([0], [0]), 'test': ([0], [0])}\n"),
+        BAD_INPUT,
+        "user_data:load_data returned a mapping with keys ['test', 'train']; it needs exactly train and "
+        "validation",
+    ),
+    run(
+        "data-loader-lengths-differ",
+        _loader_spec(LOADER_LENGTHS_DIFFER),
+        BAD_INPUT,
+        "user_data:load_data returned train x with 40 samples but train y with 39",
+    ),
+    run(
+        "data-images-empty-folder",
+        _image_folder({}),
+        BAD_INPUT,
+        "spec.data.path={root}/pictures: has no class subdirectories",
+    ),
+    run(
+        "data-images-single-class",
+        _image_folder({"cats": 5}),
+        BAD_INPUT,
+        "spec.data.path={root}/pictures: has a single class ('cats', 5 images)",
+    ),
+    run(
+        "data-table-missing-label-column",
+        _table("quality"),
+        BAD_INPUT,
+        "spec.data.label: no column 'quality' in {root}/wines.csv",
+        "its columns: ['acidity', 'alcohol', 'colour', 'grade']",
+    ),
+    run(
+        "data-table-text-feature-without-encoding",
+        _table("grade", features=["acidity", "colour"]),
+        BAD_INPUT,
+        "spec.data.features: column 'colour' of {root}/wines.csv holds string values, not numbers; list "
+        "it under spec.data.categorical",
+    ),
     # -- storage ---------------------------------------------------------------------------------
     spec_change(
         "storage-unknown-scheme",
@@ -637,7 +759,7 @@ CASES: list[Case] = [
     run(
         "storage-no-such-bucket",
         _output("s3://hptune-no-such-bucket/run", retrySeconds=0),
-        FAILED,
+        BAD_INPUT,
         "s3://hptune-no-such-bucket/run/",
         "NoSuchBucket",
         env=_s3_env,
@@ -646,14 +768,14 @@ CASES: list[Case] = [
     run(
         "storage-path-under-a-regular-file",
         _under_a_file,
-        FAILED,
+        BAD_INPUT,
         "{root}/afile/sub/",
         "Not a directory",
     ),
     run(
         "storage-read-only-location",
         _output("/sys/hptune-bad-input-test/out"),
-        FAILED,
+        BAD_INPUT,
         "/sys/hptune-bad-input-test/out/",
         "Operation not permitted",
     ),
@@ -688,6 +810,12 @@ CASES: list[Case] = [
         lambda ws: ws.builder_spec("raise RuntimeError('no GPU in this sandbox')\n"),
         BAD_INPUT,
         "spec.model.builder: importing 'user_model' raised RuntimeError: no GPU in this sandbox",
+    ),
+    run(
+        "builder-hypermodel-not-a-hypermodel",
+        _hypermodel_spec("class Tuned:\n    def build(self, hp):\n        pass\n", "user_model:Tuned"),
+        BAD_INPUT,
+        "spec.model.class: user_model:Tuned is the class user_model.Tuned, not a keras_tuner.HyperModel",
     ),
 ]
 

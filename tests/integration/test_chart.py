@@ -25,6 +25,7 @@ import helm_python as helm
 import kubernetes_validate.utils as kubernetes_validate
 import pytest
 import yaml
+from conftest import hptune
 
 from job.environment import Chief, Worker, read_role
 from scripts.chart_schema import values_schema_text
@@ -153,7 +154,7 @@ def test_chart_lints_strictly(scenario: str) -> None:
 
 def test_kube_version_claim_is_tested_across_a_realistic_range() -> None:
     versions = claimed_versions()
-    assert versions[0] == "1.29.0"
+    assert versions[0] == "1.31.0"
     assert len(versions) >= 5, versions
 
 
@@ -185,8 +186,10 @@ def test_scenarios_cover_the_documented_cases(scenarios: dict[str, list[Obj]]) -
     }
     assert kinds(scenarios["default-values"]) == [
         "ConfigMap",
+        "ConfigMap",  # the validation hook's copy of the spec
         "Job",
         "Job",
+        "Job",  # the validation hook
         "NetworkPolicy",
         "Pod",
         "Role",
@@ -266,7 +269,8 @@ def test_workers_are_an_indexed_job_and_find_the_chief_through_its_service(
     assert selects({"matchLabels": service["spec"]["selector"]}, pod_labels(objs, "chief"))
     assert not selects({"matchLabels": service["spec"]["selector"]}, pod_labels(objs, "worker"))
     oracle = next(p for p in service["spec"]["ports"] if p["name"] == "oracle")
-    assert env["KERASTUNER_ORACLE_IP"] == f"{service['metadata']['name']}.{NAMESPACE}.svc.cluster.local"
+    # The Service's short name: workers share the chief's namespace (clusterDomain gives the FQDN).
+    assert env["KERASTUNER_ORACLE_IP"] == service["metadata"]["name"]
     assert int(env["KERASTUNER_ORACLE_PORT"]) == oracle["port"] == spec["spec"]["distribution"]["oraclePort"]
 
     # What hptune itself makes of the environment Kubernetes gives worker pod 3.
@@ -291,7 +295,8 @@ def test_every_pod_runs_the_spec_from_the_configmap_and_it_passes_hptune_validat
 ) -> None:
     for scenario, objs in scenarios.items():
         configmap = one(objs, "ConfigMap", "spec")
-        assert configmap["metadata"]["name"].endswith("-spec")
+        assert re.fullmatch(r"hptune-spec-[0-9a-f]{8}", configmap["metadata"]["name"])
+        assert configmap["immutable"] is True
         with helm.Chart.load(CHART) as chart:
             merged = chart.merge_values(scenario_values(scenario))
         assert yaml.safe_load(configmap["data"]["spec.yaml"]) == merged["spec"], (
@@ -387,12 +392,17 @@ def test_network_policy_admits_only_this_releases_workers_to_the_oracle(
     )
 
 
-def test_metrics_namespace_is_configurable_and_the_policy_can_be_off(scenarios: dict[str, list[Obj]]) -> None:
-    objs = render({"networkPolicy": {"metricsNamespace": "observability"}})
+def test_metrics_peers_are_configurable_and_the_policy_can_be_off(scenarios: dict[str, list[Obj]]) -> None:
+    gmp = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "gmp-system"}}}
+    prometheus_pods = {
+        "namespaceSelector": {},
+        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+    }
+    objs = render({"networkPolicy": {"metricsFrom": [gmp, prometheus_pods]}})
     rule = one(objs, "NetworkPolicy")["spec"]["ingress"][1]
-    assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "observability"}}} in rule[
-        "from"
-    ]
+    assert gmp in rule["from"] and prometheus_pods in rule["from"]
+    anywhere = one(render({"networkPolicy": {"metricsFrom": []}}), "NetworkPolicy")["spec"]["ingress"][1]
+    assert {"namespaceSelector": {}} in anywhere["from"]
     assert "NetworkPolicy" not in kinds(scenarios["no-networkpolicy-values"])
 
 
@@ -410,7 +420,7 @@ def test_every_container_is_non_root_read_only_and_without_capabilities(
     scenario: str, scenarios: dict[str, list[Obj]]
 ) -> None:
     pods = _pods(scenarios[scenario])
-    assert len(pods) == 3  # chief, workers, helm test
+    assert len(pods) == 4  # chief, workers, helm test, validation hook
     for name, spec in pods:
         pod = spec["securityContext"]
         assert pod["runAsNonRoot"] is True and pod["runAsUser"] > 0, name
@@ -424,9 +434,8 @@ def test_every_container_is_non_root_read_only_and_without_capabilities(
             assert sc["capabilities"] == {"drop": ["ALL"]}, name
             assert sc["seccompProfile"] == {"type": "RuntimeDefault"}, name
             mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
-            writable = (
-                ["/tmp"] if spec in (s for n, s in pods if n.endswith("-test")) else ["/tmp", "/scratch"]
-            )
+            checks = (s for n, s in pods if n.endswith(("-test", "-validate")))
+            writable = ["/tmp"] if spec in checks else ["/tmp", "/scratch"]
             for path in writable:
                 assert "emptyDir" in volumes[mounts[path]], (name, path)
 
@@ -497,7 +506,7 @@ def test_helm_test_pod_checks_this_searchs_metrics_on_the_chief(scenarios: dict[
     test_pod = one(objs, "Pod")
     assert test_pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
     script = test_pod["spec"]["containers"][0]["args"][0]
-    assert f"http://hptune-chief.{NAMESPACE}.svc.cluster.local:9090/metrics" in script
+    assert "http://hptune-chief:9090/metrics" in script
     assert 'name="mnist-mlp"' in script
     compile(script, "helm-test", "exec")  # the script is valid Python
 
@@ -565,8 +574,14 @@ def test_committed_manifests_are_the_default_rendering() -> None:
     committed = (REPO / "k8s" / "job.yaml").read_text()
     assert committed == render_manifests.manifests_text(), "stale: run `python scripts/render_manifests.py`"
     objs = [o for o in yaml.safe_load_all(committed) if o]
-    assert all(o["metadata"]["namespace"] == "default" for o in objs)
+    assert not any("namespace" in o["metadata"] for o in objs), "`kubectl apply -n NS` places them"
     assert "Pod" not in kinds(objs), "the helm test hook is not a plain manifest"
+    assert not any("helm.sh/hook" in o["metadata"].get("annotations", {}) for o in objs)
+    for role in ("chief", "worker"):
+        assert container(objs, role)["envFrom"] == [
+            {"secretRef": {"name": "hptune-storage", "optional": True}}
+        ]
+    assert "hptune-storage" in committed.split("---")[0], "the header says which Secret to create"
     for obj in objs:
         kubernetes_validate.validate(obj, claimed_versions()[0], strict=True)
 
@@ -601,3 +616,93 @@ def test_packed_workers_expose_one_metrics_port_per_trial_process() -> None:
     assert {p["name"] for p in container(objs, "chief")["ports"]} == {"oracle", "http-metrics"}
     endpoints = one(objs, "PodMonitor")["spec"]["podMetricsEndpoints"]
     assert [e["port"] for e in endpoints] == ["http-metrics", "http-metrics-1", "http-metrics-2"]
+
+
+# -- spec changes, hooks, placement -------------------------------------------------------------------
+
+
+def test_a_changed_spec_is_a_new_configmap_and_a_new_checksum() -> None:
+    before = render({})
+    after = render({"spec": {"spec": {"tuner": {"maxTrials": 11}}}})
+    names = [one(objs, "ConfigMap", "spec")["metadata"]["name"] for objs in (before, after)]
+    sums = [
+        one(objs, "Job", "chief")["metadata"]["annotations"]["hptune.io/spec-checksum"]
+        for objs in (before, after)
+    ]
+    assert names[0] != names[1] and sums[0] != sums[1]
+    for objs in (before, after):
+        checksum = one(objs, "Job", "chief")["metadata"]["annotations"]["hptune.io/spec-checksum"]
+        for role in ("chief", "worker"):
+            template = one(objs, "Job", role)["spec"]["template"]
+            assert template["metadata"]["annotations"]["hptune.io/spec-checksum"] == checksum
+            volume = next(v for v in template["spec"]["volumes"] if v["name"] == "spec")
+            assert volume["configMap"]["name"] == one(objs, "ConfigMap", "spec")["metadata"]["name"]
+
+
+def test_a_new_search_gets_new_jobs() -> None:
+    objs = render({"newSearch": "2"})
+    assert one(objs, "Job", "chief")["metadata"]["name"] == "hptune-chief-2"
+    assert one(objs, "Job", "worker")["metadata"]["name"] == "hptune-worker-2"
+    env = literal_env(container(objs, "chief"))
+    assert env["HPTUNE_JOB_NAME"] == "hptune-chief-2" and env["HPTUNE_WORKER_JOB_NAME"] == "hptune-worker-2"
+    assert one(objs, "Service")["metadata"]["name"] == "hptune-chief", "the workers' address stays"
+
+
+def test_the_validation_hook_runs_hptune_validate_on_the_same_spec_before_any_gpu(tmp_path: Path) -> None:
+    bad = {"spec": {"spec": {"hyperparameters": [{"name": "hidden1", "type": "int", "min": 512, "max": 32}]}}}
+    objs = render(bad, hooks=True)  # the chart's schema cannot say min <= max: Helm renders it
+    hook = next(o for o in objs if o["kind"] == "Job" and o["metadata"]["name"] == "hptune-validate")
+    assert hook["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
+    pod = hook["spec"]["template"]["spec"]
+    (box,) = pod["containers"]
+    assert box["command"] == ["hptune"] and box["args"] == ["validate", "/etc/hptune/spec.yaml"]
+    assert "resources" in box and "nvidia.com/gpu" not in box["resources"].get("limits", {})
+    configmap = next(
+        o for o in objs if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "hptune-validate"
+    )
+    assert configmap["data"]["spec.yaml"] == one(objs, "ConfigMap", "spec")["data"]["spec.yaml"]
+    assert int(configmap["metadata"]["annotations"]["helm.sh/hook-weight"]) < int(
+        hook["metadata"]["annotations"]["helm.sh/hook-weight"]
+    ), "the spec exists before the Job that reads it"
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(configmap["data"]["spec.yaml"])
+    result = hptune("validate", str(spec))
+    assert result.returncode == 2
+    assert "spec.hyperparameters[0]" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_labels_placement_and_grace_reach_the_pods() -> None:
+    objs = render(
+        {
+            "labels": {"kueue.x-k8s.io/queue-name": "team-a"},
+            "podLabels": {"team": "vision"},
+            "schedulerName": "volcano",
+            "worker": {
+                "podLabels": {"tier": "gpu"},
+                "annotations": {"owner": "ml"},
+                "topologySpreadConstraints": [
+                    {
+                        "maxSkew": 1,
+                        "topologyKey": "kubernetes.io/hostname",
+                        "whenUnsatisfiable": "ScheduleAnyway",
+                    }
+                ],
+                "terminationGracePeriodSeconds": 45,
+            },
+        }
+    )
+    for role in ("chief", "worker"):
+        job = one(objs, "Job", role)
+        assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a"
+        assert pod_labels(objs, role)["team"] == "vision"
+        assert pod_spec(objs, role)["schedulerName"] == "volcano"
+    assert pod_labels(objs, "worker")["tier"] == "gpu" and "tier" not in pod_labels(objs, "chief")
+    assert one(objs, "Job", "worker")["metadata"]["annotations"]["owner"] == "ml"
+    assert pod_spec(objs, "worker")["topologySpreadConstraints"][0]["maxSkew"] == 1
+    assert pod_spec(objs, "worker")["terminationGracePeriodSeconds"] == 45
+    assert pod_spec(objs, "chief")["terminationGracePeriodSeconds"] == 120, (
+        "time to write best/ at a deadline"
+    )
+    for version in (claimed_versions()[0], claimed_versions()[-1]):
+        for obj in objs:
+            kubernetes_validate.validate(obj, version, strict=True)

@@ -145,14 +145,22 @@ def test_a_disk_that_fills_while_best_is_written(
     mount(best, 48 * 1024)
     try:
         spec = write_spec({"spec": {"output": {"uri": str(out)}, "tuner": {"maxTrials": 2}}})
-        result = hptune("run", str(spec), env=hptune_env(TMPDIR=str(tmp_path)))
+        # As in a pod: the working directory is read-only; only HOME, TMPDIR and the output are not.
+        cwd = tmp_path / "readonly"
+        cwd.mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(cwd)], check=True)
+        try:
+            result = hptune("run", str(spec), env=hptune_env(TMPDIR=str(tmp_path)), cwd=cwd)
+        finally:
+            subprocess.run(["umount", "-l", str(cwd)], check=False)
         output = result.stdout + result.stderr
         assert_clean_end(output, result.returncode)
+        assert f"the leaderboard is saved locally at {tmp_path}/hptune-digits-test-leaderboard-" in output
         assert re.search(
             r"write \S+/best/\S+ failed: OSError: \[Errno 28\] No space left on device", output
         ), output
         assert not (best / "manifest.json").exists(), "an incomplete best/ has no manifest"
-        assert '"state": "failed"' in (out / "search.json").read_text() or not (out / "search.json").exists()
+        assert '"state": "interrupted"' in (out / "search.json").read_text(), "a retried chief resumes it"
     finally:
         subprocess.run(["umount", "-l", str(best)], check=False)
 

@@ -199,7 +199,8 @@ def test_a_storage_failure_does_not_echo_the_credentials_in_the_endpoint_url(tmp
     spec = write_spec(tmp_path, f"s3://{BUCKET}/unreachable")
     env = hptune_env(**secrets.env(endpoint_host=f"127.0.0.1:{free_port()}"))
     result = hptune("run", str(spec), env=env, cwd=tmp_path)
-    assert result.returncode == 1, result.stdout + result.stderr
+    # Refused for good (exit 2: the store cannot be used as configured), naming the URI only.
+    assert result.returncode == 2, result.stdout + result.stderr
     assert f"s3://{BUCKET}/unreachable/" in result.stderr
     assert "Traceback" not in result.stderr
     found = leaks("stdout", result.stdout.encode(), secrets) + leaks(

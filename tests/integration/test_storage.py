@@ -35,6 +35,7 @@ import yaml
 from conftest import BASE_SPEC, REPO, hptune, hptune_env, merge
 from moto_s3 import BUCKET, S3Server
 
+from job.observability.numbers import significant
 from job.observability.show import verify_manifest
 from job.retry import Backoff
 from job.search.best import promote_best
@@ -204,15 +205,25 @@ def test_the_best_model_loads_and_scores_what_was_recorded(search: Search, tmp_p
 def test_show_prints_the_results_and_verifies_them(search: Search) -> None:
     result = hptune("show", search.uri, env={**search.env, "COLUMNS": "200"})
     assert result.returncode == 0, result.stderr
-    for row in search.raw.leaderboard():
-        cells = (row["rank"], row["trial_id"], "completed", row["val_accuracy"])
-        assert re.search(r"\s+│ ".join(re.escape(c) for c in cells), result.stdout), row
+    board = search.raw.leaderboard()
+    for row in board:  # rounded for people, one line a trial
+        cells = (row["rank"], row["trial_id"], "completed", significant(float(row["val_accuracy"])))
+        assert re.search(r"^\s*" + r"\s+".join(re.escape(c) for c in cells) + r"\s", result.stdout, re.M), row
     best = search.raw.json("best/metrics.json")
     values = search.raw.json("best/hyperparameters.json")
-    assert f"best: trial {best['trialId']}, val_accuracy = {best['objective']['value']}" in result.stdout
-    assert f"hyperparameters: {json.dumps(values)}" in result.stdout
-    assert f"metrics: {json.dumps(best['metrics'])}" in result.stdout
+    score = significant(best["objective"]["value"])
+    assert f"best: trial {best['trialId']}, val_accuracy = {score}" in result.stdout
+    assert "hyperparameters: " + ", ".join(f"{k}={v}" for k, v in values.items()) in result.stdout
+    metrics = ", ".join(f"{k}={significant(v)}" for k, v in sorted(best["metrics"].items()))
+    assert f"metrics: {metrics}" in result.stdout
     assert f"{search.uri}/best/model.keras (verified against best/manifest.json)" in result.stdout
+    exact = hptune("show", search.uri, "--json", env=search.env)  # every digit, for machines
+    assert exact.returncode == 0, exact.stderr
+    shown = json.loads(exact.stdout)
+    assert [(t["trialId"], t["objective"]) for t in shown["trials"]] == [
+        (row["trial_id"], float(row["val_accuracy"])) for row in board
+    ]
+    assert shown["best"]["metrics"] == best["metrics"] and shown["verified"] is True
 
 
 # -- s3:// -----------------------------------------------------------------------------------------

@@ -15,7 +15,9 @@ from job.distribution.remote import ChiefError, ChiefUnreachable
 from job.environment import BadEnvironment
 from job.errors import (
     EXIT_BAD_INPUT,
+    EXIT_CHIEF_UNREACHABLE,
     EXIT_FAILED,
+    EXIT_SEARCH_FAILED,
     BadInput,
     HptuneError,
     InfrastructureError,
@@ -41,10 +43,10 @@ from job.training.trial import TrialFailure
         (BuilderError, EXIT_BAD_INPUT),
         (ResumeConflict, EXIT_BAD_INPUT),
         (cli.UsageError, EXIT_BAD_INPUT),
-        (SearchFailed, EXIT_FAILED),
+        (SearchFailed, EXIT_SEARCH_FAILED),
         (NotVerified, EXIT_FAILED),
         (StorageError, EXIT_FAILED),
-        (ChiefUnreachable, EXIT_FAILED),
+        (ChiefUnreachable, EXIT_CHIEF_UNREACHABLE),
         (ChiefError, EXIT_FAILED),
         (ServeError, EXIT_FAILED),
         (MetricsError, EXIT_FAILED),
@@ -81,7 +83,7 @@ def test_show_refuses_a_location_that_holds_no_search(
 
 def test_a_search_failure_says_so() -> None:
     console = Console(stderr=True, record=True, width=200)
-    assert cli._error(console, SearchFailed("3 trials failed in a row")) == EXIT_FAILED
+    assert cli._error(console, SearchFailed("3 trials failed in a row")) == EXIT_SEARCH_FAILED
     assert console.export_text().strip() == "error: the search failed: 3 trials failed in a row"
 
 

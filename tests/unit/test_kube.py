@@ -112,6 +112,33 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return out
 
 
+def job_controller(job: Obj) -> Obj:
+    """What Kubernetes' Job controller does with a patched Job, as far as hptune relies on it: a
+    suspended Job loses its pods and says Suspended (not terminal: no TTL applies); a Job past its
+    activeDeadlineSeconds loses its pods and fails with DeadlineExceeded (terminal)."""
+    status = job.setdefault("status", {})
+    conditions = [c for c in status.get("conditions", []) if c["type"] not in ("Suspended",)]
+    terminal = any(c["type"] in ("Complete", "Failed") and c["status"] == "True" for c in conditions)
+    spec = job.get("spec", {})
+    if not terminal and spec.get("activeDeadlineSeconds") is not None and spec["activeDeadlineSeconds"] <= 1:
+        status["failed"] = status.get("failed", 0) + status.get("active", 0)
+        status["active"] = 0
+        conditions.append({"type": "Failed", "status": "True", "reason": "DeadlineExceeded"})
+    elif not terminal and spec.get("suspend"):
+        status["active"] = 0
+        conditions.append({"type": "Suspended", "status": "True", "reason": "JobSuspended"})
+    status["conditions"] = conditions
+    return job
+
+
+def terminal(job: Obj) -> bool:
+    """A finished Job, which ttlSecondsAfterFinished applies to."""
+    return any(
+        c["type"] in ("Complete", "Failed") and c["status"] == "True"
+        for c in job.get("status", {}).get("conditions", [])
+    )
+
+
 @dataclass
 class Request:
     method: str
@@ -189,7 +216,7 @@ class FakeKubeApi:
                 return 200, {"apiVersion": "batch/v1", "kind": "JobList", "metadata": {}, "items": items}
             if resource == "jobs" and name in self.jobs:
                 if request.method == "PATCH":
-                    self.jobs[name] = merge_patch(self.jobs[name], request.body)
+                    self.jobs[name] = job_controller(merge_patch(self.jobs[name], request.body))
                 if request.method in ("GET", "PATCH"):
                     return 200, self.jobs[name]
             if resource == "events" and request.method == "POST":
@@ -234,14 +261,14 @@ def reporter(fake_url: str, **kwargs: Any) -> ClusterReporter:
     )
 
 
-def run_search(rep: Any) -> None:
+def run_search(rep: Any, ok: bool = True) -> None:
     """What the chief reports during a short search: a best trial, a failed one, the end."""
     rep.progress(0, 0, 2, None, None)
     rep.new_best("00", 0.912345678)
     rep.progress(1, 0, 2, 0.912345678, "00")
     rep.trial_failed("01", 'Traceback (most recent call last):\n  File "x.py"\nValueError: loss is NaN\n')
     rep.progress(1, 1, 1, 0.912345678, "00")
-    rep.search_ended(True, None)
+    rep.search_ended(ok, None if ok else "3 trials failed in a row")
 
 
 # -- outside a cluster -----------------------------------------------------------------------------
@@ -275,7 +302,9 @@ def test_chief_keeps_progress_on_its_job_records_events_and_stops_the_workers(ap
         "hptune.io/state": "succeeded",
     }
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", notes["hptune.io/updated-at"])
-    assert api.jobs[CLUSTER.worker_job_name]["spec"]["suspend"] is True  # type: ignore[index]
+    # A search that succeeded leaves the worker Job alone: its workers exit 0 by themselves and its
+    # successPolicy completes it; never suspended (Kueue owns suspend).
+    assert not any(r.method == "PATCH" and r.path.endswith("/hptune-worker") for r in api.requests)
 
     shown = [(e["type"], e["reason"], e["message"]) for e in api.events]
     assert shown == [
@@ -286,7 +315,6 @@ def test_chief_keeps_progress_on_its_job_records_events_and_stops_the_workers(ap
             "SearchSucceeded",
             "the search finished; 1 trials completed, 1 failed; best val_accuracy=0.912346 (trial 00)",
         ),
-        ("Normal", "WorkersStopped", "suspended the worker Job hptune-worker: no worker pod holds a GPU"),
     ]
     # `kubectl describe job hptune-chief` lists Events whose involvedObject carries the Job's uid.
     for event in api.events:
@@ -310,16 +338,22 @@ def test_a_failed_search_says_why_and_still_stops_the_workers(api: FakeKubeApi) 
     assert "hptune.io/best-objective" not in notes
     assert [e["reason"] for e in api.events] == ["SearchFailed", "WorkersStopped"]
     assert api.events[0]["type"] == "Warning"
-    assert api.jobs[CLUSTER.worker_job_name]["spec"]["suspend"] is True  # type: ignore[index]
+    worker = api.jobs[CLUSTER.worker_job_name]  # type: ignore[index]
+    assert "suspend" not in worker["spec"], "Kueue and Argo CD own suspend"
+    assert terminal(worker), "the worker Job ends failed, and its TTL applies"
+    assert worker["status"]["active"] == 0
+    assert api.events[1]["message"] == (
+        "ended the worker Job hptune-worker (activeDeadlineSeconds): no worker pod holds a GPU"
+    )
 
 
 def test_a_worker_job_that_already_finished_is_left_alone(api: FakeKubeApi) -> None:
     worker = api.jobs["hptune-worker"]
-    worker["status"] = {"succeeded": 2, "conditions": [{"type": "Complete", "status": "True"}]}
-    reporter(api.url).search_ended(True, None)
+    worker["status"] = {"failed": 2, "conditions": [{"type": "Failed", "status": "True"}]}
+    reporter(api.url).search_ended(False, "3 trials failed in a row")
     assert not any(r.method == "PATCH" and r.path.endswith("/hptune-worker") for r in api.requests)
-    assert "suspend" not in worker["spec"]
-    assert [e["reason"] for e in api.events] == ["SearchSucceeded"]
+    assert "activeDeadlineSeconds" not in worker["spec"]
+    assert [e["reason"] for e in api.events] == ["SearchFailed"]
 
 
 def test_hptune_status_reads_the_annotations_through_the_kubeconfig(
@@ -347,7 +381,7 @@ def test_hptune_status_reads_the_annotations_through_the_kubeconfig(
     assert rows["state"] == "succeeded"
     assert rows["trials"] == "1 of 10 done, 1 failed, 1 running"
     assert rows["best"] == "0.912346 (trial 00)"
-    assert rows["workers"] == "2 running, 0 succeeded, 0 failed (suspended)"
+    assert rows["workers"] == "2 running, 0 succeeded, 0 failed"
     assert rows["best model"] == "s3://hptune/mnist-mlp/best/model.keras"
     assert (
         dict(status_table("hptune-chief", NAMESPACE, kubeconfig=str(kubeconfig)))["state"] == "succeeded"
@@ -411,7 +445,7 @@ def test_every_request_the_chief_makes_is_allowed_by_the_charts_role(api: FakeKu
     deadline = time.monotonic() + 10
     while not api.events and time.monotonic() < deadline:
         time.sleep(0.01)
-    run_search(rep)
+    run_search(rep, ok=False)  # a failed search: the chief also ends the worker Job
     seen = {(r.method, r.path) for r in api.requests}
     assert seen == {
         ("PATCH", f"/apis/batch/v1/namespaces/{NAMESPACE}/jobs/hptune-chief"),
@@ -429,7 +463,7 @@ def test_every_request_the_chief_makes_is_allowed_by_the_charts_role(api: FakeKu
 
 
 def test_request_bodies_are_valid_kubernetes_objects(api: FakeKubeApi) -> None:
-    run_search(reporter(api.url))
+    run_search(reporter(api.url), ok=False)
     events = [r.body for r in api.requests if r.method == "POST"]
     patches = [r for r in api.requests if r.method == "PATCH"]
     assert len(events) == 4 and len(patches) >= 2
@@ -453,14 +487,12 @@ def test_server_errors_are_retried_a_bounded_number_of_times_and_never_raise(
     rep = reporter(api.url, retry_policy=FAST)
     with caplog.at_level(logging.WARNING, logger="job.cluster"):
         started = time.monotonic()
-        run_search(rep)
+        run_search(rep, ok=False)
         assert time.monotonic() - started < 10
     tries = [r for r in api.requests if r.path.endswith("/hptune-worker")]
     assert len(tries) == FAST.attempts, "every attempt the policy allows, no more"
     warnings = [r.getMessage() for r in caplog.records]
-    assert any(
-        "could not suspend Job hptune-worker: HTTP 500" in w and "after 3 attempts" in w for w in warnings
-    )
+    assert any("could not end Job hptune-worker: HTTP 500" in w and "after 3 attempts" in w for w in warnings)
     assert sum("could not record Event" in w for w in warnings) == 1, "repeats are not warned again"
 
 

@@ -136,7 +136,7 @@ def test_the_base_spec_is_valid() -> None:
         ),
         (
             {"spec": {"model": {"type": "cnn"}}},
-            [("spec.model.type", "type must be mlp or custom")],
+            [("spec.model.type", "type must be mlp, custom or hypermodel")],
         ),
         (
             {
@@ -165,7 +165,8 @@ def test_the_base_spec_is_valid() -> None:
             [
                 (
                     "spec.data.source",
-                    "'imagenet' is not valid; expected 'mnist', 'fashion_mnist', 'digits' or 'npz'",
+                    "'imagenet' is not valid; expected 'mnist', 'fashion_mnist', 'digits', 'npz', "
+                    "'custom', 'images' or 'table'",
                 )
             ],
         ),

@@ -1,0 +1,166 @@
+"""A search's life as the Job controller sees it: an ended search is never run again, a stopped
+chief keeps what is done, deadlines end a search that cannot start, workers leave when their chief
+is gone for good, and nothing is written outside HOME, TMPDIR and the output (a pod's working
+directory and root are read-only)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from conftest import hptune, hptune_env
+from processes import search
+
+from job.observability.show import verify_manifest
+from job.storage import Store
+from job.storage.layout import OWNER_KEY
+
+pytestmark = pytest.mark.slow
+
+LEASES = {
+    "distribution": {"leaseSeconds": 6, "heartbeatSeconds": 1, "chiefWaitSeconds": 60, "lingerSeconds": 10}
+}
+SLOW_TRIALS = {"training": {"epochs": 12, "batchSize": 16}}
+
+
+@pytest.fixture
+def read_only_dir(tmp_path: Path) -> Iterator[Path]:
+    """A directory nobody can write to, root included: a read-only tmpfs (root ignores modes)."""
+    if os.geteuid() != 0:
+        pytest.skip("a read-only mount needs root (CI runs as root)")
+    path = tmp_path / "readonly"
+    path.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(path)], check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def test_a_completed_search_is_not_run_again(write_spec: Callable[..., Path], tmp_path: Path) -> None:
+    spec = write_spec({"spec": {"tuner": {"maxTrials": 1}, "training": {"epochs": 1}}})
+    assert hptune("run", str(spec)).returncode == 0
+    before = (tmp_path / "out/search.json").read_text()
+    again = hptune("run", str(spec))
+    assert again.returncode == 0, again.stderr
+    assert "the search had already completed" in again.stdout
+    assert "running trial" not in again.stderr
+    assert (tmp_path / "out/search.json").read_text() == before
+
+
+@pytest.mark.parametrize("outcome", ["succeeded", "failed"])
+def test_the_end_of_a_search_from_a_read_only_working_directory(
+    outcome: str, read_only_dir: Path, write_spec: Callable[..., Path], tmp_path: Path
+) -> None:
+    changes: dict[str, object] = {"tuner": {"maxTrials": 2}, "training": {"epochs": 1}}
+    if outcome == "failed":  # every trial fails in training: the end of a failed search
+        (tmp_path / "wrong.py").write_text(
+            "import keras\n"
+            "def build_model(hp):\n"
+            "    model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(hp.Int('units', 4, 8)),\n"
+            "                              keras.layers.Dense(3, activation='softmax')])\n"
+            "    model.compile('adam', 'categorical_crossentropy', metrics=['accuracy'])\n"
+            "    return model\n"
+        )
+        changes["model"] = {
+            "type": "custom",
+            "builder": "wrong:build_model",
+            "hidden": None,
+            "learningRate": None,
+        }
+        changes["hyperparameters"] = []
+        changes["tuner"] = {"maxTrials": 4, "maxConsecutiveFailedTrials": 2}
+    spec = write_spec({"spec": changes})
+    home = tmp_path / "home"
+    home.mkdir()
+    result = hptune("run", str(spec), env=hptune_env(HOME=str(home), TMPDIR=str(tmp_path)), cwd=read_only_dir)
+    output = result.stdout + result.stderr
+    # (a failed trial's traceback is data, in the log; the process itself raises nothing)
+    for error in ("Read-only file system", "OSError", "PermissionError"):
+        assert error not in output, output[-3000:]
+    status = json.loads((tmp_path / "out/search.json").read_text())
+    if outcome == "succeeded":
+        assert result.returncode == 0, output[-3000:]
+        assert status["state"] == "succeeded"
+    else:
+        assert result.returncode == 3, output[-3000:]
+        assert status["state"] == "failed"
+        assert (tmp_path / "out/leaderboard.csv").exists()
+
+
+def test_a_chief_stopped_by_sigterm_keeps_what_is_done(
+    write_spec: Callable[..., Path], tmp_path: Path
+) -> None:
+    spec = write_spec({"spec": {"tuner": {"maxTrials": 6}, **LEASES, **SLOW_TRIALS}})
+    with search(spec, tmp_path) as s:
+        chief = s.chief()
+        s.worker(0)
+        chief.wait_for_log(r"trial \w+ completed: ", timeout=120)
+        stopped_at = time.monotonic()
+        chief.kill(signal.SIGTERM)  # what the kubelet sends at activeDeadlineSeconds
+        assert chief.wait(timeout=60) == 130, chief.log[-3000:]
+        assert time.monotonic() - stopped_at < 60, "within the chief's terminationGracePeriodSeconds"
+    out = tmp_path / "out"
+    assert json.loads((out / "search.json").read_text())["state"] == "stopped"
+    assert verify_manifest(Store(str(out))) == [], "best/ holds the best trial completed so far"
+    assert (out / "leaderboard.csv").exists()
+    assert "writing best/ from the trials completed so far" in chief.log
+    assert "Traceback" not in chief.log
+
+
+def test_a_chief_that_no_worker_reaches_fails_at_its_startup_deadline(
+    write_spec: Callable[..., Path], tmp_path: Path
+) -> None:
+    spec = write_spec({"spec": {"distribution": {**LEASES["distribution"], "startupTimeoutSeconds": 4}}})
+    with search(spec, tmp_path) as s:
+        chief = s.chief()
+        assert chief.wait(timeout=90) == 3, chief.log[-3000:]
+    assert "no worker reached the chief within 4 s (spec.distribution.startupTimeoutSeconds)" in chief.log
+    assert json.loads((tmp_path / "out/search.json").read_text())["state"] == "failed"
+
+
+def test_a_worker_whose_chief_is_gone_for_good_leaves(
+    write_spec: Callable[..., Path], tmp_path: Path
+) -> None:
+    spec = write_spec(
+        {
+            "spec": {
+                "distribution": {
+                    "chiefWaitSeconds": 30,
+                    "chiefGoneSeconds": 5,
+                    "heartbeatSeconds": 1,
+                    "leaseSeconds": 6,
+                }
+            }
+        }
+    )
+    out = tmp_path / "out"
+    (out / "state").mkdir(parents=True)
+    renewed = time.time() - 600  # a chief Job that died ten minutes ago
+    record = {
+        "holder": "job tuning/hptune-chief",
+        "token": "t",
+        "host": "gone",
+        "pid": 1,
+        "started": renewed,
+        "renewed": renewed,
+        "lease_seconds": 6,
+    }
+    (out / OWNER_KEY).write_text(json.dumps(record))
+    result = hptune(
+        "run",
+        str(spec),
+        env=hptune_env(
+            KERASTUNER_TUNER_ID="tuner0", KERASTUNER_ORACLE_IP="127.0.0.1", KERASTUNER_ORACLE_PORT="1"
+        ),
+        timeout=120,
+    )
+    assert result.returncode == 3, result.stderr[-3000:]
+    assert "no chief has renewed its lease" in " ".join(result.stderr.split())
+    assert "spec.distribution.chiefGoneSeconds" in result.stderr
