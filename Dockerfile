@@ -6,7 +6,10 @@
 # The base image's TensorFlow (built against its CUDA and cuDNN) is kept exactly as it is: hptune
 # itself is installed with --no-deps, then its other dependencies at the versions constraints.txt
 # pins, and the build fails if TensorFlow's version changed or it no longer imports.
-FROM tensorflow/tensorflow:2.21.0-gpu
+# BASE_IMAGE: another base with Python 3.11+, pip and this TensorFlow (CI builds a stand-in without
+# CUDA from Debian packages: docs/containers.md).
+ARG BASE_IMAGE=tensorflow/tensorflow:2.21.0-gpu
+FROM ${BASE_IMAGE}
 
 ARG TENSORFLOW_VERSION=2.21.0
 

@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from job import __version__
 from job.cluster.feed import TrialFeed
-from job.cluster.reporter import reporter_for
+from job.cluster.reporter import Reporter, reporter_for
 from job.distribution.recycle import MemoryWatch
 from job.environment import Chief, Environment, Standalone, Worker
 from job.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_SEARCH_FAILED, SearchFailed
@@ -187,16 +187,11 @@ def _standalone(
     except SearchFailed:
         pass
     except StorageError as err:
-        coordinator.fail(str(err))  # finish() still writes the leaderboard, locally if need be
+        coordinator.fail(str(err), final=False)  # finish() still writes the leaderboard, locally if need be
     finally:
         feed.stop()
         snapshots.stop()
-    if lease.lost.is_set():
-        raise OutputLost(f"another chief took over {store.uri}; this search stopped without writing more")
-    summary = finish(job, coordinator, store, registry, role="standalone", stopped=stopped)
-    if summary.exit_code in (EXIT_OK, EXIT_SEARCH_FAILED):
-        reporter.search_ended(summary.ok, summary.reason)
-    return summary
+    return _conclude(job, coordinator, store, registry, "standalone", stopped, lease, reporter)
 
 
 def run_chief(job: JobSpec, env: Environment, role: Chief, options: Options) -> Summary:
@@ -246,11 +241,25 @@ def _chief(
     finally:
         feed.stop()
         snapshots.stop()
+    return _conclude(job, coordinator, store, registry, "chief", stopped, lease, reporter)
+
+
+def _conclude(
+    job: JobSpec,
+    coordinator: Coordinator,
+    store: Store,
+    registry: CollectorRegistry,
+    role: str,
+    stopped: bool,
+    lease: OutputLease,
+    reporter: Reporter,
+) -> Summary:
+    """The end of a chief's (or standalone process's) search: nothing more written when another
+    chief took the output over; else `finish`, and the cluster told only of an ended search (a
+    chief that failed on its infrastructure is restarted and resumes)."""
     if lease.lost.is_set():
-        raise OutputLost(f"another chief took over {store.uri}; this chief stopped without writing more")
-    summary = finish(job, coordinator, store, registry, role="chief", stopped=stopped)
-    # Only an ended search is reported as ended: a chief that failed on its infrastructure is
-    # restarted and resumes.
+        raise OutputLost(f"another chief took over {store.uri}; this {role} stopped without writing more")
+    summary = finish(job, coordinator, store, registry, role=role, stopped=stopped)
     if summary.exit_code in (EXIT_OK, EXIT_SEARCH_FAILED):
         reporter.search_ended(summary.ok, summary.reason)
     return summary

@@ -599,7 +599,9 @@ def test_dockerfile_is_hadolint_clean() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     text = (REPO / "Dockerfile").read_text()
-    assert "FROM tensorflow/tensorflow:2.21.0-gpu" in text
+    assert "ARG BASE_IMAGE=tensorflow/tensorflow:2.21.0-gpu\nFROM ${BASE_IMAGE}" in text, (
+        "the real base by default"
+    )
     assert re.search(r"^USER 10001", text, re.MULTILINE), "non-root, numeric for runAsNonRoot"
     assert 'ENTRYPOINT ["hptune"]' in text
     assert "--no-deps" in text and "-c constraints.txt" in text

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import os
 import re
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import hptune, hptune_env
+from mounts import tmpfs
 
 from job.observability.show import verify_manifest
 from job.storage import Store
@@ -29,19 +29,8 @@ DISK_BYTES = 24 * 2**20
 @pytest.fixture
 def disk(tmp_path: Path) -> Iterator[Path]:
     """A tmpfs of DISK_BYTES at tmp_path/disk: a filesystem that really fills up."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root (CI runs as root)")
-    path = tmp_path / "disk"
-    path.mkdir()
-    mount(path, DISK_BYTES)
-    try:
+    with tmpfs(tmp_path / "disk", DISK_BYTES) as path:
         yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
-
-
-def mount(path: Path, size: int) -> None:
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], check=True)
 
 
 def fill(mount: Path) -> None:
@@ -141,18 +130,11 @@ def test_a_disk_that_fills_while_best_is_written(
     disk fills while best/ is written, every time."""
     out = disk / "out"
     best = out / "best"
-    best.mkdir(parents=True)
-    mount(best, 48 * 1024)
-    try:
+    with tmpfs(best, 48 * 1024):
         spec = write_spec({"spec": {"output": {"uri": str(out)}, "tuner": {"maxTrials": 2}}})
         # As in a pod: the working directory is read-only; only HOME, TMPDIR and the output are not.
-        cwd = tmp_path / "readonly"
-        cwd.mkdir()
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(cwd)], check=True)
-        try:
+        with tmpfs(tmp_path / "readonly", 64 * 1024, read_only=True) as cwd:
             result = hptune("run", str(spec), env=hptune_env(TMPDIR=str(tmp_path)), cwd=cwd)
-        finally:
-            subprocess.run(["umount", "-l", str(cwd)], check=False)
         output = result.stdout + result.stderr
         assert_clean_end(output, result.returncode)
         assert f"the leaderboard is saved locally at {tmp_path}/hptune-digits-test-leaderboard-" in output
@@ -161,8 +143,6 @@ def test_a_disk_that_fills_while_best_is_written(
         ), output
         assert not (best / "manifest.json").exists(), "an incomplete best/ has no manifest"
         assert '"state": "interrupted"' in (out / "search.json").read_text(), "a retried chief resumes it"
-    finally:
-        subprocess.run(["umount", "-l", str(best)], check=False)
 
 
 def test_enospc_is_not_retried_as_transient() -> None:

@@ -6,15 +6,14 @@ directory and root are read-only)."""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from conftest import hptune, hptune_env
+from mounts import tmpfs
 from processes import search
 
 from job.observability.show import verify_manifest
@@ -31,16 +30,9 @@ SLOW_TRIALS = {"training": {"epochs": 12, "batchSize": 16}}
 
 @pytest.fixture
 def read_only_dir(tmp_path: Path) -> Iterator[Path]:
-    """A directory nobody can write to, root included: a read-only tmpfs (root ignores modes)."""
-    if os.geteuid() != 0:
-        pytest.skip("a read-only mount needs root (CI runs as root)")
-    path = tmp_path / "readonly"
-    path.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(path)], check=True)
-    try:
+    """A directory nobody can write to, root included."""
+    with tmpfs(tmp_path / "readonly", 2**20, read_only=True) as path:
         yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
 
 
 def test_a_completed_search_is_not_run_again(write_spec: Callable[..., Path], tmp_path: Path) -> None:
