@@ -43,3 +43,9 @@ def test_the_chart_falls_back_to_the_spec_models_defaults() -> None:
             f"charts/templates/_helpers.tpl uses {chart_default!r} when spec.{section}.{key} is absent; "
             f"the spec model's default is {_model_default(section, key)!r}"
         )
+
+
+def test_test_modules_have_unique_names() -> None:
+    """pytest imports test modules by their file name: two tiers with one name break collection."""
+    names = [p.name for p in (REPO / "tests").rglob("test_*.py")]
+    assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
