@@ -28,10 +28,12 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from job.errors import BadInput, InfrastructureError
 from job.storage import StorageError, Store
 from job.storage.layout import OWNER_KEY
+from job.storage.store import remove_empty
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +89,7 @@ class OutputLease:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.held = False
+        self._created: list[Path] = []  # local directories the record made, deepest first
 
     # -- taking and giving back ------------------------------------------------------------------
 
@@ -111,6 +114,7 @@ class OutputLease:
                     current.describe(now),
                     age - current.lease_seconds,
                 )
+        self._created = self.store.missing_dirs(OWNER_KEY)
         self._write(now)
         self.sleep(self.settle_seconds)
         winner = self._read()
@@ -150,6 +154,7 @@ class OutputLease:
             current = self._read()
             if current is not None and current.token == self.token:
                 self.store.delete(OWNER_KEY)
+                remove_empty(self._created)  # an output the search never wrote to stays absent
         except StorageError as err:
             log.warning("cannot release the lease on %s (it expires by itself): %s", self.store.uri, err)
         self.held = False

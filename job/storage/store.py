@@ -108,14 +108,17 @@ class Store:
         """Write and remove a small object, so an output that cannot be written fails the job
         before any training rather than after it."""
         key = f".hptune-write-check-{uuid.uuid4().hex}"
-        created = _missing_dirs(Path(self.root)) if self.local else []
+        created = self.missing_dirs(key)
         try:
             self.write_bytes(key, b"ok")
             self.delete(key)
         finally:
-            for directory in created:  # leave no empty output behind if the job stops here
-                with contextlib.suppress(OSError):
-                    directory.rmdir()
+            remove_empty(created)  # leave no empty output behind if the job stops here
+
+    def missing_dirs(self, key: str) -> list[Path]:
+        """The local directories a write of key would create, deepest first ([] for object stores,
+        which have no directories to leave behind)."""
+        return _missing_dirs(Path(self._path(key)).parent) if self.local else []
 
     def _path(self, key: str) -> str:
         return f"{self.root.rstrip('/')}/{key}" if key else self.root
@@ -258,6 +261,13 @@ class Store:
             return sorted(p[len(base) + 1 :] if p.startswith(base + "/") else p for p in found)
 
         return self._call("list", prefix, walk)
+
+
+def remove_empty(directories: list[Path]) -> None:
+    """Remove these directories, deepest first, where they are (still) empty."""
+    for directory in directories:
+        with contextlib.suppress(OSError):
+            directory.rmdir()
 
 
 def _missing_dirs(path: Path) -> list[Path]:
