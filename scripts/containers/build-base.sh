@@ -101,7 +101,9 @@ docker import --change 'CMD ["python3"]' "$work/rootfs.tar" "hptune-test-os:$key
 rm -f "$work/rootfs.tar"
 echo "debian $SUITE imported as hptune-test-os:$key after $(($(date +%s) - start)) s" >&2
 
-from=$(sed -n 's/^FROM \([^ ]*\).*/\1/p' "$DOCKERFILE" | head -n 1)
+# The base the Dockerfile builds on by default: its BASE_IMAGE build argument.
+from=$(sed -n 's/^ARG BASE_IMAGE=\([^ ]*\).*/\1/p' "$DOCKERFILE" | head -n 1)
+[ -n "$from" ] || fail "no ARG BASE_IMAGE=<image> default in $DOCKERFILE"
 cat >"$work/Dockerfile" <<EOF
 FROM hptune-test-os:$key
 COPY pip-ca-bundle.crt /etc/ssl/certs/hptune-pip-ca-bundle.crt

@@ -51,7 +51,9 @@ def test_the_image_is_the_dockerfiles_on_the_stand_in_base(
     request: pytest.FixtureRequest,
 ) -> None:
     dockerfile = (REPO / "Dockerfile").read_text()
-    base = re.search(r"^FROM (\S+)", dockerfile, re.MULTILINE)
+    # The Dockerfile builds FROM ${BASE_IMAGE}; the stand-in stands for that argument's default.
+    assert re.search(r"^FROM \$\{BASE_IMAGE\}$", dockerfile, re.MULTILINE)
+    base = re.search(r"^ARG BASE_IMAGE=(\S+)", dockerfile, re.MULTILINE)
     assert base
     assert inspect(image.name, '{{index .Config.Labels "io.hptune.stand-in-for"}}') == base[1]
     assert inspect(image.name, "{{.Config.User}}") == "10001:10001"
