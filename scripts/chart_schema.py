@@ -165,6 +165,16 @@ def chart_values_schema() -> dict[str, Schema]:
                 **_placement("worker"),
                 "backoffLimitPerIndex": _integer(description="Restarts of each worker index."),
                 "runtimeClassName": _string("A RuntimeClass for worker pods, e.g. nvidia."),
+                "image": _closed(
+                    {"repository": _string(), "tag": _string()},
+                    "Another image for worker pods (empty: the chart's), e.g. your Keras Tuner script's.",
+                ),
+                "command": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "Run this instead of `hptune run` (a plain Keras Tuner script); it gets "
+                    "KERASTUNER_TUNER_ID=tuner<index>.",
+                },
             },
         ),
         "priorityClassName": _string(),

@@ -16,16 +16,22 @@ from conftest import hptune_env
 
 from job.distribution.processes import free_port
 
+PLAIN_SCRIPT = Path(__file__).with_name("plain_keras_tuner.py")
+# A trial starting, as an hptune worker and as tests/plain_keras_tuner.py log it.
+RUNNING_TRIAL = re.compile(r": running trial (\w+) \(|^plain: running trial (\w+)$", re.MULTILINE)
+
 
 class Proc:
-    """One `hptune run` process with its log in a file."""
+    """One `hptune run` process (or another command) with its log in a file."""
 
-    def __init__(self, name: str, spec: Path, log_dir: Path, env: dict[str, str]) -> None:
+    def __init__(
+        self, name: str, spec: Path, log_dir: Path, env: dict[str, str], command: list[str] | None = None
+    ) -> None:
         self.name = name
         self.log_path = log_dir / f"{name}.log"
         self.log_file = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "job", "run", str(spec), "--metrics-port", "0"],
+            command or [sys.executable, "-m", "job", "run", str(spec), "--metrics-port", "0"],
             env=env,
             stdout=self.log_file,
             stderr=subprocess.STDOUT,
@@ -87,13 +93,23 @@ class Search:
     def worker(self, index: int) -> Proc:
         return self._start(f"tuner{index}", f"tuner{index}")
 
-    def _start(self, name: str, tuner_id: str) -> Proc:
+    def plain(self, tuner_id: str, **settings: str) -> Proc:
+        """tests/plain_keras_tuner.py (unmodified Keras Tuner) as `tuner_id`: the chief when it is
+        "chief", else a worker; `settings` are its PLAIN_* variables."""
+        directory = self.log_dir / f"plain-{tuner_id}"
+        env = {"PLAIN_DIRECTORY": str(directory), **settings}
+        return self._start(f"plain-{tuner_id}", tuner_id, [sys.executable, str(PLAIN_SCRIPT)], env)
+
+    def _start(
+        self, name: str, tuner_id: str, command: list[str] | None = None, extra: dict[str, str] | None = None
+    ) -> Proc:
         env = hptune_env(
             KERASTUNER_TUNER_ID=tuner_id,
             KERASTUNER_ORACLE_IP="127.0.0.1",
             KERASTUNER_ORACLE_PORT=str(self.port),
+            **(extra or {}),
         )
-        proc = Proc(name, self.spec, self.log_dir, env)
+        proc = Proc(name, self.spec, self.log_dir, env, command)
         self.procs.append(proc)
         return proc
 
@@ -101,7 +117,8 @@ class Search:
         """How many times each trial id was started on any worker (from the workers' logs)."""
         counts: dict[str, int] = {}
         for proc in self.procs:
-            for trial_id in re.findall(r": running trial (\w+) \(", proc.log):
+            for found in RUNNING_TRIAL.finditer(proc.log):
+                trial_id = found.group(1) or found.group(2)
                 counts[trial_id] = counts.get(trial_id, 0) + 1
         return counts
 

@@ -202,12 +202,21 @@ topologySpreadConstraints:
 tolerations:
   {{- toYaml . | nindent 2 }}
 {{- end }}
+{{- $plain := and (ne $role "chief") $roleValues.command }}
 containers:
   - name: hptune
+    {{- if and $plain $roleValues.image $roleValues.image.repository }}
+    image: {{ printf "%s:%s" $roleValues.image.repository ($roleValues.image.tag | default "latest") | quote }}
+    {{- else }}
     image: {{ include "hptune.image" $root | quote }}
+    {{- end }}
     imagePullPolicy: {{ $values.image.pullPolicy }}
+    {{- if $plain }}
+    command: {{ toJson $roleValues.command }}
+    {{- else }}
     command: ["hptune"]
     args: ["run", "/etc/hptune/spec.yaml"]
+    {{- end }}
     env:
       {{- if eq $role "chief" }}
       - name: KERASTUNER_TUNER_ID
@@ -215,7 +224,17 @@ containers:
       - name: KERASTUNER_ORACLE_IP
         value: {{ (include "hptune.distribution" $root | fromYaml).bindAddress | quote }}
       {{- else }}
+      {{- if $plain }}
+      # A plain Keras Tuner script reads its id from KERASTUNER_TUNER_ID: tuner<completion index>.
+      - name: HPTUNE_WORKER_INDEX
+        valueFrom:
+          fieldRef:
+            fieldPath: metadata.annotations['batch.kubernetes.io/job-completion-index']
+      - name: KERASTUNER_TUNER_ID
+        value: tuner$(HPTUNE_WORKER_INDEX)
+      {{- else }}
       # The worker's id, tuner<k>, comes from JOB_COMPLETION_INDEX, which Kubernetes sets.
+      {{- end }}
       - name: KERASTUNER_ORACLE_IP
         value: {{ include "hptune.chiefHost" $root | quote }}
       {{- end }}

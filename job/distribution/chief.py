@@ -4,6 +4,11 @@ Workers speak Keras Tuner's own `keras_tuner.Oracle` protocol (so the wire forma
 `KERASTUNER_*` convention implies), with their id in the call metadata. The `hptune.Control`
 service adds what that protocol lacks: lease heartbeats that carry the running trial's latest
 epoch metrics, and the error text of a failed trial. Its messages are JSON.
+
+A worker whose calls carry no id metadata is a plain Keras Tuner worker: the coordinator gives it
+the plain lease and writes its trial records itself. Plain Keras Tuner asks again at once when told
+IDLE, so an IDLE answer is held back (up to `IDLE_WAIT_SECONDS`, or until the search changes)
+rather than letting an idle worker spin the chief.
 """
 
 from __future__ import annotations
@@ -31,6 +36,9 @@ from job.search.coordinator import Coordinator
 
 log = logging.getLogger(__name__)
 
+IDLE_WAIT_SECONDS = 1.0  # the longest an IDLE answer is held back
+SERVER_THREADS = 64  # idle workers each hold a thread for up to IDLE_WAIT_SECONDS
+
 
 class ServeError(InfrastructureError):
     """The chief cannot serve (for example, its port is taken)."""
@@ -46,8 +54,9 @@ def _tuner_id(context: grpc.ServicerContext) -> str | None:
 class OracleService(service_grpc.OracleServicer):
     """Keras Tuner's oracle protocol, answered by the coordinator."""
 
-    def __init__(self, coordinator: Coordinator) -> None:
+    def __init__(self, coordinator: Coordinator, idle_wait_seconds: float = IDLE_WAIT_SECONDS) -> None:
         self.coordinator = coordinator
+        self.idle_wait_seconds = idle_wait_seconds
         self.messages: dict[str, str] = {}
         self.lock = threading.Lock()
 
@@ -60,8 +69,16 @@ class OracleService(service_grpc.OracleServicer):
         return service.UpdateSpaceResponse()
 
     def CreateTrial(self, request: Any, context: grpc.ServicerContext) -> Any:
+        plain = _tuner_id(context) is None
+        deadline = time.monotonic() + self.idle_wait_seconds
         try:
-            trial = self.coordinator.create_trial(request.tuner_id)
+            while True:
+                version = self.coordinator.version
+                trial = self.coordinator.create_trial(request.tuner_id, plain=plain)
+                left = deadline - time.monotonic()
+                if trial.status != Status.IDLE or left <= 0 or not context.is_active():
+                    break
+                self.coordinator.wait_for_change(version, left)  # a trial may end or come back
         except SearchFailed as err:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(err))
         return service.CreateTrialResponse(trial=trial.to_proto())
@@ -120,7 +137,7 @@ def control_handler(servicer: OracleService) -> grpc.GenericRpcHandler:
 
 
 def start_server(coordinator: Coordinator, address: str, port: int) -> tuple[grpc.Server, int]:
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="oracle"))
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=SERVER_THREADS, thread_name_prefix="oracle"))
     servicer = OracleService(coordinator)
     service_grpc.add_OracleServicer_to_server(servicer, server)
     server.add_generic_rpc_handlers((control_handler(servicer),))

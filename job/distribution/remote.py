@@ -3,6 +3,10 @@
 Every call is retried with exponential backoff while the chief is unreachable (restarting, not yet
 up), for at most `chiefWaitSeconds` of continuous failure; then the worker gives up with a message
 naming the address. While a trial runs, a heartbeat thread renews its lease.
+
+A plain Keras Tuner chief answers hptune's own calls (heartbeat, error text) with UNIMPLEMENTED:
+the worker notes it once (`plain_chief`), stops heartbeats, and reports through the plain protocol
+alone (a failed trial ends FAILED, without its error text).
 """
 
 from __future__ import annotations
@@ -43,6 +47,10 @@ class ChiefUnreachable(InfrastructureError):
 class ChiefError(InfrastructureError):
     """The chief answered with an error."""
 
+    def __init__(self, message: str, code: grpc.StatusCode | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
 
 class _SearchOver(Exception):
     """The chief is unreachable because the search it served has ended."""
@@ -68,6 +76,8 @@ class _Heartbeat:
         return self._lost
 
     def confirm(self) -> bool:
+        if self.oracle.plain_chief:
+            return not self._lost
         keep = self.oracle.send_heartbeat(self.trial_id, self.epoch, self.logs)
         if keep is False:
             self._lost = True
@@ -75,7 +85,7 @@ class _Heartbeat:
 
     def _loop(self) -> None:
         interval = self.oracle.heartbeat_seconds
-        while not self._stop.is_set():
+        while not self._stop.is_set() and not self.oracle.plain_chief:
             keep = self.oracle.send_heartbeat(self.trial_id, self.epoch, self.logs)
             if keep is False:
                 self._lost = True
@@ -131,6 +141,18 @@ class RemoteOracle:
             response_deserializer=decode_json,
         )
         self.metadata = ((TUNER_ID_KEY, tuner_id),)
+        self.plain_chief = False  # set at the first hptune-only call the chief does not know
+
+    def _found_plain_chief(self) -> None:
+        if not self.plain_chief:
+            self.plain_chief = True
+            log.warning(
+                "%s: the chief at %s is a plain Keras Tuner chief (it does not know hptune's control "
+                "calls): no heartbeats, so no lease; a failed trial is reported FAILED without its "
+                "error text; this worker publishes its own trial records",
+                self.tuner_id,
+                self.target,
+            )
 
     def close(self) -> None:
         self.channel.close()
@@ -167,7 +189,7 @@ class RemoteOracle:
             if code == grpc.StatusCode.FAILED_PRECONDITION:
                 raise SearchFailed(err.details()) from None
             raise ChiefError(
-                f"the chief at {self.target} answered {name} with {code.name}: {err.details()}"
+                f"the chief at {self.target} answered {name} with {code.name}: {err.details()}", code
             ) from None
 
     # -- the oracle protocol ---------------------------------------------------------------
@@ -193,12 +215,20 @@ class RemoteOracle:
         )
 
     def end_trial(self, trial: Trial) -> None:
-        if trial.message:
-            self._call(
-                "TrialMessage",
-                self._message,
-                {"tunerId": self.tuner_id, "trialId": trial.trial_id, "message": trial.message},
-            )
+        if trial.message and not self.plain_chief:
+            try:
+                self._call(
+                    "TrialMessage",
+                    self._message,
+                    {"tunerId": self.tuner_id, "trialId": trial.trial_id, "message": trial.message},
+                )
+            except ChiefError as err:
+                if err.code != grpc.StatusCode.UNIMPLEMENTED:
+                    raise
+                self._found_plain_chief()
+        if self.plain_chief and trial.status == Status.INVALID:
+            # The error cannot reach a plain chief: a retry there would repeat it unexplained.
+            trial.status = Status.FAILED
         self._call("EndTrial", self.stub.EndTrial, service.EndTrialRequest(trial=trial.to_proto()))
 
     def get_best_trials(self, num_trials: int) -> list[Trial]:
@@ -222,12 +252,17 @@ class RemoteOracle:
 
     def send_heartbeat(self, trial_id: str, epoch: int, logs: dict[str, float]) -> bool | None:
         """True: keep going; False: the trial is no longer ours; None: the chief did not answer."""
+        if self.plain_chief:
+            return True
         request = {"tunerId": self.tuner_id, "trialId": trial_id, "epoch": epoch, "logs": logs}
         try:
             response = self._heartbeat(
                 request, timeout=max(1.0, self.heartbeat_seconds), metadata=self.metadata
             )
         except grpc.RpcError as err:
+            if err.code() == grpc.StatusCode.UNIMPLEMENTED:
+                self._found_plain_chief()
+                return True
             log.debug("heartbeat not delivered: %s", err.code())
             return None
         return bool(response.get("keep", True))

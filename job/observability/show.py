@@ -486,11 +486,13 @@ def show(
     read_records(store, [t for t in with_board.trials if t.trial_id in set(ids)])
     _print_people(with_board, store, out, shown_top or len(with_board.trials), wide=output_format == "wide")
     _verify(store)
-    out.print(
-        f"  model: {store.url(best_key('model.keras'))} (verified against {MANIFEST_KEY})",
-        highlight=False,
-        soft_wrap=True,
+    elsewhere = (with_board.best or {}).get("modelLocation")
+    model = (
+        f"not in best/ (verified against {MANIFEST_KEY}): {elsewhere}"
+        if elsewhere
+        else f"{store.url(best_key('model.keras'))} (verified against {MANIFEST_KEY})"
     )
+    out.print(f"  model: {model}", highlight=False, soft_wrap=True)
     if store.exists(REPORT_KEY):
         out.print(f"  report: {store.url(REPORT_KEY)}", highlight=False, soft_wrap=True)
 

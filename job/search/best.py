@@ -78,14 +78,16 @@ def promote_best(
     store.delete(MANIFEST_KEY)
     with tempfile.TemporaryDirectory(prefix="hptune-best-") as tmp:
         stage = Path(tmp)
-        source = trial_key(best.trial_id, "model.keras")
-        try:
-            store.get_file(source, stage / "model.keras")
-        except FileNotFoundError:
-            raise StorageError(
-                f"read {store.url(source)} failed: the best trial's model is missing, so best/ cannot "
-                "be written"
-            ) from None
+        elsewhere = model_elsewhere(store, best.trial_id)
+        if elsewhere is None:
+            source = trial_key(best.trial_id, "model.keras")
+            try:
+                store.get_file(source, stage / "model.keras")
+            except FileNotFoundError:
+                raise StorageError(
+                    f"read {store.url(source)} failed: the best trial's model is missing, so best/ "
+                    "cannot be written"
+                ) from None
         metrics = {name: best.metrics.get_best_value(name) for name in best.metrics.metrics}
         (stage / "hyperparameters.json").write_text(json.dumps(public_values(best.hyperparameters), indent=2))
         (stage / "metrics.json").write_text(
@@ -96,14 +98,21 @@ def promote_best(
                         "objective": {"name": objective, "direction": direction, "value": best.score},
                         "bestStep": best.best_step,
                         "metrics": metrics,
+                        **({"modelLocation": elsewhere} if elsewhere else {}),
                     }
                 ),
                 indent=2,
             )
         )
-        exported = export_saved_model(stage / "model.keras", stage / "saved_model")
+        exported = elsewhere is None and export_saved_model(stage / "model.keras", stage / "saved_model")
         (stage / "README.md").write_text(
-            model_card(best, trials, objective, direction, {**card, "savedModel": exported})
+            model_card(
+                best,
+                trials,
+                objective,
+                direction,
+                {**card, "savedModel": exported, "modelLocation": elsewhere},
+            )
         )
         names = sorted(p.relative_to(stage).as_posix() for p in stage.rglob("*") if p.is_file())
         files = {}
@@ -121,7 +130,21 @@ def promote_best(
         "files": files,
     }
     store.write_text(MANIFEST_KEY, json.dumps(manifest, indent=2))
-    log.info("best model (trial %s) written to %s", best.trial_id, store.url(best_key("model.keras")))
+    if elsewhere:
+        log.info("best/ written for trial %s without its model, which is %s", best.trial_id, elsewhere)
+    else:
+        log.info("best model (trial %s) written to %s", best.trial_id, store.url(best_key("model.keras")))
+
+
+def model_elsewhere(store: Store, trial_id: str) -> str | None:
+    """Where the trial's model is when its record says it is not in the output (a plain Keras
+    Tuner worker kept it), else None."""
+    try:
+        record = json.loads(store.read_text(trial_key(trial_id, "trial.json")))
+    except (FileNotFoundError, ValueError):
+        return None
+    location = record.get("modelLocation") if isinstance(record, dict) else None
+    return str(location) if location else None
 
 
 def model_card(
@@ -175,8 +198,14 @@ def model_card(
         "",
         "## Files",
         "",
-        "- `model.keras`: load it with `keras.models.load_model('model.keras')`.",
     ]
+    if card.get("modelLocation"):
+        lines.append(
+            f"- No `model.keras` here: the model was trained by a plain Keras Tuner worker and is "
+            f"{card['modelLocation']}."
+        )
+    else:
+        lines.append("- `model.keras`: load it with `keras.models.load_model('model.keras')`.")
     if card.get("savedModel"):
         lines.append(
             "- `saved_model/`: a TensorFlow SavedModel for serving (TF Serving, "

@@ -3,7 +3,9 @@
 Keras Tuner's oracle chooses hyperparameter values; the coordinator adds:
 
 - leases: a worker that stays silent longer than the lease loses its trial, which goes back to
-  the queue (or fails after `maxWorkerLosses`), so a dead worker never blocks the search;
+  the queue (or fails after `maxWorkerLosses`), so a dead worker never blocks the search; a plain
+  Keras Tuner worker (no hptune call metadata, no heartbeats) gets the longer
+  `plainWorkerLeaseSeconds`, renewed by any call it makes about its trial;
 - ownership: a result from a worker that no longer owns its trial is discarded;
 - failure text: the worker's traceback is attached to the trial it explains;
 - a clean end: too many consecutive failures end the whole search with that reason instead of
@@ -49,6 +51,7 @@ SNAPSHOT_VERSION = 1
 class Lease:
     trial_id: str
     renewed: float
+    seconds: float  # how long the worker may stay silent
     epoch: int = 0
     logs: dict[str, float] = field(default_factory=dict)
 
@@ -62,9 +65,12 @@ class Coordinator:
         pruner: ModelPruner | None = None,
         metrics: SearchMetrics | None = None,
         clock: Callable[[], float] = time.monotonic,
+        plain_lease_seconds: float | None = None,
     ) -> None:
         self.oracle = oracle
         self.lease_seconds = lease_seconds
+        self.plain_lease_seconds = max(plain_lease_seconds or lease_seconds, lease_seconds)
+        self.plain: set[str] = set()  # workers that are plain Keras Tuner (no heartbeats, no error text)
         self.max_worker_losses = max_worker_losses
         self.pruner = pruner
         self.metrics = metrics
@@ -84,15 +90,29 @@ class Coordinator:
         self.on_end: Callable[[], None] | None = None  # persists state after each trial end
         # Makes a counted attempt's staged files the trial's own: publish(trial_id, tuner_id).
         self.publish: Callable[[str, str], None] | None = None
+        # Writes the chief's own record of a plain worker's trial: record(trial, tuner_id, seconds).
+        self.record: Callable[[Trial, str, float | None], None] | None = None
         self.awaited: set[str] = set()  # workers a resumed chief must still tell to stop
         self._trial_json: dict[str, str] = {}
         self.changed = threading.Condition(self.lock)
 
     # -- the Keras Tuner oracle protocol, with ownership --------------------------------------
 
-    def create_trial(self, tuner_id: str) -> Trial:
+    def create_trial(self, tuner_id: str, plain: bool = False) -> Trial:
+        """The next trial for tuner_id; `plain`: the call came from a plain Keras Tuner worker."""
         with self.lock:
             self._seen(tuner_id)
+            if plain and tuner_id not in self.plain:
+                log.info(
+                    "%s is a plain Keras Tuner worker: no heartbeats (its trials have a %.0f s lease, "
+                    "spec.distribution.plainWorkerLeaseSeconds), no error text, its models stay with it",
+                    tuner_id,
+                    self.plain_lease_seconds,
+                )
+                self.plain.add(tuner_id)
+                self._changed()
+            elif not plain:
+                self.plain.discard(tuner_id)
             self.expire_leases()
             if self.failure is not None:
                 self._stop_worker(tuner_id)
@@ -112,7 +132,7 @@ class Coordinator:
             if trial.status == Status.RUNNING:
                 lease = self.leases.get(tuner_id)
                 if lease is None or lease.trial_id != trial.trial_id:
-                    self.leases[tuner_id] = Lease(trial.trial_id, self.clock())
+                    self.leases[tuner_id] = Lease(trial.trial_id, self.clock(), self._lease_for(tuner_id))
                     self.started_at[trial.trial_id] = time.time()
                     log.info("trial %s started on %s", trial.trial_id, tuner_id)
                 else:
@@ -145,6 +165,7 @@ class Coordinator:
             if owner is None or (tuner_id is not None and owner != tuner_id):
                 log.warning("ignoring metrics for trial %s from %s: not running there", trial_id, tuner_id)
                 return None
+            self._renew(owner, trial_id)
             updated = self.oracle.update_trial(trial_id, metrics, step=step)
             self._changed(trial_id)
             return updated
@@ -154,7 +175,7 @@ class Coordinator:
         with self.lock:
             if tuner_id is None:
                 tuner_id = self._owner(trial.trial_id)
-            else:
+            if tuner_id is not None:
                 self._seen(tuner_id)
             ongoing = self.oracle.ongoing_trials.get(tuner_id) if tuner_id else None
             if tuner_id is None or ongoing is None or ongoing.trial_id != trial.trial_id:
@@ -166,15 +187,28 @@ class Coordinator:
                 )
                 return False
             self.leases.pop(tuner_id, None)  # no lease, no expiry: the trial stays this worker's
-        if self.publish is not None:
+            plain = tuner_id in self.plain
+        if self.publish is not None and not plain:
             try:
                 self.publish(trial.trial_id, tuner_id)  # storage: outside the lock
             except Exception as err:
                 self.fail(f"cannot publish trial {trial.trial_id}: {err}", final=False)
                 return False
         with self.lock:
+            if plain and trial.status != Status.COMPLETED and not trial.message:
+                trial.message = (
+                    f"reported {trial.status} by {tuner_id}, a plain Keras Tuner worker: Keras Tuner's "
+                    "protocol carries no error text; the traceback is in that worker's own log"
+                )
             self._adopt_metrics(trial)
-            self._end(trial, seconds=self._elapsed(trial.trial_id))
+            seconds = self._elapsed(trial.trial_id)
+            self._end(trial, seconds=seconds)
+            ended = copy.deepcopy(self.oracle.trials[trial.trial_id]) if plain else None
+        if ended is not None and self.record is not None:
+            try:
+                self.record(ended, tuner_id, seconds)  # the worker wrote nothing: the chief's account
+            except Exception as err:
+                self.fail(f"cannot record trial {trial.trial_id}: {err}", final=False)
         self._persist()
         return True
 
@@ -220,6 +254,9 @@ class Coordinator:
 
     def get_trial(self, trial_id: str) -> Trial:
         with self.lock:
+            owner = self._owner(trial_id)
+            if owner is not None:
+                self._renew(owner, trial_id)
             return self.oracle.get_trial(trial_id)
 
     def get_best_trials(self, num_trials: int) -> list[Trial]:
@@ -234,26 +271,32 @@ class Coordinator:
         expired: list[str] = []
         with self.lock:
             for tuner_id, lease in list(self.leases.items()):
-                if now - lease.renewed <= self.lease_seconds:
+                if now - lease.renewed <= lease.seconds:
                     continue
                 expired.append(lease.trial_id)
                 del self.leases[tuner_id]
                 ongoing = self.oracle.ongoing_trials.get(tuner_id)
                 if ongoing is None or ongoing.trial_id != lease.trial_id:
                     continue
-                self._take_back(tuner_id, ongoing, now - lease.renewed)
+                self._take_back(tuner_id, ongoing, now - lease.renewed, lease.seconds)
             if expired:
                 self._update_running()
                 self._changed(*expired)
         return expired
 
-    def _take_back(self, tuner_id: str, trial: Trial, silent: float) -> None:
+    def _take_back(self, tuner_id: str, trial: Trial, silent: float, lease_seconds: float) -> None:
         trial_id = trial.trial_id
         self.losses[trial_id] = self.losses.get(trial_id, 0) + 1
-        reason = (
-            f"worker {tuner_id} stopped responding (no heartbeat for {silent:.0f} s, "
-            f"lease {self.lease_seconds:.0f} s)"
-        )
+        if tuner_id in self.plain:
+            reason = (
+                f"worker {tuner_id} stopped responding (a plain Keras Tuner worker, no call for "
+                f"{silent:.0f} s, lease {lease_seconds:.0f} s: spec.distribution.plainWorkerLeaseSeconds)"
+            )
+        else:
+            reason = (
+                f"worker {tuner_id} stopped responding (no heartbeat for {silent:.0f} s, "
+                f"lease {lease_seconds:.0f} s)"
+            )
         if self.metrics is not None:
             self.metrics.workers_up.labels(tuner_id).set(0)
         if self.losses[trial_id] < self.max_worker_losses:
@@ -375,6 +418,7 @@ class Coordinator:
                     "losses": self.losses,
                     "exhausted": self.exhausted,
                     "workers": sorted((self.live_workers() | self.awaited) - self.told_to_stop),
+                    "plainWorkers": sorted(self.plain),
                 }
             )
             oracle = json.dumps(self.oracle.get_state(), default=list)
@@ -390,9 +434,10 @@ class Coordinator:
             self.losses = dict(snapshot.get("losses", {}))
             self.exhausted = bool(snapshot.get("exhausted", False))
             self.awaited = set(snapshot.get("workers", []))
+            self.plain = set(snapshot.get("plainWorkers", []))
             now = self.clock()
             for tuner_id, trial in self.oracle.ongoing_trials.items():
-                self.leases[tuner_id] = Lease(trial.trial_id, now)
+                self.leases[tuner_id] = Lease(trial.trial_id, now, self._lease_for(tuner_id))
                 self.started_at[trial.trial_id] = time.time()
             log.info(
                 "resumed: %d trials recorded (%d completed), %d were running and keep their lease",
@@ -418,6 +463,17 @@ class Coordinator:
             self._changed()  # the snapshot records it: a resumed chief does not wait for it
         if self.metrics is not None:
             self.metrics.workers_up.labels(tuner_id).set(0)
+
+    def _lease_for(self, tuner_id: str) -> float:
+        return self.plain_lease_seconds if tuner_id in self.plain else self.lease_seconds
+
+    def _renew(self, tuner_id: str, trial_id: str) -> None:
+        """Any call from the worker holding a trial renews its lease (plain Keras Tuner workers
+        send no heartbeats)."""
+        self._seen(tuner_id)
+        lease = self.leases.get(tuner_id)
+        if lease is not None and lease.trial_id == trial_id:
+            lease.renewed = self.clock()
 
     def _seen(self, tuner_id: str) -> None:
         self.last_seen[tuner_id] = self.clock()

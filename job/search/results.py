@@ -51,6 +51,8 @@ class TrialRecord:
     error: str | None
     seconds: float
     model_saved: bool
+    # Where the model is when not in the output: a plain Keras Tuner worker keeps its own.
+    model_location: str | None = None
 
     def to_json(self) -> str:
         body = {
@@ -64,9 +66,44 @@ class TrialRecord:
             "error": self.error,
             "seconds": round(self.seconds, 3),
             "modelSaved": self.model_saved,
+            **({"modelLocation": self.model_location} if self.model_location else {}),
             "finishedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         return json.dumps(finite_json(body), indent=2)
+
+
+def plain_worker_model(trial_id: str, worker: str) -> str:
+    """Where a plain Keras Tuner worker keeps a trial's model: its own project directory."""
+    return (
+        f"kept by {worker}, a plain Keras Tuner worker, in its own project directory: "
+        f"trial_{trial_id}/checkpoint.weights.h5 (the weights; rebuild the model with the "
+        "hyperparameters and load them)"
+    )
+
+
+def chief_record(trial: Trial, worker: str, seconds: float | None) -> TrialRecord:
+    """The chief's account of a trial a plain Keras Tuner worker ran, which writes no trial.json:
+    its hyperparameters, the metrics it reported (at its best step: plain workers report once, so
+    there is no per-epoch history), its status and where its model is."""
+    completed = trial.status == COMPLETED
+    best_step = trial.best_step if completed and trial.best_step is not None else 0
+    return TrialRecord(
+        trial_id=trial.trial_id,
+        worker=worker,
+        status="completed" if completed else "failed",
+        hyperparameters=public_values(trial.hyperparameters),
+        metrics={
+            name: float(value)
+            for name, history in trial.metrics.metrics.items()
+            if (value := history.get_last_value()) is not None
+        },
+        best_step=best_step,
+        history=[],
+        error=None if completed else trial.message,
+        seconds=seconds or 0.0,
+        model_saved=False,
+        model_location=plain_worker_model(trial.trial_id, worker) if completed else None,
+    )
 
 
 def finite_json(value: Any) -> Any:

@@ -27,13 +27,20 @@ from job.search.best import promote_best
 from job.search.coordinator import Coordinator
 from job.search.oracles import make_oracle
 from job.search.ownership import OutputLease, OutputLost, chief_silence
-from job.search.results import ModelPruner, leaderboard_csv, public_values, publish_attempt, ranked
+from job.search.results import (
+    ModelPruner,
+    chief_record,
+    leaderboard_csv,
+    public_values,
+    publish_attempt,
+    ranked,
+)
 from job.search.snapshot import Snapshotter, load_snapshot, recorded_outcome
 from job.search.worker import LocalAccess
 from job.search.worker import Worker as TrialLoop
 from job.spec.models import JobSpec, MlpModel
 from job.storage import StorageError, Store
-from job.storage.layout import LEADERBOARD_KEY
+from job.storage.layout import LEADERBOARD_KEY, trial_key
 from job.training import device
 from job.training.data import Dataset, load_dataset
 from job.training.space import BuildModel, declared_space, make_builder, search_space
@@ -136,8 +143,12 @@ def _coordinator(
         max_worker_losses=job.spec.distribution.max_worker_losses,
         pruner=ModelPruner(store, job.spec.output.keep_models),
         metrics=metrics,
+        plain_lease_seconds=job.spec.distribution.plain_worker_lease_seconds,
     )
     coordinator.publish = lambda trial_id, worker: publish_attempt(store, trial_id, worker)
+    coordinator.record = lambda trial, worker, seconds: store.write_text(
+        trial_key(trial.trial_id, "trial.json"), chief_record(trial, worker, seconds).to_json()
+    )
     saved = load_snapshot(store, job)
     if saved is not None:
         coordinator.restore(saved)

@@ -16,7 +16,7 @@ from job.kt_adapter import Status, Trial
 from job.observability.metrics import WorkerMetrics
 from job.search.coordinator import Coordinator
 from job.search.objective import is_better
-from job.search.results import TrialRecord, public_values, save_model
+from job.search.results import TrialRecord, public_values, publish_attempt, save_model
 from job.spec.models import JobSpec
 from job.storage import Store
 from job.storage.layout import attempt_key, trial_key
@@ -41,6 +41,9 @@ class LeaseHandle(Protocol):
 
 class OracleAccess(Protocol):
     """How a worker talks to the search: in process, or to a chief over gRPC (distribution.remote)."""
+
+    # A plain Keras Tuner chief publishes nothing: the worker makes its attempts the trials' own.
+    plain_chief: bool
 
     def create_trial(self, tuner_id: str) -> Trial: ...
 
@@ -71,6 +74,8 @@ class _LocalLease:
 
 class LocalAccess:
     """The coordinator in this process (standalone search)."""
+
+    plain_chief = False
 
     def __init__(self, coordinator: Coordinator, tuner_id: str) -> None:
         self.coordinator, self.tuner_id = coordinator, tuner_id
@@ -233,6 +238,8 @@ class Worker:
             )
         outcome.model = None
         self.access.end_trial(trial)
+        if self.access.plain_chief:
+            publish_attempt(self.store, trial.trial_id, self.tuner_id)
 
     def _staged(self, trial: Trial, name: str) -> str:
         return attempt_key(trial.trial_id, self.tuner_id, name)

@@ -659,6 +659,13 @@ class DistributionSpec(_Model):
         60.0, gt=0, description="A worker silent this long loses its trial to the queue."
     )
     heartbeat_seconds: float = Field(5.0, gt=0, description="How often a worker renews its lease.")
+    plain_worker_lease_seconds: float = Field(
+        3600.0,
+        gt=0,
+        description="The lease of a trial on a plain Keras Tuner worker, which sends no heartbeats "
+        "(any call it makes renews it): a plain worker silent this long loses its trial to the queue. "
+        "Never shorter than leaseSeconds.",
+    )
     chief_wait_seconds: float = Field(
         300.0, gt=0, description="How long a worker keeps trying to reach an absent chief."
     )

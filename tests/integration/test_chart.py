@@ -311,7 +311,10 @@ def test_every_pod_runs_the_spec_from_the_configmap_and_it_passes_hptune_validat
         assert "valid TuningJob" in result.stdout
         for role in ("chief", "worker"):
             c = container(objs, role)
-            assert [*c["command"], *c["args"]] == ["hptune", "run", "/etc/hptune/spec.yaml"]
+            if role == "worker" and scenario == "plain-workers-values":
+                assert c["command"] == ["python", "/app/tune.py"]  # a plain Keras Tuner script
+            else:
+                assert [*c["command"], *c["args"]] == ["hptune", "run", "/etc/hptune/spec.yaml"]
             mount = next(m for m in c["volumeMounts"] if m["mountPath"] == "/etc/hptune")
             volume = next(v for v in pod_spec(objs, role)["volumes"] if v["name"] == mount["name"])
             assert volume["configMap"]["name"] == configmap["metadata"]["name"]
@@ -708,3 +711,26 @@ def test_labels_placement_and_grace_reach_the_pods() -> None:
     for version in (claimed_versions()[0], claimed_versions()[-1]):
         for obj in objs:
             kubernetes_validate.validate(obj, version, strict=True)
+
+
+def test_plain_keras_tuner_workers_run_their_script_with_a_tuner_id_from_the_index(
+    scenarios: dict[str, list[Obj]],
+) -> None:
+    worker = container(scenarios["plain-workers-values"], "worker")
+    assert worker["image"] == "registry.example.com/team-a/keras-tuner-script:1.2.0"
+    assert worker["command"] == ["python", "/app/tune.py"] and "args" not in worker
+    env = [e["name"] for e in worker["env"]]
+    # $(VAR) expands only variables defined earlier in the list.
+    assert env.index("HPTUNE_WORKER_INDEX") < env.index("KERASTUNER_TUNER_ID")
+    index = next(e for e in worker["env"] if e["name"] == "HPTUNE_WORKER_INDEX")
+    assert index["valueFrom"]["fieldRef"]["fieldPath"] == (
+        "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+    )
+    assert literal_env(worker)["KERASTUNER_TUNER_ID"] == "tuner$(HPTUNE_WORKER_INDEX)"
+    chief = container(scenarios["plain-workers-values"], "chief")
+    assert (
+        chief["command"] == ["hptune"]
+        and chief["image"] == container(scenarios["default-values"], "chief")["image"]
+    )
+    # hptune's own workers take their id from JOB_COMPLETION_INDEX: no variable set for them.
+    assert "KERASTUNER_TUNER_ID" not in literal_env(container(scenarios["default-values"], "worker"))

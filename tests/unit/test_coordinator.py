@@ -27,6 +27,7 @@ from job.spec.models import JobSpec
 from job.training.space import declared_space
 
 LEASE = 60.0
+PLAIN_LEASE = 600.0  # spec.distribution.plainWorkerLeaseSeconds
 OBJECTIVE = "val_accuracy"  # BASE_SPEC keeps the default objective: val_accuracy, max
 TRACEBACK = (
     "Traceback (most recent call last):\n"
@@ -75,6 +76,7 @@ def build(job: JobSpec, clock: FakeClock, max_worker_losses: int) -> Search:
         max_worker_losses=max_worker_losses,
         metrics=metrics,
         clock=clock,
+        plain_lease_seconds=PLAIN_LEASE,
     )
     return Search(job, clock, registry, coordinator)
 
@@ -487,3 +489,75 @@ def test_wait_for_change_returns_a_new_version_after_a_trial_ends(tmp_path: Path
 
     assert complete(coordinator, "w1", trial)
     assert coordinator.wait_for_change(version, timeout=0) > version
+
+
+# -- plain Keras Tuner workers ---------------------------------------------------------------------
+# A plain worker's calls carry no hptune metadata: the chief sees tuner_id None on UpdateTrial and
+# EndTrial, and no heartbeats. Plain Keras Tuner reports once, when the trial ends.
+
+
+def test_a_plain_workers_trial_outlives_the_heartbeat_lease_and_is_recorded_by_the_chief(
+    tmp_path: Path,
+) -> None:
+    search = start(tmp_path)
+    coordinator = search.coordinator
+    records: list[tuple[str, str, str]] = []
+    coordinator.record = lambda trial, worker, seconds: records.append((trial.trial_id, worker, trial.status))
+    trial = received(coordinator.create_trial("tuner0", plain=True))
+
+    search.clock.advance(LEASE * 5)  # a long trial: no call at all meanwhile
+    assert coordinator.expire_leases() == []
+    coordinator.update_trial(None, trial.trial_id, {OBJECTIVE: 0.8}, step=3)
+    trial.status = Status.COMPLETED
+    assert coordinator.end_trial(None, trial)
+
+    assert completed_ids(coordinator) == {trial.trial_id}
+    assert coordinator.trials()[0].score == 0.8
+    assert records == [(trial.trial_id, "tuner0", Status.COMPLETED)]
+
+
+def test_any_call_from_a_plain_worker_renews_its_lease_and_a_dead_one_loses_its_trial(
+    tmp_path: Path,
+) -> None:
+    search = start(tmp_path)
+    coordinator = search.coordinator
+    trial = received(coordinator.create_trial("tuner0", plain=True))
+    search.clock.advance(PLAIN_LEASE - 1)
+    coordinator.get_trial(trial.trial_id)  # plain Keras Tuner asks for its trial before ending it
+    search.clock.advance(PLAIN_LEASE - 1)
+    assert coordinator.expire_leases() == []
+
+    search.clock.advance(2)  # then it died
+    assert coordinator.expire_leases() == [trial.trial_id]
+    again = ask(coordinator, "tuner1")  # an hptune worker takes the requeued trial
+    assert again.trial_id == trial.trial_id
+    search.clock.advance(LEASE + 1)  # and gets the ordinary lease
+    assert coordinator.expire_leases() == [trial.trial_id]
+
+
+def test_a_plain_workers_failure_is_explained_by_what_the_chief_knows(tmp_path: Path) -> None:
+    search = start(tmp_path, maxRetriesPerTrial=0)
+    coordinator = search.coordinator
+    records: list[str | None] = []
+    coordinator.record = lambda trial, worker, seconds: records.append(trial.message)
+    trial = received(coordinator.create_trial("tuner0", plain=True))
+    trial.status = Status.INVALID  # what plain Keras Tuner sends for an exception; no message field
+    assert coordinator.end_trial(None, trial)
+
+    failed = coordinator.get_trial(trial.trial_id)
+    assert failed.status == Status.FAILED
+    assert "tuner0, a plain Keras Tuner worker" in (failed.message or "")
+    assert "carries no error text" in (failed.message or "")
+    assert records == [failed.message]
+
+
+def test_a_resumed_chief_still_knows_its_plain_workers(tmp_path: Path) -> None:
+    search = start(tmp_path)
+    trial = received(search.coordinator.create_trial("tuner0", plain=True))
+    resumed = resume(search, FakeClock(5000.0))
+    resumed.clock.advance(LEASE * 2)
+    assert resumed.coordinator.expire_leases() == []  # the plain lease, not the heartbeat one
+    trial.status = Status.COMPLETED
+    resumed.coordinator.update_trial(None, trial.trial_id, {OBJECTIVE: 0.7}, step=1)
+    assert resumed.coordinator.end_trial(None, trial)
+    assert completed_ids(resumed.coordinator) == {trial.trial_id}
