@@ -81,7 +81,7 @@ def search(
     load_seconds = time.perf_counter() - started
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(tmp)
-        coordinator = Coordinator(make_oracle(job, space), 600, 3, pruner=ModelPruner(store, 3))
+        coordinator = Coordinator(make_oracle(job, space), 600, 3, model_pruner=ModelPruner(store, 3))
         worker = Worker("tuner0", LocalAccess(coordinator, "tuner0"), job, build_model, dataset, store)
         started = time.perf_counter()
         worker.run()

@@ -88,7 +88,7 @@ def run_load(workers: int, trials: int, stock: bool = False) -> Report:
         store = Store(str(Path(tmp) / "out"))
         metrics = SearchMetrics(CollectorRegistry(), "load", "random", "val_accuracy", "max", trials, "bench")
         coordinator = Coordinator(
-            oracle, lease_seconds=60, max_worker_losses=3, pruner=ModelPruner(store, 3), metrics=metrics
+            oracle, lease_seconds=60, max_worker_losses=3, model_pruner=ModelPruner(store, 3), metrics=metrics
         )
         snapshots = Snapshotter(coordinator, store, job).start()
         server, port = start_server(coordinator, "127.0.0.1", 0)

@@ -362,6 +362,31 @@ def _search_panels(y: int) -> list[Panel]:
     ]
 
 
+def _pruning_panels(y: int) -> list[Panel]:
+    final = " Once the search has ended, the value the chief pushed to the Pushgateway."
+    pruned = either("max", "hptune_trials_total", status="pruned")
+    saved = either("max", "hptune_pruned_epochs_total")
+    return [
+        row("Pruning", y),
+        stat(
+            "Pruned trials",
+            "Trials stopped early by spec.tuner.pruning (median or asha), and the epochs they did not "
+            "train. 0 when the search prunes nothing." + final,
+            (0, y + 1, 8, 5),
+            targets((pruned, "pruned"), (saved, "epochs saved")),
+            decimals=0,
+        ),
+        timeseries(
+            "Epochs saved by pruning",
+            "Epochs pruned trials did not train, and the trials pruned, as the search goes." + final,
+            (8, y + 1, 16, 5),
+            targets((saved, "epochs saved"), (pruned, "trials pruned")),
+            stepped=True,
+            min_value=0,
+        ),
+    ]
+
+
 def _worker_panels(y: int) -> list[Panel]:
     by_epoch = timeseries(
         "$metric (training and validation)",
@@ -547,7 +572,13 @@ def _variables() -> list[dict[str, Any]]:
 
 def build() -> dict[str, Any]:
     """The dashboard as Grafana's JSON model."""
-    panels = [*_search_panels(0), *_worker_panels(22), *_gpu_panels(39), *_summary_panels(48)]
+    panels = [
+        *_search_panels(0),
+        *_pruning_panels(22),
+        *_worker_panels(28),
+        *_gpu_panels(45),
+        *_summary_panels(54),
+    ]
     for number, panel in enumerate(panels, start=1):
         panel["id"] = number
     return {

@@ -116,7 +116,10 @@ class OracleService(service_grpc.OracleServicer):
             int(request.get("epoch", 0)),
             {str(k): float(v) for k, v in (request.get("logs") or {}).items()},
         )
-        return {"keep": keep}
+        pruned = self.coordinator.pruned(str(request["trialId"]))
+        if pruned is None:
+            return {"keep": keep}
+        return {"keep": keep, "prune": {"epoch": pruned.epoch, "reason": pruned.reason}}
 
     def trial_message(self, request: dict[str, Any], context: grpc.ServicerContext) -> dict[str, Any]:
         with self.lock:

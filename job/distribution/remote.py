@@ -15,6 +15,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import grpc
@@ -31,6 +32,7 @@ from job.distribution.wire import (
 from job.errors import EXIT_CHIEF_UNREACHABLE, InfrastructureError, SearchFailed
 from job.kt_adapter import HyperParameters, Status, Trial, new_trial, service, service_grpc, trial_from_proto
 from job.retry import Backoff
+from job.search.pruning import Pruned
 
 log = logging.getLogger(__name__)
 
@@ -56,40 +58,62 @@ class _SearchOver(Exception):
     """The chief is unreachable because the search it served has ended."""
 
 
+@dataclass(frozen=True)
+class Reply:
+    """The chief's answer to a heartbeat: keep the trial or not, and whether to stop it early."""
+
+    keep: bool
+    pruned: Pruned | None = None
+
+
 class _Heartbeat:
-    def __init__(self, oracle: RemoteOracle, trial_id: str) -> None:
+    def __init__(self, oracle: RemoteOracle, trial_id: str, synchronous: bool) -> None:
         self.oracle = oracle
         self.trial_id = trial_id
+        # With pruning, each epoch's report waits for the chief's decision, so a pruned trial
+        # stops at that epoch's boundary rather than the next.
+        self.synchronous = synchronous
         self.epoch = 0
         self.logs: dict[str, float] = {}
         self._lost = False
+        self._pruned: Pruned | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="hptune-heartbeat", daemon=True)
 
     def report(self, epoch: int, logs: dict[str, float]) -> None:
         self.epoch, self.logs = epoch, dict(logs)
-        self._wake.set()
+        if self.synchronous:
+            self._send(timeout=1.0)
+        else:
+            self._wake.set()
 
     @property
     def lost(self) -> bool:
         return self._lost
 
+    @property
+    def pruned(self) -> Pruned | None:
+        return self._pruned
+
     def confirm(self) -> bool:
-        if self.oracle.plain_chief:
-            return not self._lost
-        keep = self.oracle.send_heartbeat(self.trial_id, self.epoch, self.logs)
-        if keep is False:
-            self._lost = True
+        if not self.oracle.plain_chief:
+            self._send()
         return not self._lost
+
+    def _send(self, timeout: float | None = None) -> None:
+        reply = self.oracle.send_heartbeat(self.trial_id, self.epoch, self.logs, timeout)
+        if reply is None:
+            return  # not delivered: the lease decides
+        if not reply.keep:
+            self._lost = True
+        if reply.pruned is not None:
+            self._pruned = reply.pruned
 
     def _loop(self) -> None:
         interval = self.oracle.heartbeat_seconds
-        while not self._stop.is_set() and not self.oracle.plain_chief:
-            keep = self.oracle.send_heartbeat(self.trial_id, self.epoch, self.logs)
-            if keep is False:
-                self._lost = True
-                return
+        while not self._stop.is_set() and not self.oracle.plain_chief and not self._lost:
+            self._send()
             self._wake.wait(interval)
             self._wake.clear()
 
@@ -112,8 +136,10 @@ class RemoteOracle:
         heartbeat_seconds: float,
         call_timeout: float = 60.0,
         search_ended: Callable[[], bool] = lambda: False,
+        pruning: bool = False,
     ) -> None:
         self.target = target
+        self.pruning = pruning  # spec.tuner.pruning is set: epochs are reported synchronously
         # Asked while the chief is unreachable between trials: a chief that has finished the
         # search and left is not coming back (a worker that restarted or arrived late).
         self.search_ended = search_ended
@@ -247,22 +273,26 @@ class RemoteOracle:
 
     @contextlib.contextmanager
     def lease(self, trial_id: str) -> Iterator[_Heartbeat]:
-        with _Heartbeat(self, trial_id) as heartbeat:
+        with _Heartbeat(self, trial_id, synchronous=self.pruning) as heartbeat:
             yield heartbeat
 
-    def send_heartbeat(self, trial_id: str, epoch: int, logs: dict[str, float]) -> bool | None:
-        """True: keep going; False: the trial is no longer ours; None: the chief did not answer."""
+    def send_heartbeat(
+        self, trial_id: str, epoch: int, logs: dict[str, float], timeout: float | None = None
+    ) -> Reply | None:
+        """The chief's reply (keep the trial? stop it early?), or None when it did not answer."""
         if self.plain_chief:
-            return True
+            return Reply(keep=True)
         request = {"tunerId": self.tuner_id, "trialId": trial_id, "epoch": epoch, "logs": logs}
         try:
             response = self._heartbeat(
-                request, timeout=max(1.0, self.heartbeat_seconds), metadata=self.metadata
+                request, timeout=timeout or max(1.0, self.heartbeat_seconds), metadata=self.metadata
             )
         except grpc.RpcError as err:
             if err.code() == grpc.StatusCode.UNIMPLEMENTED:
                 self._found_plain_chief()
-                return True
+                return Reply(keep=True)
             log.debug("heartbeat not delivered: %s", err.code())
             return None
-        return bool(response.get("keep", True))
+        prune = response.get("prune")
+        pruned = Pruned(int(prune["epoch"]), str(prune["reason"])) if isinstance(prune, dict) else None
+        return Reply(keep=bool(response.get("keep", True)), pruned=pruned)

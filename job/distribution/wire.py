@@ -4,7 +4,7 @@ Workers put their id in every call's metadata under `TUNER_ID_KEY`. The `hptune.
 (`CONTROL_SERVICE`) carries lease heartbeats with the running trial's latest epoch metrics, and a
 failed trial's error text; its messages are JSON objects:
 
-    Heartbeat     {"tunerId", "trialId", "epoch", "logs"}  ->  {"keep": bool}
+    Heartbeat     {"tunerId", "trialId", "epoch", "logs"}  ->  {"keep": bool, "prune"?: {"epoch", "reason"}}
     TrialMessage  {"tunerId", "trialId", "message"}        ->  {}
 """
 

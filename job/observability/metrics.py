@@ -28,7 +28,7 @@ from job.errors import InfrastructureError
 
 log = logging.getLogger(__name__)
 
-TRIAL_STATUSES = ("completed", "failed", "retried", "requeued")
+TRIAL_STATUSES = ("completed", "pruned", "failed", "retried", "requeued")
 DURATION_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 3600, 7200)
 LAST_SUCCESS = "hptune_last_success_timestamp_seconds"
 
@@ -70,6 +70,11 @@ class SearchMetrics:
         for status in TRIAL_STATUSES:
             self.trials.labels(status)
         self.running = Gauge("hptune_trials_running", "Trials running now.", registry=registry)
+        self.epochs_saved = Counter(
+            "hptune_pruned_epochs",
+            "Epochs not trained because their trials were pruned (spec.tuner.pruning).",
+            registry=registry,
+        )
         self.best = Gauge(
             "hptune_best_objective",
             "Best objective value so far (NaN before the first completed trial).",
@@ -116,9 +121,10 @@ class SearchMetrics:
             registry=registry,
         )
 
-    def trial_ended(self, status: str, seconds: float | None) -> None:
+    def trial_ended(self, status: str, seconds: float | None, epochs_saved: int = 0) -> None:
         self.trials.labels(status).inc()
-        if seconds is not None and status in ("completed", "failed"):
+        self.epochs_saved.inc(epochs_saved)
+        if seconds is not None and status in ("completed", "pruned", "failed"):
             self.duration.observe(seconds)
 
     def report_epoch(self, worker: str, epoch: int, logs: dict[str, float]) -> None:

@@ -47,8 +47,13 @@ MIN_FOR_IMPORTANCE = 5  # completed trials a random forest needs to say anything
 FOREST_TREES = 200
 TABLE_ROWS = 20
 AXIS_TICKS = 12  # a parallel-coordinates axis with this few values has a tick at each
-OUTCOME_COLORS = {"completed": "#2a9d8f", "failed": "#e76f51", "lost": "#e9c46a"}
-OUTCOME_NAMES = {"completed": "completed", "failed": "failed", "lost": "given up (lost workers)"}
+OUTCOME_COLORS = {"completed": "#2a9d8f", "pruned": "#8ab17d", "failed": "#e76f51", "lost": "#e9c46a"}
+OUTCOME_NAMES = {
+    "completed": "completed",
+    "pruned": "pruned (stopped early)",
+    "failed": "failed",
+    "lost": "given up (lost workers)",
+}
 PLOT_CONFIG = {"displaylogo": False, "responsive": True}
 
 
@@ -635,6 +640,8 @@ def _outcome_counts(trials: Sequence[TrialResult]) -> dict[str, int]:
     counts = dict.fromkeys(OUTCOME_NAMES, 0)
     for t in trials:
         counts[t.outcome] = counts.get(t.outcome, 0) + 1
+    if not counts["pruned"]:
+        del counts["pruned"]  # a search without pruning has no such outcome to show
     return counts
 
 

@@ -298,7 +298,7 @@ class Table:
             for j, (column, width) in enumerate(zip(self.columns, widths, strict=True)):
                 if j:
                     line.append(GAP)
-                style = "red" if column.header == "status" and status != "completed" else ""
+                style = "red" if column.header == "status" and status not in ("completed", "pruned") else ""
                 line.append(_pad(column.cells[i], width, column.right), style=style)
             line.rstrip()
             out.append(line)
@@ -439,6 +439,8 @@ def summary_line(results: SearchResults) -> str:
     for t in results.trials:
         counts[t.outcome] = counts.get(t.outcome, 0) + 1
     parts = [f"{counts.get('completed', 0)} completed"]
+    if counts.get("pruned"):
+        parts.append(f"{counts['pruned']} pruned")
     if counts.get("failed"):
         parts.append(f"{counts['failed']} failed")
     if counts.get("lost"):

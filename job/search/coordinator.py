@@ -10,6 +10,8 @@ Keras Tuner's oracle chooses hyperparameter values; the coordinator adds:
 - failure text: the worker's traceback is attached to the trial it explains;
 - a clean end: too many consecutive failures end the whole search with that reason instead of
   raising inside the oracle and leaving its trial stuck;
+- trial pruning (spec.tuner.pruning, job/search/pruning.py): each epoch a heartbeat reports goes
+  through the pruning rule, and the decision rides back in the heartbeat's reply;
 - top-k pruning of trial models, Prometheus metrics, and a state snapshot for resuming.
 
 The standalone process calls it directly; the chief serves it over gRPC (`job/distribution/chief.py`).
@@ -40,6 +42,7 @@ from job.kt_adapter import (
     trial_from_state,
 )
 from job.observability.metrics import SearchMetrics
+from job.search.pruning import Pruned, TrialPruner
 from job.search.results import ModelPruner
 
 log = logging.getLogger(__name__)
@@ -62,17 +65,19 @@ class Coordinator:
         oracle: Oracle,
         lease_seconds: float,
         max_worker_losses: int,
-        pruner: ModelPruner | None = None,
+        model_pruner: ModelPruner | None = None,
         metrics: SearchMetrics | None = None,
         clock: Callable[[], float] = time.monotonic,
         plain_lease_seconds: float | None = None,
+        trial_pruner: TrialPruner | None = None,
     ) -> None:
         self.oracle = oracle
+        self.trial_pruner = trial_pruner
         self.lease_seconds = lease_seconds
         self.plain_lease_seconds = max(plain_lease_seconds or lease_seconds, lease_seconds)
         self.plain: set[str] = set()  # workers that are plain Keras Tuner (no heartbeats, no error text)
         self.max_worker_losses = max_worker_losses
-        self.pruner = pruner
+        self.model_pruner = model_pruner
         self.metrics = metrics
         self.clock = clock
         self.lock = threading.RLock()
@@ -154,7 +159,17 @@ class Coordinator:
                 lease.epoch, lease.logs = epoch, dict(logs)
                 if self.metrics is not None:
                     self.metrics.report_epoch(tuner_id, epoch, logs)
+            objective = self.oracle.objective.name
+            if self.trial_pruner is not None and epoch > 0 and objective in logs:
+                known = trial_id in self.trial_pruner.pruned
+                if self.trial_pruner.report(trial_id, epoch, logs[objective]) is not None and not known:
+                    self._changed(trial_id)  # the snapshot keeps the decision
             return self.failure is None
+
+    def pruned(self, trial_id: str) -> Pruned | None:
+        """The decision to stop this trial early, if the pruning rule made one."""
+        with self.lock:
+            return None if self.trial_pruner is None else self.trial_pruner.pruned.get(trial_id)
 
     def update_trial(
         self, tuner_id: str | None, trial_id: str, metrics: dict[str, float], step: int = 0
@@ -299,6 +314,8 @@ class Coordinator:
             )
         if self.metrics is not None:
             self.metrics.workers_up.labels(tuner_id).set(0)
+        if self.trial_pruner is not None:
+            self.trial_pruner.forget(trial_id)  # it trains again from the start elsewhere
         if self.losses[trial_id] < self.max_worker_losses:
             requeue(self.oracle, tuner_id, trial)
             log.warning("trial %s requeued: %s", trial_id, reason)
@@ -330,6 +347,15 @@ class Coordinator:
                 log.error("search failed: %s", self.failure)
         ended = self.oracle.trials[trial.trial_id]
         status = _status_name(ended.status)
+        epochs_saved = 0
+        if self.trial_pruner is not None:
+            if status == "completed" and trial.trial_id in self.trial_pruner.pruned:
+                status = "pruned"
+                epochs_saved = self.trial_pruner.epochs_saved(trial.trial_id, ended.hyperparameters.values)
+            if status == "retried":
+                self.trial_pruner.forget(trial.trial_id)
+            else:
+                self.trial_pruner.ended(trial.trial_id, completed=status == "completed")
         if ended.status in (Status.COMPLETED, Status.FAILED):
             self.started_at.pop(trial.trial_id, None)
         if status == "failed":
@@ -342,7 +368,7 @@ class Coordinator:
                 last_line(ended.message),
             )
         if self.metrics is not None:
-            self.metrics.trial_ended(status, seconds)
+            self.metrics.trial_ended(status, seconds, epochs_saved=epochs_saved)
             best = self._best()
             if best is not None and best.score is not None:
                 self.metrics.best.set(best.score)
@@ -358,8 +384,8 @@ class Coordinator:
                 self.completed_count,
                 self.oracle.max_trials or "?",
             )
-        if self.pruner is not None and ended.status == Status.COMPLETED:
-            self.pruner.after_end(
+        if self.model_pruner is not None and ended.status == Status.COMPLETED:
+            self.model_pruner.after_end(
                 trial.trial_id, list(self.oracle.trials.values()), self.oracle.objective.direction
             )
         self._update_running()
@@ -419,6 +445,7 @@ class Coordinator:
                     "exhausted": self.exhausted,
                     "workers": sorted((self.live_workers() | self.awaited) - self.told_to_stop),
                     "plainWorkers": sorted(self.plain),
+                    **({"pruning": self.trial_pruner.state()} if self.trial_pruner is not None else {}),
                 }
             )
             oracle = json.dumps(self.oracle.get_state(), default=list)
@@ -435,6 +462,8 @@ class Coordinator:
             self.exhausted = bool(snapshot.get("exhausted", False))
             self.awaited = set(snapshot.get("workers", []))
             self.plain = set(snapshot.get("plainWorkers", []))
+            if self.trial_pruner is not None:
+                self.trial_pruner.restore(snapshot.get("pruning", {}))
             now = self.clock()
             for tuner_id, trial in self.oracle.ongoing_trials.items():
                 self.leases[tuner_id] = Lease(trial.trial_id, now, self._lease_for(tuner_id))
@@ -448,7 +477,8 @@ class Coordinator:
             if self.metrics is not None:
                 for trial in self.oracle.trials.values():
                     if trial.status in (Status.COMPLETED, Status.FAILED):
-                        self.metrics.trial_ended(_status_name(trial.status), None)
+                        pruned = self.trial_pruner is not None and trial.trial_id in self.trial_pruner.pruned
+                        self.metrics.trial_ended("pruned" if pruned else _status_name(trial.status), None)
                 best = self._best()
                 if best is not None and best.score is not None:
                     self.metrics.best.set(best.score)

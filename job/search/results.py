@@ -9,7 +9,7 @@ import json
 import math
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +23,8 @@ from job.storage.layout import attempts_prefix, trial_key
 
 if TYPE_CHECKING:
     import keras
+
+    from job.search.pruning import Pruned
 
 COMPLETED = Status.COMPLETED
 
@@ -53,6 +55,7 @@ class TrialRecord:
     model_saved: bool
     # Where the model is when not in the output: a plain Keras Tuner worker keeps its own.
     model_location: str | None = None
+    pruned: dict[str, Any] | None = None  # {"epoch", "reason"} of a trial stopped early
 
     def to_json(self) -> str:
         body = {
@@ -67,6 +70,7 @@ class TrialRecord:
             "seconds": round(self.seconds, 3),
             "modelSaved": self.model_saved,
             **({"modelLocation": self.model_location} if self.model_location else {}),
+            **({"pruned": self.pruned} if self.pruned else {}),
             "finishedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         return json.dumps(finite_json(body), indent=2)
@@ -152,7 +156,12 @@ def ranked(trials: Sequence[Trial], direction: str) -> list[Trial]:
     return done + rest
 
 
-def leaderboard_csv(trials: Sequence[Trial], objective: str, direction: str) -> str:
+def leaderboard_csv(
+    trials: Sequence[Trial], objective: str, direction: str, pruned: Mapping[str, Pruned] | None = None
+) -> str:
+    """The leaderboard: completed trials best first (a pruned one ranked by its score so far, its
+    status `pruned` and why in the error column), then the rest."""
+    pruned = pruned or {}
     rows = ranked(trials, direction)
     names = sorted({k for t in rows for k in public_values(t.hyperparameters)})
     out = io.StringIO()
@@ -163,15 +172,17 @@ def leaderboard_csv(trials: Sequence[Trial], objective: str, direction: str) -> 
         completed = t.status == COMPLETED and t.score is not None
         rank += completed
         values = public_values(t.hyperparameters)
+        stopped = pruned.get(t.trial_id) if completed else None
+        note = f"pruned after epoch {stopped.epoch}: {stopped.reason}" if stopped else last_line(t.message)
         writer.writerow(
             [
                 rank if completed else "",
                 t.trial_id,
-                str(t.status).lower(),
+                "pruned" if stopped else str(t.status).lower(),
                 t.score if completed else "",
                 t.best_step if completed else "",
                 *[values.get(n, "") for n in names],
-                last_line(t.message) if t.message else "",
+                note if (stopped or t.message) else "",
             ]
         )
     return out.getvalue()

@@ -27,6 +27,7 @@ from job.search.best import promote_best
 from job.search.coordinator import Coordinator
 from job.search.oracles import make_oracle
 from job.search.ownership import OutputLease, OutputLost, chief_silence
+from job.search.pruning import TrialPruner
 from job.search.results import (
     ModelPruner,
     chief_record,
@@ -141,9 +142,10 @@ def _coordinator(
         oracle,
         lease_seconds=job.spec.distribution.lease_seconds,
         max_worker_losses=job.spec.distribution.max_worker_losses,
-        pruner=ModelPruner(store, job.spec.output.keep_models),
+        model_pruner=ModelPruner(store, job.spec.output.keep_models),
         metrics=metrics,
         plain_lease_seconds=job.spec.distribution.plain_worker_lease_seconds,
+        trial_pruner=trial_pruner(job),
     )
     coordinator.publish = lambda trial_id, worker: publish_attempt(store, trial_id, worker)
     coordinator.record = lambda trial, worker, seconds: store.write_text(
@@ -153,6 +155,16 @@ def _coordinator(
     if saved is not None:
         coordinator.restore(saved)
     return coordinator
+
+
+def trial_pruner(job: JobSpec) -> TrialPruner | None:
+    """The pruning rule of spec.tuner.pruning, if any (job/search/pruning.py)."""
+    tuner = job.spec.tuner
+    if tuner.pruning is None:
+        return None
+    return TrialPruner(
+        tuner.pruning, tuner.objective.name, tuner.objective.direction, job.spec.training.epochs
+    )
 
 
 def take_output(job: JobSpec, store: Store, identity: str) -> OutputLease:
@@ -301,6 +313,7 @@ def run_worker(job: JobSpec, env: Environment, role: Worker, options: Options) -
         wait_seconds=dist.chief_wait_seconds,
         heartbeat_seconds=dist.heartbeat_seconds,
         search_ended=lambda: search_over(job, store),
+        pruning=job.spec.tuner.pruning is not None,
     )
     loop = TrialLoop(
         role.tuner_id,
@@ -388,7 +401,8 @@ def finish(
     """
     objective = job.spec.tuner.objective
     trials = coordinator.trials()
-    board = leaderboard_csv(trials, objective.name, objective.direction)
+    pruned = coordinator.trial_pruner.pruned if coordinator.trial_pruner is not None else None
+    board = leaderboard_csv(trials, objective.name, objective.direction, pruned)
     local_copy: str | None = None
     best = next(
         (t for t in ranked(trials, objective.direction) if t.score is not None and t.status == "COMPLETED"),
@@ -402,8 +416,8 @@ def finish(
         state, failure = "stopped", "stopped by a signal before the search ended"
     try:
         store.write_text(LEADERBOARD_KEY, board)
-        if coordinator.pruner is not None:
-            coordinator.pruner.sweep(trials, objective.direction)
+        if coordinator.model_pruner is not None:
+            coordinator.model_pruner.sweep(trials, objective.direction)
         if state in ("succeeded", "stopped") and best is not None:
             promote_best(store, best, trials, objective.name, objective.direction, _card(job, coordinator))
         Snapshotter(coordinator, store, job).write(state)

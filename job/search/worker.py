@@ -16,6 +16,7 @@ from job.kt_adapter import Status, Trial
 from job.observability.metrics import WorkerMetrics
 from job.search.coordinator import Coordinator
 from job.search.objective import is_better
+from job.search.pruning import Pruned
 from job.search.results import TrialRecord, public_values, publish_attempt, save_model
 from job.spec.models import JobSpec
 from job.storage import Store
@@ -33,6 +34,11 @@ class LeaseHandle(Protocol):
 
     @property
     def lost(self) -> bool: ...
+
+    @property
+    def pruned(self) -> Pruned | None:
+        """The chief's decision to stop the trial early (spec.tuner.pruning), once made."""
+        ...
 
     def confirm(self) -> bool:
         """Ask the chief, now, whether the trial is still this worker's."""
@@ -60,13 +66,19 @@ class _LocalLease:
     def __init__(self, coordinator: Coordinator, tuner_id: str, trial_id: str) -> None:
         self.coordinator, self.tuner_id, self.trial_id = coordinator, tuner_id, trial_id
         self._lost = False
+        self._pruned: Pruned | None = None
 
     def report(self, epoch: int, logs: dict[str, float]) -> None:
         self._lost = not self.coordinator.heartbeat(self.tuner_id, self.trial_id, epoch, logs)
+        self._pruned = self.coordinator.pruned(self.trial_id)
 
     @property
     def lost(self) -> bool:
         return self._lost
+
+    @property
+    def pruned(self) -> Pruned | None:
+        return self._pruned
 
     def confirm(self) -> bool:
         return not self._lost
@@ -186,7 +198,7 @@ class Worker:
                 tuner.objective,
                 executions=tuner.executions_per_trial,
                 on_epoch=on_epoch,
-                should_stop=lambda: lease.lost,
+                should_stop=lambda: lease.lost or lease.pruned is not None,
                 weights_of=self._weights_of,
             )
             if lease.lost or not lease.confirm():
@@ -196,21 +208,32 @@ class Worker:
                     trial.trial_id,
                 )
                 return
-            self._record(trial, outcome)
+            self._record(trial, outcome, lease.pruned)
         self.trials_run += 1
 
-    def _record(self, trial: Trial, outcome: Outcome) -> None:
+    def _record(self, trial: Trial, outcome: Outcome, pruned: Pruned | None = None) -> None:
         model_saved = False
+        pruned = pruned if outcome.ok else None
+        if pruned is not None:
+            log.info(
+                "%s: trial %s stopped after epoch %d (pruned): %s",
+                self.tuner_id,
+                trial.trial_id,
+                pruned.epoch,
+                pruned.reason,
+            )
         if outcome.ok and outcome.model is not None:
             if self.job.spec.tuner.algorithm == "hyperband":
                 save_model(self.store, self._staged(trial, "checkpoint.weights.h5"), outcome.model)
-            if self._is_candidate(outcome):
+            # A pruned trial's model is kept only if it is the best so far (it could still be best/).
+            if self._is_candidate(outcome, keep=1 if pruned else None):
                 save_model(self.store, self._staged(trial, "model.keras"), outcome.model)
                 model_saved = True
+        status = "failed" if not outcome.ok else "pruned" if pruned else "completed"
         record = TrialRecord(
             trial_id=trial.trial_id,
             worker=self.tuner_id,
-            status="completed" if outcome.ok else "failed",
+            status=status,
             hyperparameters=public_values(trial.hyperparameters),
             metrics=outcome.metrics,
             best_step=outcome.best_step,
@@ -218,6 +241,7 @@ class Worker:
             error=outcome.error,
             seconds=outcome.seconds,
             model_saved=model_saved,
+            pruned={"epoch": pruned.epoch, "reason": pruned.reason} if pruned else None,
         )
         self.store.write_text(self._staged(trial, "trial.json"), record.to_json())
         if self.metrics is not None:
@@ -244,10 +268,10 @@ class Worker:
     def _staged(self, trial: Trial, name: str) -> str:
         return attempt_key(trial.trial_id, self.tuner_id, name)
 
-    def _is_candidate(self, outcome: Outcome) -> bool:
-        """Could this result be among the best `keepModels`? Then its model is worth saving."""
+    def _is_candidate(self, outcome: Outcome, keep: int | None = None) -> bool:
+        """Could this result be among the best `keep` (`keepModels`)? Then its model is worth saving."""
         objective = self.job.spec.tuner.objective
-        keep = self.job.spec.output.keep_models
+        keep = keep or self.job.spec.output.keep_models
         value = outcome.metrics.get(objective.name)
         if value is None:
             return False

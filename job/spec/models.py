@@ -533,6 +533,24 @@ class HyperbandSettings(_Model):
     iterations: int = Field(1, ge=1, description="Times the whole Hyperband algorithm runs.")
 
 
+class PruningSpec(_Model):
+    """Stopping clearly bad trials early (job/search/pruning.py), from the per-epoch objective."""
+
+    type: Literal["median", "asha"] = Field(
+        description="median: stop a trial whose best objective so far is worse than the median of "
+        "completed trials at the same epoch; asha: asynchronous successive halving.",
+    )
+    min_epochs: int = Field(
+        1, ge=1, description="Epochs every trial trains before it can be stopped (asha: the first rung)."
+    )
+    min_trials: int = Field(
+        3, ge=1, description="Trials (completed, or recorded at an asha rung) needed before any decision."
+    )
+    reduction_factor: int = Field(
+        3, ge=2, description="asha: rungs at minEpochs * reductionFactor^k; the top 1/reductionFactor go on."
+    )
+
+
 class TunerSpec(_Model):
     algorithm: Literal["random", "grid", "bayesian", "hyperband"] = "random"
     objective: Objective = Objective()
@@ -543,11 +561,24 @@ class TunerSpec(_Model):
     max_consecutive_failed_trials: int = Field(3, ge=1)
     bayesian: BayesianSettings | None = None
     hyperband: HyperbandSettings | None = None
+    pruning: PruningSpec | None = None
 
     @model_validator(mode="after")
     def _check_algorithm(self) -> TunerSpec:
         if self.algorithm == "hyperband" and self.hyperband is None:
             raise _field_error("hyperband", "is required with algorithm: hyperband (maxEpochs, factor)")
+        if self.pruning is not None and self.algorithm == "hyperband":
+            raise _field_error(
+                "pruning",
+                "does not apply to algorithm: hyperband, which stops trials in its own brackets; use "
+                "random, grid or bayesian with pruning",
+            )
+        if self.pruning is not None and self.executions_per_trial > 1:
+            raise _field_error(
+                "pruning",
+                f"needs executionsPerTrial 1 (got {self.executions_per_trial}): a trial's epochs must "
+                "be one learning curve",
+            )
         for section in ("bayesian", "hyperband"):
             if getattr(self, section) is not None and self.algorithm != section:
                 raise _field_error(section, f"applies only to algorithm: {section}")
@@ -776,6 +807,7 @@ class Spec(_Model):
                 if path == "optimizer":
                     _check_optimizer_hp(self.hyperparameters[seen[name]], seen[name])
         self._check_training_refs(seen)
+        self._check_pruning()
         if self.tuner.algorithm == "grid":
             for i, hp in enumerate(self.hyperparameters):
                 if isinstance(hp, FloatHP) and hp.step is None:
@@ -793,6 +825,25 @@ class Spec(_Model):
                     f"{objective!r} is not a metric this model reports; one of {sorted(known)}",
                 )
         return self
+
+    def _check_pruning(self) -> None:
+        """Pruning needs epochs after its warm-up: minEpochs below the fewest epochs a trial trains."""
+        pruning = self.tuner.pruning
+        if pruning is None:
+            return
+        epochs = self.training.epochs
+        if isinstance(epochs, str):
+            hp = next(h for h in self.hyperparameters if h.name == epochs)
+            fewest = min(_count_values(hp))
+            what = f"the fewest epochs hyperparameter {epochs!r} gives ({fewest})"
+        else:
+            fewest, what = epochs, f"training.epochs ({epochs})"
+        if pruning.min_epochs >= fewest:
+            raise _field_error(
+                "tuner.pruning.minEpochs",
+                f"is {pruning.min_epochs}, but trials train {what}: nothing would be left to stop; "
+                f"set minEpochs below {fewest}",
+            )
 
     def _check_training_refs(self, seen: dict[str, int]) -> None:
         """training.epochs and batchSize may name an int hyperparameter: a choice or range of counts."""
@@ -821,6 +872,19 @@ class Spec(_Model):
                     "cannot name a hyperparameter with algorithm: hyperband, which sets each trial's "
                     "epochs itself (tuner.hyperband.maxEpochs)",
                 )
+
+
+def _count_values(hp: HyperParameter) -> list[int]:
+    """The whole numbers an epochs (or batch size) hyperparameter takes (checked by _count_kind)."""
+    match hp:
+        case IntHP():
+            return [hp.min, hp.max]
+        case ChoiceHP():
+            return [int(v) for v in hp.values]
+        case FixedHP():
+            return [int(hp.value)]
+        case _:
+            return [1]
 
 
 def _count_kind(hp: HyperParameter) -> str | None:

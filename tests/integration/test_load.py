@@ -134,7 +134,7 @@ def test_32_workers_and_2000_instant_trials_lose_nothing_and_stay_bounded(
     oracle = make_oracle(job, declared_space(job))
     metrics = SearchMetrics(CollectorRegistry(), "load", "random", "val_accuracy", "max", TRIALS, "test")
     coordinator = Coordinator(
-        oracle, lease_seconds=60, max_worker_losses=3, pruner=ModelPruner(store, 3), metrics=metrics
+        oracle, lease_seconds=60, max_worker_losses=3, model_pruner=ModelPruner(store, 3), metrics=metrics
     )
     snapshots = Snapshotter(coordinator, store, job).start()
     server, port = start_server(coordinator, "127.0.0.1", 0)

@@ -288,6 +288,8 @@ def test_the_dashboard_shows_the_final_numbers_after_the_search(run: Run) -> Non
     assert objective["metric"] == {"objective": "val_accuracy", "direction": "max"}
     assert float(objective["value"][1]) == best
     assert value(run.at_end(stats["Failed trials", "failed"])) == 0
+    assert value(run.at_end(stats["Pruned trials", "pruned"])) == 0  # no spec.tuner.pruning here
+    assert value(run.at_end(stats["Pruned trials", "epochs saved"])) == 0
     assert value(run.at_end(stats["Running", "trials"])) == 0
     assert value(run.at_end(stats["Outcome", "outcome"])) == 0  # succeeded
     assert run.start * 1000 <= value(run.at_end(stats["Last success", "last success"])) <= run.end * 1000

@@ -68,6 +68,7 @@ def test_the_exporter_serves_the_scenario(served: tuple[CollectorRegistry, Searc
     expected = [
         "# TYPE hptune_trials_total counter",
         'hptune_trials_total{status="completed"} 2.0',
+        'hptune_trials_total{status="pruned"} 0.0',
         'hptune_trials_total{status="failed"} 1.0',
         'hptune_trials_total{status="retried"} 0.0',
         'hptune_trials_total{status="requeued"} 0.0',
@@ -75,6 +76,7 @@ def test_the_exporter_serves_the_scenario(served: tuple[CollectorRegistry, Searc
         'objective="val_accuracy",version="0.1.0"} 1.0',
         "hptune_max_trials 10.0",
         "hptune_trials_running 1.0",
+        "hptune_pruned_epochs_total 0.0",
         "hptune_best_objective 0.875",
         "# TYPE hptune_trial_duration_seconds histogram",
         'hptune_trial_duration_seconds_bucket{le="1.0"} 1.0',
@@ -96,7 +98,7 @@ def test_the_exporter_serves_the_scenario(served: tuple[CollectorRegistry, Searc
     missing = [line for line in expected if line not in lines]
     assert not missing, "\n".join(missing)
     trials = [line for line in lines if line.startswith("hptune_trials_total")]
-    assert len(trials) == 4  # one per outcome, zeros included: rate() sees the first trial end
+    assert len(trials) == 5  # one per outcome, zeros included: rate() sees the first trial end
     started = next(line for line in lines if line.startswith("hptune_search_start_timestamp_seconds "))
     assert abs(float(started.split()[1]) - time.time()) < 60
 
