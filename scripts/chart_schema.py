@@ -177,6 +177,26 @@ def chart_values_schema() -> dict[str, Schema]:
                 },
             },
         ),
+        "workload": {
+            "type": "string",
+            "enum": ["jobs", "jobset"],
+            "description": "jobs: a chief Job and a worker Job; jobset: one JobSet holding both.",
+        },
+        "jobset": _closed(
+            {
+                "maxRestarts": _integer(description="Restarts of the whole JobSet."),
+                "restartStrategy": {"type": "string", "enum": ["", "Recreate", "BlockingRecreate"]},
+            },
+            "workload: jobset only.",
+        ),
+        "kueue": _closed(
+            {
+                "queueName": _string(
+                    "The LocalQueue (kueue.x-k8s.io/queue-name).", pattern="^$|" + _DNS_NAME
+                ),
+                "priorityClass": _string("A Kueue WorkloadPriorityClass.", pattern="^$|" + _DNS_NAME),
+            },
+        ),
         "priorityClassName": _string(),
         "activeDeadlineSeconds": _integer(description="Stop a Job running longer; 0: no limit."),
         "ttlSecondsAfterFinished": _integer(description="Delete finished Jobs after; 0: keep them."),

@@ -1,4 +1,5 @@
-"""Regenerate what is derived: charts/values.schema.json, charts/templates/_exitcodes.tpl, k8s/job.yaml.
+"""Regenerate what is derived: charts/values.schema.json, charts/templates/_exitcodes.tpl, k8s/job.yaml
+and k8s/jobset.yaml.
 
     python scripts/render_manifests.py           # write both
     python scripts/render_manifests.py --check   # exit 1 if either differs from a fresh generation
@@ -27,6 +28,7 @@ CHART = REPO / "charts"
 SCHEMA = CHART / "values.schema.json"
 EXIT_CODES_TEMPLATE = CHART / "templates" / "_exitcodes.tpl"
 MANIFESTS = REPO / "k8s" / "job.yaml"
+JOBSET_MANIFESTS = REPO / "k8s" / "jobset.yaml"  # the same with workload: jobset
 RELEASE = "hptune"
 SECRET = "hptune-storage"  # k8s/job.yaml: where the pods' storage credentials come from
 NAMESPACE = "default"
@@ -83,23 +85,33 @@ def documents(rendered: dict[str, str], hooks: bool = False) -> list[tuple[str, 
     return sorted(found, key=order)
 
 
-def manifests_text(release: str = RELEASE, namespace: str = NAMESPACE) -> str:
-    """k8s/job.yaml: every object of the default rendering, one YAML stream."""
+def manifests_text(release: str = RELEASE, namespace: str = NAMESPACE, workload: str = "jobs") -> str:
+    """k8s/job.yaml (or, with workload "jobset", k8s/jobset.yaml): every object of the default
+    rendering, one YAML stream."""
+    target = "k8s/job.yaml" if workload == "jobs" else "k8s/jobset.yaml"
+    shape = (
+        ""
+        if workload == "jobs"
+        else "# The search as one JobSet (workload: jobset): the JobSet controller must be installed.\n"
+    )
     header = (
         "# Plain Kubernetes manifests for hptune: the Helm chart (charts/) rendered with its default\n"
         f'# values for a release named "{release}", with credentials from the Secret "{SECRET}".\n'
-        "# Generated: do not edit, run `python scripts/render_manifests.py` after changing the chart.\n"
+        + shape
+        + "# Generated: do not edit, run `python scripts/render_manifests.py` after changing the chart.\n"
         "#\n"
         "# 1. Set spec.output.uri in the ConfigMap below to your bucket.\n"
         f"# 2. Create the Secret {SECRET} with the bucket's credentials (AWS_ACCESS_KEY_ID,\n"
         "#    AWS_SECRET_ACCESS_KEY, and AWS_ENDPOINT_URL_S3 for MinIO), or leave it out and use\n"
         "#    workload identity on the ServiceAccount.\n"
-        "# 3. kubectl apply -n NAMESPACE -f k8s/job.yaml\n"
+        f"# 3. kubectl apply -n NAMESPACE -f {target}\n"
         "#    The objects carry no namespace; only the RoleBinding names its ServiceAccount's\n"
         f'#    namespace ("{namespace}"): change it there for another namespace.\n'
         "# Or use the chart: `helm install hptune charts/ -f my-values.yaml`.\n"
     )
     values: dict[str, object] = {"envFrom": [{"secretRef": {"name": SECRET, "optional": True}}]}
+    if workload != "jobs":
+        values["workload"] = workload
     parts = [header]
     for path, text, _ in documents(render(values, release=release, namespace=namespace)):
         # Namespace-independent: `kubectl apply -n` places every object.
@@ -124,12 +136,13 @@ def main(argv: list[str] | None = None) -> int:
             if not args.check:
                 path.write_text(text)
     # Rendered after the schema is written: Helm validates the default values against it.
-    manifests = manifests_text()
-    if _current(MANIFESTS) != manifests:
-        stale.append(MANIFESTS)
-        if not args.check:
-            MANIFESTS.parent.mkdir(parents=True, exist_ok=True)
-            MANIFESTS.write_text(manifests)
+    for path, workload in ((MANIFESTS, "jobs"), (JOBSET_MANIFESTS, "jobset")):
+        manifests = manifests_text(workload=workload)
+        if _current(path) != manifests:
+            stale.append(path)
+            if not args.check:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(manifests)
     for path in stale:
         verb = "is stale" if args.check else "written"
         sys.stderr.write(f"{path.relative_to(REPO)}: {verb}\n")

@@ -46,12 +46,21 @@ app.kubernetes.io/part-of: hptune
 {{- with .Values.newSearch }}-{{ . }}{{ end }}
 {{- end }}
 
+{{/* The Jobs' names: the chart's own, or those the JobSet controller gives its child Jobs. */}}
 {{- define "hptune.chiefJob" -}}
+{{- if include "hptune.inJobSet" . -}}
+{{ include "hptune.jobset" . }}-chief-0
+{{- else -}}
 {{ include "hptune.fullname" . }}-chief{{ include "hptune.searchSuffix" . }}
+{{- end -}}
 {{- end }}
 
 {{- define "hptune.workerJob" -}}
+{{- if include "hptune.inJobSet" . -}}
+{{ include "hptune.jobset" . }}-worker-0
+{{- else -}}
 {{ include "hptune.fullname" . }}-worker{{ include "hptune.searchSuffix" . }}
+{{- end -}}
 {{- end }}
 
 {{/* The job spec as the pods read it, and its checksum: a changed spec is a new ConfigMap. */}}
@@ -87,12 +96,18 @@ the checksum of the spec it runs. A new search is explicit: set newSearch (new J
 {{ include "hptune.fullname" . }}-chief
 {{- end }}
 
-{{/* The chief's DNS name: the Service's short name (same namespace), or its FQDN with clusterDomain. */}}
+{{/* The chief's DNS name: the Service's short name (same namespace), or its FQDN with
+clusterDomain. In a JobSet: the chief pod's own name in the JobSet's headless Service,
+<jobset>-chief-0-0.<jobset>. */}}
 {{- define "hptune.chiefHost" -}}
+{{- $name := include "hptune.chiefService" . }}
+{{- if include "hptune.inJobSet" . }}
+{{- $name = printf "%s-chief-0-0.%s" (include "hptune.jobset" .) (include "hptune.jobset" .) }}
+{{- end }}
 {{- if .Values.clusterDomain -}}
-{{ include "hptune.chiefService" . }}.{{ .Release.Namespace }}.svc.{{ .Values.clusterDomain }}
+{{ $name }}.{{ .Release.Namespace }}.svc.{{ .Values.clusterDomain }}
 {{- else -}}
-{{ include "hptune.chiefService" . }}
+{{ $name }}
 {{- end -}}
 {{- end }}
 
@@ -250,8 +265,11 @@ containers:
             fieldPath: metadata.name
       - name: HPTUNE_JOB_NAME
         value: {{ include (printf "hptune.%sJob" $role) $root | quote }}
+      {{- if not (include "hptune.inJobSet" $root) }}
+      # Ended by the chief when the search fails (in a JobSet, its failurePolicy does it).
       - name: HPTUNE_WORKER_JOB_NAME
         value: {{ include "hptune.workerJob" $root | quote }}
+      {{- end }}
       - name: HOME
         value: /tmp
       - name: KERAS_HOME

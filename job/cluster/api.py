@@ -29,6 +29,8 @@ SEARCH = ANNOTATION + "search"
 WORKER_JOB = ANNOTATION + "worker-job"
 MAX_TRIALS = ANNOTATION + "max-trials"
 OUTPUT = ANNOTATION + "output"
+JOBSET = ANNOTATION + "jobset"  # workload: jobset: the JobSet holding the chief's Job
+JOBSET_API = ("jobset.x-k8s.io", "v1alpha2", "jobsets")  # group, version, plural
 
 REQUEST_TIMEOUT: tuple[float, float] = (3.0, 5.0)  # seconds to connect, seconds to read
 FLUSH_SECONDS = 30.0  # how long search_ended waits for the requests still queued
@@ -64,8 +66,8 @@ def score_text(value: float | None) -> str | None:
 
 
 def job_state(job: dict[str, Any]) -> str | None:
-    """succeeded, failed or suspended from a Job's conditions; None while it runs."""
-    states = {"Complete": "succeeded", "Failed": "failed", "Suspended": "suspended"}
+    """succeeded, failed or suspended from a Job's (or a JobSet's) conditions; None while it runs."""
+    states = {"Complete": "succeeded", "Completed": "succeeded", "Failed": "failed", "Suspended": "suspended"}
     for condition in job.get("status", {}).get("conditions") or []:
         if condition.get("status") == "True" and condition.get("type") in states:
             return states[condition["type"]]

@@ -1,5 +1,6 @@
 """`hptune status NAME`: a search's progress read from outside, through the user's kubeconfig:
-the chief Job's annotations and the worker Job's pod counts."""
+the chief Job's annotations and the worker Job's pod counts, and with workload: jobset the
+JobSet's state, restarts and per-replicatedJob counts."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 from job.cluster.api import (
     BEST_OBJECTIVE,
     BEST_TRIAL,
+    JOBSET,
+    JOBSET_API,
     MAX_TRIALS,
     OUTPUT,
     REASON,
@@ -65,6 +68,20 @@ def status_table(
             except ApiException as err:
                 if err.status != 404:
                     raise
+        jobset = None
+        if jobset_name := chief["metadata"].get("annotations", {}).get(JOBSET):
+            group, version, plural = JOBSET_API
+            jobset = read_json(
+                client.CustomObjectsApi(api).get_namespaced_custom_object(
+                    group,
+                    version,
+                    namespace,
+                    plural,
+                    jobset_name,
+                    _request_timeout=REQUEST_TIMEOUT,
+                    _preload_content=False,
+                )
+            )
     except ApiException as err:
         if err.status in (401, 403):
             raise StatusError(
@@ -76,7 +93,22 @@ def status_table(
         raise
     except Exception as err:
         raise StatusError(f"cannot reach the Kubernetes API at {host}: {err}") from err
-    return _rows(chief, worker, namespace)
+    return _rows(chief, worker, namespace) + (_jobset_rows(jobset, namespace) if jobset else [])
+
+
+def _jobset_rows(jobset: dict[str, Any], namespace: str) -> list[tuple[str, str]]:
+    """The JobSet's own view: its state and restarts, and each replicatedJob's Jobs."""
+    status = jobset.get("status", {})
+    state = job_state(jobset) or ("suspended" if jobset.get("spec", {}).get("suspend") else "running")
+    restarts = status.get("restarts", 0)
+    rows = [("jobset", f"{namespace}/{jobset['metadata']['name']}: {state}, {restarts} restarts")]
+    for replicated in status.get("replicatedJobsStatus") or []:
+        counts = ", ".join(
+            f"{replicated.get(key, 0)} {key}"
+            for key in ("ready", "active", "succeeded", "failed", "suspended")
+        )
+        rows.append((f"  {replicated['name']} jobs", counts))
+    return rows
 
 
 def _read_job(batch: Any, name: str, namespace: str) -> dict[str, Any]:

@@ -92,12 +92,27 @@ def kinds(objs: list[Obj]) -> list[str]:
     return sorted(o["kind"] for o in objs)
 
 
+def jobset_of(objs: list[Obj]) -> Obj | None:
+    found = [o for o in objs if o["kind"] == "JobSet"]
+    assert len(found) <= 1, "one JobSet at most"
+    return found[0] if found else None
+
+
+def job(objs: list[Obj], role: str) -> Obj:
+    """The role's Job (metadata and spec): the Job object, or its replicatedJob's template."""
+    jobset = jobset_of(objs)
+    if jobset is None:
+        return one(objs, "Job", role)
+    (replicated,) = [r for r in jobset["spec"]["replicatedJobs"] if r["name"] == role]
+    return replicated["template"]
+
+
 def pod_spec(objs: list[Obj], role: str) -> Obj:
-    return one(objs, "Job", role)["spec"]["template"]["spec"]
+    return job(objs, role)["spec"]["template"]["spec"]
 
 
 def pod_labels(objs: list[Obj], role: str) -> dict[str, str]:
-    return one(objs, "Job", role)["spec"]["template"]["metadata"]["labels"]
+    return job(objs, role)["spec"]["template"]["metadata"]["labels"]
 
 
 def container(objs: list[Obj], role: str) -> Obj:
@@ -163,10 +178,16 @@ def test_every_object_is_valid_kubernetes_for_every_claimed_version(
     scenario: str, scenarios: dict[str, list[Obj]]
 ) -> None:
     objs = scenarios[scenario]
-    custom = [o for o in objs if o["apiVersion"].startswith("monitoring.coreos.com/")]
+    custom = [o for o in objs if o["apiVersion"].startswith(("monitoring.coreos.com/", "jobset.x-k8s.io/"))]
+    jobset = jobset_of(objs)
+    if jobset is not None:  # its Jobs, as the JobSet controller creates them, are built-in kinds
+        objs = objs + [
+            {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": f"{r['name']}-0"}, **r["template"]}
+            for r in jobset["spec"]["replicatedJobs"]
+        ]
     for obj in objs:
         if obj in custom:
-            continue  # a CRD: kubernetes-validate has no schema for it (checked field by field below)
+            continue  # a custom resource: kubernetes-validate has no schema for it (see below)
         for version in claimed_versions():
             try:
                 kubernetes_validate.validate(obj, version, strict=True)
@@ -183,6 +204,9 @@ def test_scenarios_cover_the_documented_cases(scenarios: dict[str, list[Obj]]) -
         "podmonitor-values",
         "secret-credentials-values",
         "no-networkpolicy-values",
+        "jobset-values",
+        "kueue-values",
+        "plain-workers-values",
     }
     assert kinds(scenarios["default-values"]) == [
         "ConfigMap",
@@ -414,6 +438,10 @@ def test_metrics_peers_are_configurable_and_the_policy_can_be_off(scenarios: dic
 
 def _pods(objs: list[Obj]) -> list[tuple[str, Obj]]:
     pods = [(o["metadata"]["name"], o["spec"]["template"]["spec"]) for o in objs if o["kind"] == "Job"]
+    if (jobset := jobset_of(objs)) is not None:
+        pods += [
+            (r["name"], r["template"]["spec"]["template"]["spec"]) for r in jobset["spec"]["replicatedJobs"]
+        ]
     pods += [(o["metadata"]["name"], o["spec"]) for o in objs if o["kind"] == "Pod"]
     return pods
 

@@ -50,7 +50,42 @@ CHART_CASES: list[tuple[str, dict[str, Any], str]] = [
         {"spec": {"metadata": {"name": "Mnist_MLP"}}},
         "at '/spec/metadata/name'",
     ),
+    (
+        "chart-workload-misspelled",
+        {"workload": "jobsets"},
+        "at '/workload': value must be one of 'jobs', 'jobset'",
+    ),
+    ("chart-kueue-queue-not-a-name", {"kueue": {"queueName": "Team A"}}, "at '/kueue/queueName'"),
 ]
+
+# Values the schema allows alone but the chosen workload does not use: the chart refuses them when it
+# renders (helm install, helm template), naming the value.
+WORKLOAD_CASES: list[tuple[str, dict[str, Any], str]] = [
+    (
+        "chart-jobset-setting-with-plain-jobs",
+        {"jobset": {"maxRestarts": 5}},
+        "jobset.maxRestarts (5) applies only to workload: jobset",
+    ),
+    (
+        "chart-jobset-strategy-with-plain-jobs",
+        {"jobset": {"restartStrategy": "BlockingRecreate"}},
+        "jobset.restartStrategy (BlockingRecreate) applies only to workload: jobset",
+    ),
+    (
+        "chart-kueue-priority-without-a-queue",
+        {"workload": "jobset", "kueue": {"priorityClass": "batch-low"}},
+        "kueue.priorityClass (batch-low) needs kueue.queueName",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("values", "says"), [c[1:] for c in WORKLOAD_CASES], ids=[c[0] for c in WORKLOAD_CASES]
+)
+def test_values_the_workload_does_not_use_are_refused_naming_them(values: dict[str, Any], says: str) -> None:
+    with pytest.raises(helm.HelmRenderError) as caught, helm.Chart.load(str(CHART)) as chart:
+        chart.render(values, name="hptune", namespace="tuning", is_install=True)
+    assert says in str(caught.value)
 
 
 @pytest.mark.parametrize(("values", "says"), [c[1:] for c in CHART_CASES], ids=[c[0] for c in CHART_CASES])

@@ -52,14 +52,14 @@ FAST = Backoff(base_seconds=0.01, jitter=0.0, attempts=3)  # for tests: 3 attemp
 Obj = dict[str, Any]
 
 
-def _render_chart() -> list[Obj]:
+def _render_chart(values: Obj | None = None) -> list[Obj]:
     spec = importlib.util.spec_from_file_location(
         "render_manifests", REPO / "scripts" / "render_manifests.py"
     )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    rendered = module.render({}, release="hptune", namespace=NAMESPACE)
+    rendered = module.render(values or {}, release="hptune", namespace=NAMESPACE)
     return [obj for _, _, obj in module.documents(rendered)]
 
 
@@ -151,8 +151,9 @@ class Request:
 class FakeKubeApi:
     """A fake Kubernetes API server: Jobs (get, list by label, merge-patch) and Events (create)."""
 
-    def __init__(self, jobs: list[Obj]) -> None:
+    def __init__(self, jobs: list[Obj], jobsets: list[Obj] | None = None) -> None:
         self.jobs = {job["metadata"]["name"]: copy.deepcopy(job) for job in jobs}
+        self.jobsets = {js["metadata"]["name"]: copy.deepcopy(js) for js in jobsets or []}
         self.events: list[Obj] = []
         self.requests: list[Request] = []
         self.fail_with: int | None = None  # answer every request with this status
@@ -219,6 +220,8 @@ class FakeKubeApi:
                     self.jobs[name] = job_controller(merge_patch(self.jobs[name], request.body))
                 if request.method in ("GET", "PATCH"):
                     return 200, self.jobs[name]
+            if resource == "jobsets" and request.method == "GET" and name in self.jobsets:
+                return 200, self.jobsets[name]
             if resource == "events" and request.method == "POST":
                 self.events.append(request.body)
                 return 201, request.body
@@ -420,14 +423,14 @@ def test_status_before_the_chief_reports_anything(api: FakeKubeApi) -> None:
 # -- the chart's Role allows exactly what the chief does ---------------------------------------------
 
 
-def _allowed(method: str, path: str, query: dict[str, list[str]]) -> bool:
+def _allowed(method: str, path: str, query: dict[str, list[str]], role: Obj = ROLE) -> bool:
     match = PATH.match(path)
     assert match, path
     verb = VERBS.get(method) or ("get" if match["name"] else "list")
     group = "" if match["core"] else match["group"]
-    if match["namespace"] != ROLE["metadata"]["namespace"]:
+    if match["namespace"] != role["metadata"]["namespace"]:
         return False
-    for rule in ROLE["rules"]:
+    for rule in role["rules"]:
         names = rule.get("resourceNames")
         if (
             group in rule["apiGroups"]
@@ -631,3 +634,83 @@ def test_trial_feed_follows_a_resumed_search_without_repeating_its_events() -> N
     assert ("best", "02", 0.9) in recorder.calls
     assert not any(c[0] == "failed" for c in recorder.calls)
     assert recorder.calls[-1] == ("progress", 2, 1, 0, 0.9, "02"), "stop reports the trials as they are"
+
+
+# -- workload: jobset ----------------------------------------------------------------------------------
+
+JOBSET_OBJECTS = _render_chart({"workload": "jobset"})
+JOBSET = next(o for o in JOBSET_OBJECTS if o["kind"] == "JobSet")
+JOBSET_ROLE = next(o for o in JOBSET_OBJECTS if o["kind"] == "Role")
+
+
+def _child_job(role: str, status: Obj) -> Obj:
+    """The Job the JobSet controller makes of a replicatedJob: <jobset>-<name>-0, from its template."""
+    (replicated,) = [r for r in JOBSET["spec"]["replicatedJobs"] if r["name"] == role]
+    template = copy.deepcopy(replicated["template"])
+    name = f"{JOBSET['metadata']['name']}-{role}-0"
+    metadata = {**template["metadata"], "name": name, "namespace": NAMESPACE, "uid": f"uid-{role}"}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": metadata,
+        "spec": template["spec"],
+        "status": status,
+    }
+
+
+def test_in_a_jobset_the_chief_calls_only_what_its_role_grants() -> None:
+    chief = _child_job("chief", {"active": 1})
+    env = {e["name"]: e.get("value") for e in chief["spec"]["template"]["spec"]["containers"][0]["env"]}
+    cluster = Cluster(
+        namespace=NAMESPACE,
+        pod_name=f"{chief['metadata']['name']}-0-x7k2p",
+        job_name=env["HPTUNE_JOB_NAME"],
+        worker_job_name=env.get("HPTUNE_WORKER_JOB_NAME"),
+    )
+    assert cluster.job_name == chief["metadata"]["name"] and cluster.worker_job_name is None
+    fake = FakeKubeApi([chief, _child_job("worker", {"active": 2})], jobsets=[JOBSET])
+    try:
+        rep = ClusterReporter(cluster, api_client(Configuration(host=fake.url)), objective="val_accuracy")
+        rep.trial_failed("00", "OSError: disk full")  # an Event before any progress: the Job's uid is read
+        deadline = time.monotonic() + 10
+        while not fake.events and time.monotonic() < deadline:
+            time.sleep(0.01)
+        run_search(rep, ok=False)  # a failed search: the JobSet's failurePolicy, not the chief, ends workers
+        for request in fake.requests:
+            assert _allowed(request.method, request.path, request.query, JOBSET_ROLE), request
+        used = {(VERBS.get(r.method, "get"), PATH.match(r.path)["resource"]) for r in fake.requests}  # type: ignore[index]
+        granted = {
+            (v, res) for rule in JOBSET_ROLE["rules"] for v in rule["verbs"] for res in rule["resources"]
+        }
+        assert granted == used
+        assert (
+            fake.jobs[f"{JOBSET['metadata']['name']}-worker-0"]["spec"].get("activeDeadlineSeconds") is None
+        )
+    finally:
+        fake.close()
+
+
+def test_hptune_status_shows_the_jobsets_state_restarts_and_jobs() -> None:
+    jobset = copy.deepcopy(JOBSET)
+    name = jobset["metadata"]["name"]
+    jobset["status"] = {
+        "restarts": 1,
+        "replicatedJobsStatus": [
+            {"name": "chief", "ready": 1, "active": 1, "succeeded": 0, "failed": 0, "suspended": 0},
+            {"name": "worker", "ready": 1, "active": 1, "succeeded": 0, "failed": 0, "suspended": 0},
+        ],
+    }
+    fake = FakeKubeApi(
+        [_child_job("chief", {"active": 1}), _child_job("worker", {"active": 2})], jobsets=[jobset]
+    )
+    try:
+        api = api_client(Configuration(host=fake.url))
+        rows = dict(status_table("hptune", NAMESPACE, api=api))
+        assert rows["chief job"] == f"{NAMESPACE}/{name}-chief-0"
+        assert rows["workers"] == "2 running, 0 succeeded, 0 failed"
+        assert rows["jobset"] == f"{NAMESPACE}/{name}: running, 1 restarts"
+        assert rows["  worker jobs"] == "1 ready, 1 active, 0 succeeded, 0 failed, 0 suspended"
+        fake.jobsets[name]["status"]["conditions"] = [{"type": "Completed", "status": "True"}]
+        assert dict(status_table("hptune", NAMESPACE, api=api))["jobset"].endswith(": succeeded, 1 restarts")
+    finally:
+        fake.close()

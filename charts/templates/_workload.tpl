@@ -1,0 +1,157 @@
+{{/*
+The workload: the chief Job and the worker Job (workload: jobs, the default), or one JobSet holding
+both as replicatedJobs (workload: jobset, charts/templates/jobset.yaml). The Jobs' metadata and
+specs are written once, here, for both shapes.
+*/}}
+
+{{- define "hptune.inJobSet" -}}
+{{- if eq (.Values.workload | default "jobs") "jobset" }}true{{ end }}
+{{- end }}
+
+{{/* The JobSet's name; its child Jobs are <jobset>-chief-0 and <jobset>-worker-0. */}}
+{{- define "hptune.jobset" -}}
+{{ include "hptune.fullname" . }}{{ include "hptune.searchSuffix" . }}
+{{- end }}
+
+{{/* Kueue's labels, on whichever object Kueue admits (each Job, or the JobSet). */}}
+{{- define "hptune.kueueLabels" -}}
+{{- with .Values.kueue.queueName }}
+kueue.x-k8s.io/queue-name: {{ . | quote }}
+{{- end }}
+{{- with .Values.kueue.priorityClass }}
+kueue.x-k8s.io/priority-class: {{ . | quote }}
+{{- end }}
+{{- end }}
+
+{{/* Refuse values that the chosen workload does not use, naming them. */}}
+{{- define "hptune.checkWorkload" -}}
+{{- $jobset := include "hptune.inJobSet" . }}
+{{- if and (not $jobset) (ne (int .Values.jobset.maxRestarts) 2) }}
+{{- fail (printf "jobset.maxRestarts (%v) applies only to workload: jobset; the plain Jobs restart pods with chief.backoffLimit and worker.backoffLimitPerIndex. Set workload: jobset or remove jobset.maxRestarts" .Values.jobset.maxRestarts) }}
+{{- end }}
+{{- if and (not $jobset) .Values.jobset.restartStrategy }}
+{{- fail (printf "jobset.restartStrategy (%s) applies only to workload: jobset" .Values.jobset.restartStrategy) }}
+{{- end }}
+{{- if and .Values.kueue.priorityClass (not .Values.kueue.queueName) }}
+{{- fail (printf "kueue.priorityClass (%s) needs kueue.queueName: Kueue admits only workloads sent to a LocalQueue" .Values.kueue.priorityClass) }}
+{{- end }}
+{{- end }}
+
+{{/* The chief Job's labels and annotations (on the Job, or its replicatedJob template). */}}
+{{- define "hptune.chiefJobMeta" -}}
+{{- $tuner := (.Values.spec.spec | default dict).tuner | default dict }}
+{{- $output := (.Values.spec.spec | default dict).output | default dict }}
+labels:
+  {{- include "hptune.labels" . | nindent 2 }}
+  app.kubernetes.io/component: chief
+  {{- if not (include "hptune.inJobSet" .) }}
+  {{- with include "hptune.kueueLabels" . }}
+  {{- . | nindent 2 }}
+  {{- end }}
+  {{- end }}
+  {{- with .Values.chief.labels }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+annotations:
+  # Read by `hptune status`; the chief adds its progress (hptune.io/trials-done, ...).
+  hptune.io/search: {{ .Values.spec.metadata.name | quote }}
+  hptune.io/worker-job: {{ include "hptune.workerJob" . | quote }}
+  {{- if include "hptune.inJobSet" . }}
+  hptune.io/jobset: {{ include "hptune.jobset" . | quote }}
+  {{- end }}
+  {{- if hasKey $tuner "maxTrials" }}
+  hptune.io/max-trials: {{ $tuner.maxTrials | int | quote }}
+  {{- end }}
+  hptune.io/output: {{ $output.uri | default "" | quote }}
+  # The spec this search runs; an upgrade that changes it is refused (hptune.checkSpecChange).
+  hptune.io/spec-checksum: {{ include "hptune.specChecksum" . | quote }}
+  {{- with .Values.chief.annotations }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- end }}
+
+{{- define "hptune.chiefJobSpec" -}}
+completions: 1
+parallelism: 1
+backoffLimit: {{ .Values.chief.backoffLimit }}
+podFailurePolicy:
+  {{- include "hptune.podFailurePolicy.chief" . | nindent 2 }}
+{{- if .Values.activeDeadlineSeconds }}
+activeDeadlineSeconds: {{ .Values.activeDeadlineSeconds }}
+{{- end }}
+{{- if and .Values.ttlSecondsAfterFinished (not (include "hptune.inJobSet" .)) }}
+ttlSecondsAfterFinished: {{ .Values.ttlSecondsAfterFinished }}
+{{- end }}
+template:
+  metadata:
+    labels:
+      {{- include "hptune.labels" . | nindent 6 }}
+      app.kubernetes.io/component: chief
+      {{- with merge (deepCopy (.Values.chief.podLabels | default dict)) (.Values.podLabels | default dict) }}
+      {{- toYaml . | nindent 6 }}
+      {{- end }}
+    annotations:
+      hptune.io/spec-checksum: {{ include "hptune.specChecksum" . | quote }}
+      {{- with merge (deepCopy (.Values.chief.podAnnotations | default dict)) (.Values.podAnnotations | default dict) }}
+      {{- toYaml . | nindent 6 }}
+      {{- end }}
+  spec:
+    {{- include "hptune.podSpec" (dict "root" . "role" "chief") | trim | nindent 4 }}
+{{- end }}
+
+{{- define "hptune.workerJobMeta" -}}
+labels:
+  {{- include "hptune.labels" . | nindent 2 }}
+  app.kubernetes.io/component: worker
+  {{- if not (include "hptune.inJobSet" .) }}
+  {{- with include "hptune.kueueLabels" . }}
+  {{- . | nindent 2 }}
+  {{- end }}
+  {{- end }}
+  {{- with .Values.worker.labels }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+annotations:
+  hptune.io/spec-checksum: {{ include "hptune.specChecksum" . | quote }}
+  {{- with .Values.worker.annotations }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- end }}
+
+{{/* Worker k runs as tuner<k> (from JOB_COMPLETION_INDEX): a restarted worker keeps its id and
+takes back its trial. Exit codes and what they do: charts/templates/_exitcodes.tpl. */}}
+{{- define "hptune.workerJobSpec" -}}
+{{- $workers := include "hptune.workers" . | int }}
+completionMode: Indexed
+completions: {{ $workers }}
+parallelism: {{ $workers }}
+backoffLimitPerIndex: {{ .Values.worker.backoffLimitPerIndex }}
+# A worker exits 0 only when the search is over: the first one to do so completes the Job, and
+# Kubernetes removes the workers still running or Pending (a GPU they would hold for nothing).
+successPolicy:
+  rules:
+    - succeededCount: 1
+podFailurePolicy:
+  {{- include "hptune.podFailurePolicy.worker" . | nindent 2 }}
+{{- if .Values.activeDeadlineSeconds }}
+activeDeadlineSeconds: {{ .Values.activeDeadlineSeconds }}
+{{- end }}
+{{- if and .Values.ttlSecondsAfterFinished (not (include "hptune.inJobSet" .)) }}
+ttlSecondsAfterFinished: {{ .Values.ttlSecondsAfterFinished }}
+{{- end }}
+template:
+  metadata:
+    labels:
+      {{- include "hptune.labels" . | nindent 6 }}
+      app.kubernetes.io/component: worker
+      {{- with merge (deepCopy (.Values.worker.podLabels | default dict)) (.Values.podLabels | default dict) }}
+      {{- toYaml . | nindent 6 }}
+      {{- end }}
+    annotations:
+      hptune.io/spec-checksum: {{ include "hptune.specChecksum" . | quote }}
+      {{- with merge (deepCopy (.Values.worker.podAnnotations | default dict)) (.Values.podAnnotations | default dict) }}
+      {{- toYaml . | nindent 6 }}
+      {{- end }}
+  spec:
+    {{- include "hptune.podSpec" (dict "root" . "role" "worker") | trim | nindent 4 }}
+{{- end }}
