@@ -21,6 +21,14 @@ included) and the image they name, and plays the parts a cluster would:
   pods are terminated), activeDeadlineSeconds; a terminated pod gets `docker stop` with its
   terminationGracePeriodSeconds. A Job that ends terminates its pods still running.
 - `helm_test()`: the `test` hook pods, each run to completion against the live release.
+- A JobSet (workload: jobset) becomes its child Jobs, `<jobset>-<replicatedJob>-0` from each
+  replicatedJob's template, as the JobSet controller creates them; a Job that `dependsOn` another
+  starts once that one has a running pod (Ready) or completed; each pod's DNS name in the JobSet's
+  headless Service (`<jobset>-<replicatedJob>-0-<index>.<jobset>`) resolves to loopback. When a
+  Job ends, the JobSet's successPolicy (operator All over its targetReplicatedJobs) and
+  failurePolicy rules (by the Job's failure reason) decide: Completed or Failed, and every other
+  Job is deleted (its pods terminated). RestartJobSet is not played: the JobSet is then marked
+  Failed with a reason that says so.
 
 Where it deviates from a cluster (each is what a one-machine harness can do, and is listed in
 docs/containers.md):
@@ -183,7 +191,7 @@ class Job:
 
     @property
     def finished(self) -> bool:
-        return self.status in ("Complete", "Failed")
+        return self.status in ("Complete", "Failed", "Deleted")
 
     def attempts(self, index: int | None = None) -> list[Pod]:
         return [p for p in self.pods if index is None or p.index == index]
@@ -228,6 +236,32 @@ def success_policy_met(policy: Obj | None, succeeded: set[int], completions: int
     return False
 
 
+def child_jobs(jobset: Obj) -> list[Obj]:
+    """The Jobs a JobSet's controller creates (one per replicatedJob here: replicas 1), named
+    <jobset>-<replicatedJob>-0, with the replicatedJob's name and dependsOn kept for the harness."""
+    jobs = []
+    for replicated in jobset["spec"]["replicatedJobs"]:
+        template = replicated["template"]
+        name = f"{jobset['metadata']['name']}-{replicated['name']}-0"
+        metadata = {
+            **template.get("metadata", {}),
+            "name": name,
+            "namespace": jobset["metadata"].get("namespace"),
+        }
+        job: Obj = {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": template["spec"]}
+        job["replicatedJob"], job["jobset"] = replicated["name"], jobset["metadata"]["name"]
+        if replicated.get("dependsOn"):
+            job["dependsOn"] = replicated["dependsOn"]
+        jobs.append(job)
+    return jobs
+
+
+def pod_hostnames(job: Obj) -> list[str]:
+    """A JobSet Job's pods' DNS names in the JobSet's headless Service: <job>-<index>.<jobset>."""
+    count = int(job["spec"].get("completions", 1))
+    return [f"{job['metadata']['name']}-{index}.{job['jobset']}" for index in range(count)]
+
+
 class Release:
     """A rendered release running as containers; see the module's docstring."""
 
@@ -253,9 +287,15 @@ class Release:
         services = [o["metadata"]["name"] for o in objects if o["kind"] == "Service"]
         namespace = {o["metadata"].get("namespace") for o in objects} - {None}
         self.namespace = namespace.pop() if namespace else "default"
+        self.jobset = next((o for o in objects if o["kind"] == "JobSet"), None)
+        self.jobset_status, self.jobset_reason = "Running", ""
+        children = child_jobs(self.jobset) if self.jobset is not None else []
+        services += [name for job in children for name in pod_hostnames(job)]
         self.hosts = sorted({*services, *(f"{s}.{self.namespace}" for s in services)})
         self.jobs = {
-            o["metadata"]["name"]: Job(o) for o in objects if o["kind"] == "Job" and hook_of(o) is None
+            o["metadata"]["name"]: Job(o)
+            for o in [*objects, *children]
+            if o["kind"] == "Job" and hook_of(o) is None
         }
         self.hook_jobs = [
             Job(o) for o in objects if o["kind"] == "Job" and "pre-install" in (hook_of(o) or "")
@@ -285,7 +325,7 @@ class Release:
                 )
         held = set(hold)
         for job in self.jobs.values():
-            if job.component not in held:
+            if job.component not in held and not job.obj.get("dependsOn"):
                 self.start(job)
 
     def start(self, job: Job | str) -> None:
@@ -336,6 +376,7 @@ class Release:
         for _, job, index in due:
             if not job.finished:
                 self._start_pod(job, index)
+        self._start_dependents()
 
     def wait(self, until: Callable[[], bool], timeout: float, what: str = "the release") -> None:
         deadline = time.monotonic() + timeout
@@ -404,7 +445,7 @@ class Release:
             docker("rm", "--force", *ids, check=False)
 
     def describe(self) -> str:
-        lines = []
+        lines = [] if self.jobset is None else [f"  JobSet: {self.jobset_status} {self.jobset_reason}"]
         for job in [*self.hook_jobs, *self.jobs.values()]:
             pods = ", ".join(f"{p.name}:{'running' if p.running else p.exit_code}" for p in job.pods)
             lines.append(f"  {job.name}: {job.status} {job.reason} [{pods}]")
@@ -465,6 +506,58 @@ class Release:
     def _restart(self, job: Job, index: int | None) -> None:
         self._restarts.append((time.monotonic() + self.restart_delay, job, index))
 
+    def _start_dependents(self) -> None:
+        """A JobSet's Jobs whose dependsOn is met: the named Job Ready (a running pod) or Complete."""
+        for job in self.jobs.values():
+            needs = job.obj.get("dependsOn")
+            if job.status != "Pending" or not needs or self.jobset_status != "Running":
+                continue
+            met = True
+            for need in needs:
+                (other,) = [j for j in self.jobs.values() if j.obj.get("replicatedJob") == need["name"]]
+                ready = any(p.running for p in other.pods) or other.status == "Complete"
+                met &= other.status == "Complete" if need["status"] == "Complete" else ready
+            if met:
+                self.start(job)
+
+    def _jobset_decides(self, job: Job) -> None:
+        """The JobSet controller, after one of its Jobs ended."""
+        if self.jobset is None or self.jobset_status != "Running" or "replicatedJob" not in job.obj:
+            return
+        spec = self.jobset["spec"]
+        names = [r["name"] for r in spec["replicatedJobs"]]
+        if job.status == "Complete":
+            policy = spec.get("successPolicy", {"operator": "All"})
+            targets = policy.get("targetReplicatedJobs") or names
+            done = [
+                any(j.status == "Complete" for j in self.jobs.values() if j.obj["replicatedJob"] == t)
+                for t in targets
+            ]
+            if all(done) if policy["operator"] == "All" else any(done):
+                self._end_jobset("Completed", f"successPolicy met by {', '.join(targets)}")
+            return
+        if job.status != "Failed":
+            return
+        kind = job.reason.split(":")[0]
+        action, rule_name = "RestartJobSet", "(no rule: the default)"
+        for rule in spec.get("failurePolicy", {}).get("rules", []):
+            reasons, targets = rule.get("onJobFailureReasons"), rule.get("targetReplicatedJobs")
+            if (not reasons or kind in reasons) and (not targets or job.obj["replicatedJob"] in targets):
+                action, rule_name = rule["action"], rule["name"]
+                break
+        if action == "FailJobSet":
+            self._end_jobset("Failed", f"rule {rule_name}: Job {job.name} failed ({job.reason})")
+        else:
+            self._end_jobset("Failed", f"{action} by rule {rule_name} (not played by this harness)")
+
+    def _end_jobset(self, status: str, reason: str) -> None:
+        self.jobset_status, self.jobset_reason = status, reason
+        for other in self.jobs.values():
+            if not other.finished and other.status != "Pending":
+                self._finish(other, "Deleted", f"JobSet {status}")
+            elif other.status == "Pending":
+                other.status = "Deleted"
+
     def _finish(self, job: Job, status: str, reason: str) -> None:
         job.status, job.reason = status, reason
         grace = int(job.spec["template"]["spec"].get("terminationGracePeriodSeconds", 30))
@@ -478,6 +571,7 @@ class Release:
                         stderr=subprocess.DEVNULL,
                     )
                 )
+        self._jobset_decides(job)
 
     # -- pods as containers --------------------------------------------------------------------
 
