@@ -162,7 +162,9 @@ class Coordinator:
             objective = self.oracle.objective.name
             if self.trial_pruner is not None and epoch > 0 and objective in logs:
                 known = trial_id in self.trial_pruner.pruned
-                if self.trial_pruner.report(trial_id, epoch, logs[objective]) is not None and not known:
+                planned = self.trial_pruner.planned(self.oracle.trials[trial_id].hyperparameters.values)
+                decided = self.trial_pruner.report(trial_id, epoch, logs[objective], planned or None)
+                if decided is not None and not known:
                     self._changed(trial_id)  # the snapshot keeps the decision
             return self.failure is None
 

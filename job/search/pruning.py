@@ -50,9 +50,10 @@ class TrialPruner:
 
     # -- what the coordinator tells it ------------------------------------------------------------
 
-    def report(self, trial_id: str, epoch: int, value: float) -> Pruned | None:
+    def report(self, trial_id: str, epoch: int, value: float, planned: int | None = None) -> Pruned | None:
         """A trial finished `epoch` (1-based) with this objective value: the decision to stop it,
-        new or already made, or None to go on. Repeated reports of an epoch change nothing."""
+        new or already made, or None to go on. Repeated reports of an epoch change nothing; a
+        trial at its last epoch (`planned`) is never pruned: it has nothing left to save."""
         if trial_id in self.pruned:
             return self.pruned[trial_id]
         curve = self.curves.setdefault(trial_id, [])
@@ -61,6 +62,8 @@ class TrialPruner:
         best = value if not curve or is_better(value, curve[-1], self.direction) else curve[-1]
         while len(curve) < epoch:  # a report lost while the chief restarted: carry the best on
             curve.append(best)
+        if planned is not None and epoch >= planned:
+            return None
         decision = self._median(trial_id, epoch, best) if self.settings.type == "median" else None
         if self.settings.type == "asha":
             decision = self._asha(trial_id, epoch, best)
@@ -82,13 +85,14 @@ class TrialPruner:
         for records in self.rungs.values():
             records.pop(trial_id, None)
 
+    def planned(self, hp_values: dict[str, Any]) -> int:
+        """The epochs a trial trains unless pruned: training.epochs, or its hyperparameter's value."""
+        return int(hp_values.get(self.epochs, 0)) if isinstance(self.epochs, str) else self.epochs
+
     def epochs_saved(self, trial_id: str, hp_values: dict[str, Any]) -> int:
         """Epochs a pruned trial did not train."""
         pruned = self.pruned.get(trial_id)
-        if pruned is None:
-            return 0
-        planned = int(hp_values.get(self.epochs, 0)) if isinstance(self.epochs, str) else self.epochs
-        return max(0, planned - pruned.epoch)
+        return 0 if pruned is None else max(0, self.planned(hp_values) - pruned.epoch)
 
     # -- the rules -------------------------------------------------------------------------------
 

@@ -114,6 +114,14 @@ def test_repeated_or_lost_reports_and_nan_change_nothing() -> None:
     assert p.report("1", 3, 0.1) == first and p.report("1", 4, 0.99) == first
 
 
+def test_a_trial_at_its_last_epoch_is_not_pruned() -> None:
+    p = pruner("median", min_epochs=1, min_trials=1)
+    run(p, "0", GOOD)
+    assert p.report("1", 1, 0.1, planned=9) is not None  # early: stopped
+    assert p.report("2", 9, 0.1, planned=9) is None  # lost reports up to its last epoch: done anyway
+    assert "2" not in p.pruned
+
+
 def test_a_trial_that_runs_again_starts_a_new_curve() -> None:
     p = pruner("median", min_epochs=1, min_trials=1)
     run(p, "0", GOOD)
