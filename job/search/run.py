@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -205,6 +206,7 @@ def _standalone(
     stopped = False
     try:
         loop.run()
+        _write_the_end_whole()
     except KeyboardInterrupt:
         stopped = _stopping("standalone")
     except SearchFailed:
@@ -259,6 +261,7 @@ def _chief(
             should_stop=lease.lost.is_set,
             startup_timeout=dist.startup_timeout_seconds,
         )
+        _write_the_end_whole()  # the search is over: what follows writes its end
     except KeyboardInterrupt:  # SIGTERM: a deadline, a drain; keep what is done
         stopped = _stopping("chief")
     finally:
@@ -375,6 +378,14 @@ def search_over(job: JobSpec, store: Store) -> bool:
             f"(spec.distribution.chiefGoneSeconds {limit:g}): its Job is gone; this worker leaves"
         )
     return False
+
+
+def _write_the_end_whole() -> None:
+    """Once the search is over, a SIGTERM is ignored: the leaderboard, best/ and search.json are
+    written whole within the grace period (a JobSet deletes the chief's Job as soon as a worker's
+    exit 3 fails it, while the chief is writing the failed search's end)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _stopping(role: str) -> bool:

@@ -78,8 +78,11 @@ def test_a_jobset_whose_search_fails_for_good_fails_at_once(
 
     assert release.jobset_status == "Failed", release.describe()
     assert release.jobset_reason.startswith("rule searchEnded: "), release.jobset_reason
+    # The first exit 3 (a worker's or the chief's) fails the set, which deletes the other Jobs: a
+    # chief deleted while writing the failed search's end ignores SIGTERM and finishes it.
     chief = release.job("chief")
-    assert chief.exit_codes() == [3] and chief.reason.startswith("PodFailurePolicy: exit code 3")
+    assert chief.exit_codes() == [3], release.describe()
+    assert chief.reason.startswith("PodFailurePolicy: exit code 3") or chief.status == "Deleted"
     workers = release.job("worker")
     assert all(len(workers.attempts(k)) <= 1 for k in (0, 1)), "nothing restarted"
     rows = check_search(store(s3, prefix), len(leaderboard(store(s3, prefix))), succeeded=False)
