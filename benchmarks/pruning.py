@@ -101,7 +101,7 @@ def main() -> None:
     )
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--batch", type=int, default=32, help="the study notes' batch size")
     parser.add_argument("--samples", type=int, default=10_000, help="training images used")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
