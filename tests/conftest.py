@@ -40,6 +40,18 @@ BASE_SPEC: dict[str, Any] = {
 }
 
 
+# The source of a custom builder (wrong.py: build_model) whose output does not fit the 10 digit
+# classes: every trial fails in training.
+WRONG_MODEL = (
+    "import keras\n"
+    "def build_model(hp):\n"
+    "    model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(hp.Int('units', 4, 8)),\n"
+    "                              keras.layers.Dense(3, activation='softmax')])\n"
+    "    model.compile('adam', 'categorical_crossentropy', metrics=['accuracy'])\n"
+    "    return model\n"
+)
+
+
 def merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     """Deep-merge changes into a copy of base; a None value deletes the key."""
     out = copy.deepcopy(base)

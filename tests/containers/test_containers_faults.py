@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from conftest import WRONG_MODEL
 from container_fixtures import (
     assert_nothing_left,
     check_search,
@@ -111,17 +112,6 @@ def test_a_killed_chief_is_restarted_and_resumes(
     say(request, f"chief killed and restarted, resumed: {time.monotonic() - started:.0f} s")
 
 
-# A model whose output does not fit the 10 classes: every trial fails in training.
-WRONG_MODEL = (
-    "import keras\n"
-    "def build_model(hp):\n"
-    "    model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(hp.Int('units', 4, 8)),\n"
-    "                              keras.layers.Dense(3, activation='softmax')])\n"
-    "    model.compile('adam', 'categorical_crossentropy', metrics=['accuracy'])\n"
-    "    return model\n"
-)
-
-
 def failing_search(prefix: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """A search over a custom builder mounted from a ConfigMap (extraVolumes) whose every trial
     fails; the values that mount it."""
@@ -146,6 +136,15 @@ def failing_search(prefix: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return spec, values
 
 
+def mount_wrong_model(release: Release) -> None:
+    """The ConfigMap failing_search's values mount: what a user would create beside the release."""
+    release.store[("ConfigMap", "hptune-test-models")] = {
+        "kind": "ConfigMap",
+        "metadata": {"name": "hptune-test-models"},
+        "data": {"wrong.py": WRONG_MODEL},
+    }
+
+
 def test_a_search_that_fails_for_good_is_not_brought_back(
     deploy: Deploy,  # noqa: F811
     s3: S3Server,
@@ -155,11 +154,7 @@ def test_a_search_that_fails_for_good_is_not_brought_back(
     prefix = "failed-for-good"
     spec, values = failing_search(prefix)
     release = deploy(spec, **values)
-    release.store[("ConfigMap", "hptune-test-models")] = {
-        "kind": "ConfigMap",
-        "metadata": {"name": "hptune-test-models"},
-        "data": {"wrong.py": WRONG_MODEL},
-    }
+    mount_wrong_model(release)
     release.install()
     release.wait_for_jobs(FINISH)
 

@@ -25,7 +25,7 @@ from container_fixtures import (
 )
 from moto_s3 import S3Server
 from pod_runner import Release
-from test_containers_faults import FINISH, WRONG_MODEL, failing_search
+from test_containers_faults import FINISH, failing_search, mount_wrong_model
 
 pytestmark = pytest.mark.slow
 
@@ -68,11 +68,7 @@ def test_a_jobset_whose_search_fails_for_good_fails_at_once(
     prefix = "jobset-failed"
     spec, values = failing_search(prefix)
     release = deploy(spec, **values, **JOBSET)
-    release.store[("ConfigMap", "hptune-test-models")] = {
-        "kind": "ConfigMap",
-        "metadata": {"name": "hptune-test-models"},
-        "data": {"wrong.py": WRONG_MODEL},
-    }
+    mount_wrong_model(release)
     release.install()
     release.wait_for_jobs(FINISH)
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import hptune, hptune_env
+from conftest import WRONG_MODEL, hptune, hptune_env
 from mounts import tmpfs
 from processes import search
 
@@ -52,14 +52,7 @@ def test_the_end_of_a_search_from_a_read_only_working_directory(
 ) -> None:
     changes: dict[str, object] = {"tuner": {"maxTrials": 2}, "training": {"epochs": 1}}
     if outcome == "failed":  # every trial fails in training: the end of a failed search
-        (tmp_path / "wrong.py").write_text(
-            "import keras\n"
-            "def build_model(hp):\n"
-            "    model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(hp.Int('units', 4, 8)),\n"
-            "                              keras.layers.Dense(3, activation='softmax')])\n"
-            "    model.compile('adam', 'categorical_crossentropy', metrics=['accuracy'])\n"
-            "    return model\n"
-        )
+        (tmp_path / "wrong.py").write_text(WRONG_MODEL)
         changes["model"] = {
             "type": "custom",
             "builder": "wrong:build_model",
