@@ -390,7 +390,7 @@ def _write_the_end_whole() -> None:
 
 def _stopping(role: str) -> bool:
     """A stop signal arrived: finish what is done (best/ from the completed trials), once."""
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut best/ in half
+    _write_the_end_whole()  # a second SIGTERM must not cut best/ in half
     log.warning("%s: stopping (a signal): writing best/ from the trials completed so far", role)
     return True
 
