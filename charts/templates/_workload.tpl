@@ -76,27 +76,7 @@ parallelism: 1
 backoffLimit: {{ .Values.chief.backoffLimit }}
 podFailurePolicy:
   {{- include "hptune.podFailurePolicy.chief" . | nindent 2 }}
-{{- if .Values.activeDeadlineSeconds }}
-activeDeadlineSeconds: {{ .Values.activeDeadlineSeconds }}
-{{- end }}
-{{- if and .Values.ttlSecondsAfterFinished (not (include "hptune.inJobSet" .)) }}
-ttlSecondsAfterFinished: {{ .Values.ttlSecondsAfterFinished }}
-{{- end }}
-template:
-  metadata:
-    labels:
-      {{- include "hptune.labels" . | nindent 6 }}
-      app.kubernetes.io/component: chief
-      {{- with merge (deepCopy (.Values.chief.podLabels | default dict)) (.Values.podLabels | default dict) }}
-      {{- toYaml . | nindent 6 }}
-      {{- end }}
-    annotations:
-      hptune.io/spec-checksum: {{ include "hptune.specChecksum" . | quote }}
-      {{- with merge (deepCopy (.Values.chief.podAnnotations | default dict)) (.Values.podAnnotations | default dict) }}
-      {{- toYaml . | nindent 6 }}
-      {{- end }}
-  spec:
-    {{- include "hptune.podSpec" (dict "root" . "role" "chief") | trim | nindent 4 }}
+{{- include "hptune.jobTail" (dict "root" . "role" "chief") }}
 {{- end }}
 
 {{- define "hptune.workerJobMeta" -}}
@@ -133,25 +113,34 @@ successPolicy:
     - succeededCount: 1
 podFailurePolicy:
   {{- include "hptune.podFailurePolicy.worker" . | nindent 2 }}
-{{- if .Values.activeDeadlineSeconds }}
-activeDeadlineSeconds: {{ .Values.activeDeadlineSeconds }}
+{{- include "hptune.jobTail" (dict "root" . "role" "worker") }}
 {{- end }}
-{{- if and .Values.ttlSecondsAfterFinished (not (include "hptune.inJobSet" .)) }}
-ttlSecondsAfterFinished: {{ .Values.ttlSecondsAfterFinished }}
+
+{{/* What both Jobs end with: the deadline, the TTL (the JobSet's own in a JobSet) and the pod
+template of the role ("chief" or "worker"). */}}
+{{- define "hptune.jobTail" -}}
+{{- $root := .root }}
+{{- $role := .role }}
+{{- $roleValues := index $root.Values $role }}
+{{- if $root.Values.activeDeadlineSeconds }}
+activeDeadlineSeconds: {{ $root.Values.activeDeadlineSeconds }}
+{{- end }}
+{{- if and $root.Values.ttlSecondsAfterFinished (not (include "hptune.inJobSet" $root)) }}
+ttlSecondsAfterFinished: {{ $root.Values.ttlSecondsAfterFinished }}
 {{- end }}
 template:
   metadata:
     labels:
-      {{- include "hptune.labels" . | nindent 6 }}
-      app.kubernetes.io/component: worker
-      {{- with merge (deepCopy (.Values.worker.podLabels | default dict)) (.Values.podLabels | default dict) }}
+      {{- include "hptune.labels" $root | nindent 6 }}
+      app.kubernetes.io/component: {{ $role }}
+      {{- with merge (deepCopy ($roleValues.podLabels | default dict)) ($root.Values.podLabels | default dict) }}
       {{- toYaml . | nindent 6 }}
       {{- end }}
     annotations:
-      hptune.io/spec-checksum: {{ include "hptune.specChecksum" . | quote }}
-      {{- with merge (deepCopy (.Values.worker.podAnnotations | default dict)) (.Values.podAnnotations | default dict) }}
+      hptune.io/spec-checksum: {{ include "hptune.specChecksum" $root | quote }}
+      {{- with merge (deepCopy ($roleValues.podAnnotations | default dict)) ($root.Values.podAnnotations | default dict) }}
       {{- toYaml . | nindent 6 }}
       {{- end }}
   spec:
-    {{- include "hptune.podSpec" (dict "root" . "role" "worker") | trim | nindent 4 }}
+    {{- include "hptune.podSpec" (dict "root" $root "role" $role) | trim | nindent 4 }}
 {{- end }}
