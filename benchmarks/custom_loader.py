@@ -20,7 +20,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -55,14 +54,10 @@ def search(
     side: str, source: str, samples: int | None, trials: int, epochs: int, seed: int
 ) -> dict[str, Any]:
     """One side's search through hptune's trial path (standalone), in this process."""
-    from job.search.coordinator import Coordinator
-    from job.search.oracles import make_oracle
-    from job.search.results import ModelPruner
+    from benchmarks.trial_throughput import timed_trials
     from job.search.run import prepare_model
-    from job.search.worker import LocalAccess, Worker
     from job.spec import load_spec
     from job.spec.loader import validate_spec
-    from job.storage.store import Store
     from job.training.data import load_dataset
     from job.training.device import resident
 
@@ -79,21 +74,8 @@ def search(
     build_model, space = prepare_model(job, dataset, REPO)
     dataset = resident(dataset)
     load_seconds = time.perf_counter() - started
-    with tempfile.TemporaryDirectory() as tmp:
-        store = Store(tmp)
-        coordinator = Coordinator(make_oracle(job, space), 600, 3, model_pruner=ModelPruner(store, 3))
-        worker = Worker("tuner0", LocalAccess(coordinator, "tuner0"), job, build_model, dataset, store)
-        started = time.perf_counter()
-        worker.run()
-        seconds = time.perf_counter() - started
-        done = coordinator.trials()
-    return {
-        "seconds": seconds,
-        "load_seconds": load_seconds,
-        "samples": dataset.train_samples,
-        "scores": {t.trial_id: t.score for t in done if t.status == "COMPLETED"},
-        "values": {t.trial_id: t.hyperparameters.values for t in done},
-    }
+    timed = timed_trials(job, build_model, space, dataset)
+    return {**timed, "load_seconds": load_seconds, "samples": dataset.train_samples}
 
 
 def _child(side: str, args: argparse.Namespace) -> dict[str, Any]:

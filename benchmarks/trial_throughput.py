@@ -77,17 +77,36 @@ def plain_keras_tuner(trials: int, epochs: int, seed: int, data_dir: Path) -> di
     return {"seconds": seconds, "scores": results, "values": values}
 
 
+def timed_trials(job: Any, build_model: Any, space: Any, data: Any) -> dict[str, Any]:
+    """Run a search's trials in this process through hptune's trial loop (the standalone path,
+    outputs in a temporary directory), timed; each completed trial's score and every trial's values."""
+    from job.search.coordinator import Coordinator
+    from job.search.oracles import make_oracle
+    from job.search.results import ModelPruner
+    from job.search.worker import LocalAccess, Worker
+    from job.storage.store import Store
+
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(tmp)
+        coordinator = Coordinator(make_oracle(job, space), 600, 3, model_pruner=ModelPruner(store, 3))
+        worker = Worker("tuner0", LocalAccess(coordinator, "tuner0"), job, build_model, data, store)
+        started = time.perf_counter()
+        worker.run()
+        seconds = time.perf_counter() - started
+        done = coordinator.trials()
+    return {
+        "seconds": seconds,
+        "scores": {t.trial_id: t.score for t in done if t.status == "COMPLETED"},
+        "values": {t.trial_id: t.hyperparameters.values for t in done},
+    }
+
+
 def hptune_search(
     trials: int, epochs: int, seed: int, data_dir: Path, scan_steps: bool | str = "auto"
 ) -> dict[str, Any]:
     """The same search through hptune's trial path (examples/mnist.yaml, standalone)."""
-    from job.search.coordinator import Coordinator
-    from job.search.oracles import make_oracle
-    from job.search.results import ModelPruner
     from job.search.run import prepare_model
-    from job.search.worker import LocalAccess, Worker
     from job.spec import load_spec
-    from job.storage.store import Store
     from job.training.data import load_dataset
     from job.training.device import resident
 
@@ -99,20 +118,7 @@ def hptune_search(
     job = job.model_copy(update={"spec": job.spec.model_copy(update={"tuner": tuner, "training": training})})
     data = load_dataset(job.spec.data, data_dir)
     build_model, space = prepare_model(job, data, None)
-    data = resident(data)
-    with tempfile.TemporaryDirectory() as tmp:
-        store = Store(tmp)
-        coordinator = Coordinator(make_oracle(job, space), 600, 3, model_pruner=ModelPruner(store, 3))
-        worker = Worker("tuner0", LocalAccess(coordinator, "tuner0"), job, build_model, data, store)
-        started = time.perf_counter()
-        worker.run()
-        seconds = time.perf_counter() - started
-        trials_done = coordinator.trials()
-    return {
-        "seconds": seconds,
-        "scores": {t.trial_id: t.score for t in trials_done if t.status == "COMPLETED"},
-        "values": {t.trial_id: t.hyperparameters.values for t in trials_done},
-    }
+    return timed_trials(job, build_model, space, resident(data))
 
 
 SIDES = {
