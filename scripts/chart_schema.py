@@ -142,6 +142,11 @@ def chart_values_schema() -> dict[str, Schema]:
             {
                 "claimName": _string("An existing PersistentVolumeClaim mounted in every pod."),
                 "mountPath": _string("Where the claim is mounted.", pattern="^/"),
+                "size": _string(
+                    "The size of the chief's own claim (no claimName, output.viaChief).",
+                    pattern=r"^[0-9]+(\.[0-9]+)?([KMGTPE]i?)?$",
+                ),
+                "storageClassName": _string("The StorageClass of the chief's own claim; empty: the default."),
             },
         ),
         "gpu": _closed(

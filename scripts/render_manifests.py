@@ -100,11 +100,15 @@ def manifests_text(release: str = RELEASE, namespace: str = NAMESPACE, workload:
         + shape
         + "# Generated: do not edit, run `python scripts/render_manifests.py` after changing the chart.\n"
         "#\n"
-        "# 1. Set spec.output.uri in the ConfigMap below to your bucket.\n"
+        "# As it is, the output is on the claim hptune-output (the cluster's default StorageClass),\n"
+        "# mounted on the chief alone; the workers send their results through the chief\n"
+        "# (spec.output.viaChief). For a bucket instead:\n"
+        "# 1. Set spec.output.uri in the ConfigMap below to your bucket and viaChief to false (the\n"
+        "#    claim and the chief's output volume can then go).\n"
         f"# 2. Create the Secret {SECRET} with the bucket's credentials (AWS_ACCESS_KEY_ID,\n"
         "#    AWS_SECRET_ACCESS_KEY, and AWS_ENDPOINT_URL_S3 for MinIO), or leave it out and use\n"
         "#    workload identity on the ServiceAccount.\n"
-        f"# 3. kubectl apply -n NAMESPACE -f {target}\n"
+        f"# Then: kubectl apply -n NAMESPACE -f {target}\n"
         "#    The objects carry no namespace; only the RoleBinding names its ServiceAccount's\n"
         f'#    namespace ("{namespace}"): change it there for another namespace.\n'
         "# Or use the chart: `helm install hptune charts/ -f my-values.yaml`.\n"

@@ -148,21 +148,42 @@ metricsPort: {{ hasKey $metrics "port" | ternary $metrics.port 9090 | int }}
 {{- end }}
 
 {{/*
-Refuse an output no pod can share: a path (or file://) needs outputVolume.claimName and must lie
-under outputVolume.mountPath; anything else must be a URL (s3://, gs://, ...).
+Where the output lives, as "url", "shared" (a path on outputVolume.claimName, mounted in every pod)
+or "chief" (a path on the chart's own claim, mounted on the chief alone: spec.output.viaChief has
+the workers send their results through the chief). Refuses an output no pod can share.
 */}}
-{{- define "hptune.checkOutput" -}}
+{{- define "hptune.outputKind" -}}
 {{- $output := (.Values.spec.spec | default dict).output | default dict }}
 {{- $uri := $output.uri | default "" }}
 {{- $path := trimPrefix "file://" $uri }}
-{{- if or (hasPrefix "file://" $uri) (not (regexMatch "^[a-zA-Z][a-zA-Z0-9+.-]*://" $uri)) }}
-{{- if not .Values.outputVolume.claimName }}
-{{- fail (printf "spec.spec.output.uri %q is a path on the pod's own disk, which the chief and the workers do not share: set it to an object store (s3://..., gs://...) or set outputVolume.claimName and a path under outputVolume.mountPath (%s)" $uri .Values.outputVolume.mountPath) }}
-{{- end }}
+{{- if and (not (hasPrefix "file://" $uri)) (regexMatch "^[a-zA-Z][a-zA-Z0-9+.-]*://" $uri) }}url
+{{- else }}
 {{- $mount := trimSuffix "/" .Values.outputVolume.mountPath }}
+{{- if .Values.outputVolume.claimName }}
 {{- if not (hasPrefix (printf "%s/" $mount) $path) }}
 {{- fail (printf "spec.spec.output.uri %q is not under outputVolume.mountPath %q, where the claim %q is mounted" $uri .Values.outputVolume.mountPath .Values.outputVolume.claimName) }}
+{{- end }}shared
+{{- else if $output.viaChief }}
+{{- if not (hasPrefix (printf "%s/" $mount) $path) }}
+{{- fail (printf "spec.spec.output.uri %q is not under outputVolume.mountPath %q, where the chart mounts the chief's output claim" $uri .Values.outputVolume.mountPath) }}
+{{- end }}chief
+{{- else }}
+{{- fail (printf "spec.spec.output.uri %q is a path on the pod's own disk, which the chief and the workers do not share: set spec.spec.output.viaChief: true (the chief keeps the output on a claim of the chart's own, the workers send their results through it), or set outputVolume.claimName (a claim every pod mounts) and a path under outputVolume.mountPath (%s), or use an object store (s3://..., gs://...)" $uri .Values.outputVolume.mountPath) }}
 {{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "hptune.checkOutput" -}}
+{{- $_ := include "hptune.outputKind" . }}
+{{- end }}
+
+{{/*
+The claim the output is on for a role, or nothing. Call with (dict "root" $ "role" "chief"|"worker").
+*/}}
+{{- define "hptune.outputClaim" -}}
+{{- $kind := include "hptune.outputKind" .root }}
+{{- if .root.Values.outputVolume.claimName }}{{ .root.Values.outputVolume.claimName }}
+{{- else if and (eq $kind "chief") (eq .role "chief") }}{{ include "hptune.fullname" .root }}-output
 {{- end }}
 {{- end }}
 
@@ -173,6 +194,7 @@ The pod spec shared by the chief and the workers. Call with (dict "root" $ "role
 {{- $root := .root }}
 {{- $values := $root.Values }}
 {{- $role := .role }}
+{{- $outputClaim := include "hptune.outputClaim" . }}
 {{- $roleValues := index $values $role }}
 {{- $oraclePort := include "hptune.oraclePort" $root }}
 {{- $metricsPort := include "hptune.metricsPort" $root | int }}
@@ -318,7 +340,7 @@ containers:
         mountPath: /tmp
       - name: scratch
         mountPath: /scratch
-      {{- if $values.outputVolume.claimName }}
+      {{- if $outputClaim }}
       - name: output
         mountPath: {{ $values.outputVolume.mountPath }}
       {{- end }}
@@ -335,10 +357,10 @@ volumes:
   - name: scratch
     emptyDir:
       sizeLimit: {{ $values.scratch.sizeLimit }}
-  {{- if $values.outputVolume.claimName }}
+  {{- if $outputClaim }}
   - name: output
     persistentVolumeClaim:
-      claimName: {{ $values.outputVolume.claimName }}
+      claimName: {{ $outputClaim }}
   {{- end }}
   {{- with $values.extraVolumes }}
   {{- toYaml . | nindent 2 }}

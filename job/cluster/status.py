@@ -172,8 +172,28 @@ def _rows(chief: dict[str, Any], worker: dict[str, Any] | None, namespace: str) 
         pods = f"{status.get('active', 0)} running, {status.get('succeeded', 0)} succeeded"
         rows.append(("workers", f"{pods}, {status.get('failed', 0)} failed{suspended}"))
     if notes.get(OUTPUT):
-        rows.append(("output", notes[OUTPUT]))
+        claim = _claim_holding(chief, notes[OUTPUT])
+        rows.append(("output", notes[OUTPUT] + (f" (on the claim {claim})" if claim else "")))
         if state == "succeeded":
             rows.append(("best model", notes[OUTPUT].rstrip("/") + "/best/model.keras"))
     rows.append(("updated", notes.get(UPDATED_AT, "-")))
     return rows
+
+
+def _claim_holding(chief: dict[str, Any], output: str) -> str | None:
+    """The PersistentVolumeClaim an output path is on in the chief's pods, if it is a path on one."""
+    path = output.removeprefix("file://")
+    if "://" in path:
+        return None
+    pod = chief.get("spec", {}).get("template", {}).get("spec", {})
+    claims = {
+        v["name"]: v["persistentVolumeClaim"]["claimName"]
+        for v in pod.get("volumes") or []
+        if v.get("persistentVolumeClaim")
+    }
+    for container in pod.get("containers") or []:
+        for mount in container.get("volumeMounts") or []:
+            where = mount["mountPath"].rstrip("/") + "/"
+            if mount["name"] in claims and path.startswith(where):
+                return str(claims[mount["name"]])
+    return None

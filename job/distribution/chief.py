@@ -22,17 +22,19 @@ from typing import Any
 
 import grpc
 
+from job.distribution.artifacts import ArtifactService
 from job.distribution.wire import (
     CONTROL_SERVICE,
     HEARTBEAT,
     TRIAL_MESSAGE,
-    TUNER_ID_KEY,
     decode_json,
     encode_json,
+    tuner_id_of,
 )
 from job.errors import InfrastructureError, SearchFailed
 from job.kt_adapter import HyperParameters, Status, new_trial, service, service_grpc, trial_from_proto
 from job.search.coordinator import Coordinator
+from job.storage import ArtifactStore
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +44,6 @@ SERVER_THREADS = 64  # idle workers each hold a thread for up to IDLE_WAIT_SECON
 
 class ServeError(InfrastructureError):
     """The chief cannot serve (for example, its port is taken)."""
-
-
-def _tuner_id(context: grpc.ServicerContext) -> str | None:
-    for key, value in context.invocation_metadata():
-        if key == TUNER_ID_KEY:
-            return str(value)
-    return None
 
 
 class OracleService(service_grpc.OracleServicer):
@@ -69,7 +64,7 @@ class OracleService(service_grpc.OracleServicer):
         return service.UpdateSpaceResponse()
 
     def CreateTrial(self, request: Any, context: grpc.ServicerContext) -> Any:
-        plain = _tuner_id(context) is None
+        plain = tuner_id_of(context) is None
         deadline = time.monotonic() + self.idle_wait_seconds
         try:
             while True:
@@ -85,7 +80,7 @@ class OracleService(service_grpc.OracleServicer):
 
     def UpdateTrial(self, request: Any, context: grpc.ServicerContext) -> Any:
         trial = self.coordinator.update_trial(
-            _tuner_id(context), request.trial_id, dict(request.metrics), step=request.step
+            tuner_id_of(context), request.trial_id, dict(request.metrics), step=request.step
         )
         if trial is None:  # a stale report: tell the worker the trial is not its own any more
             trial = new_trial(self.coordinator.get_space(), Status.INVALID, trial_id=request.trial_id)
@@ -97,7 +92,7 @@ class OracleService(service_grpc.OracleServicer):
             message = self.messages.pop(trial.trial_id, None)
         if message:
             trial.message = message
-        self.coordinator.end_trial(_tuner_id(context), trial)
+        self.coordinator.end_trial(tuner_id_of(context), trial)
         return service.EndTrialResponse()
 
     def GetTrial(self, request: Any, context: grpc.ServicerContext) -> Any:
@@ -139,11 +134,17 @@ def control_handler(servicer: OracleService) -> grpc.GenericRpcHandler:
     )
 
 
-def start_server(coordinator: Coordinator, address: str, port: int) -> tuple[grpc.Server, int]:
+def start_server(
+    coordinator: Coordinator, address: str, port: int, artifacts: ArtifactStore | None = None
+) -> tuple[grpc.Server, int]:
+    """Serve the oracle and control services; with `artifacts` (spec.output.viaChief), also the
+    workers' reads and writes of that store."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=SERVER_THREADS, thread_name_prefix="oracle"))
     servicer = OracleService(coordinator)
     service_grpc.add_OracleServicer_to_server(servicer, server)
     server.add_generic_rpc_handlers((control_handler(servicer),))
+    if artifacts is not None:
+        server.add_generic_rpc_handlers((ArtifactService(artifacts).handler(),))
     host = f"[{address}]" if ":" in address else address
     try:
         bound = server.add_insecure_port(f"{host}:{port}")
@@ -167,11 +168,12 @@ def serve_oracle(
     tick: float = 0.5,
     should_stop: Callable[[], bool] = lambda: False,
     startup_timeout: float = 0.0,
+    artifacts: ArtifactStore | None = None,
 ) -> None:
     """Serve until the search is over and every live worker has been told to stop (or, at once,
     until `should_stop` says so). With a `startup_timeout`, a search that no worker reached in
     that time fails (workers Pending for GPUs would otherwise keep the chief waiting forever)."""
-    server, _ = start_server(coordinator, address, port)
+    server, _ = start_server(coordinator, address, port, artifacts)
     started, finished_at = time.monotonic(), None
     try:
         while not should_stop():

@@ -183,7 +183,7 @@ class RemoteOracle:
     def close(self) -> None:
         self.channel.close()
 
-    def _call(self, name: str, call: Callable[..., T], request: Any, between_trials: bool = False) -> T:
+    def call(self, name: str, call: Callable[..., T], request: Any, between_trials: bool = False) -> T:
         def transient(err: BaseException) -> bool:
             if not isinstance(err, grpc.RpcError) or err.code() not in RETRYABLE:
                 return False
@@ -222,7 +222,7 @@ class RemoteOracle:
 
     def create_trial(self, tuner_id: str) -> Trial:
         try:
-            response = self._call(
+            response = self.call(
                 "CreateTrial",
                 self.stub.CreateTrial,
                 service.CreateTrialRequest(tuner_id=tuner_id),
@@ -234,7 +234,7 @@ class RemoteOracle:
         return trial_from_proto(response.trial)
 
     def update_trial(self, trial_id: str, metrics: dict[str, float], step: int) -> None:
-        self._call(
+        self.call(
             "UpdateTrial",
             self.stub.UpdateTrial,
             service.UpdateTrialRequest(trial_id=trial_id, metrics=metrics, step=step),
@@ -243,7 +243,7 @@ class RemoteOracle:
     def end_trial(self, trial: Trial) -> None:
         if trial.message and not self.plain_chief:
             try:
-                self._call(
+                self.call(
                     "TrialMessage",
                     self._message,
                     {"tunerId": self.tuner_id, "trialId": trial.trial_id, "message": trial.message},
@@ -255,10 +255,10 @@ class RemoteOracle:
         if self.plain_chief and trial.status == Status.INVALID:
             # The error cannot reach a plain chief: a retry there would repeat it unexplained.
             trial.status = Status.FAILED
-        self._call("EndTrial", self.stub.EndTrial, service.EndTrialRequest(trial=trial.to_proto()))
+        self.call("EndTrial", self.stub.EndTrial, service.EndTrialRequest(trial=trial.to_proto()))
 
     def get_best_trials(self, num_trials: int) -> list[Trial]:
-        response = self._call(
+        response = self.call(
             "GetBestTrials",
             self.stub.GetBestTrials,
             service.GetBestTrialsRequest(num_trials=num_trials),
@@ -266,7 +266,7 @@ class RemoteOracle:
         return [trial_from_proto(t) for t in response.trials]
 
     def get_space(self) -> HyperParameters:
-        response = self._call("GetSpace", self.stub.GetSpace, service.GetSpaceRequest())
+        response = self.call("GetSpace", self.stub.GetSpace, service.GetSpaceRequest())
         return HyperParameters.from_proto(response.hyperparameters)
 
     # -- leases ----------------------------------------------------------------------------

@@ -6,6 +6,14 @@ failed trial's error text; its messages are JSON objects:
 
     Heartbeat     {"tunerId", "trialId", "epoch", "logs"}  ->  {"keep": bool, "prune"?: {"epoch", "reason"}}
     TrialMessage  {"tunerId", "trialId", "message"}        ->  {}
+
+With `spec.output.viaChief`, the `hptune.Artifacts` service (`ARTIFACTS_SERVICE`) carries a worker's
+reads and writes of the output to the chief, which performs them on its own store
+(`job/distribution/artifacts.py`; the worker's side is `job/distribution/relay.py`):
+
+    Write   a stream: {"key"} as JSON, then the object's bytes in chunks   ->  {}
+    Read    {"key"}                                                      ->  a stream of chunks
+    Exists  {"key"}                                                      ->  {"exists": bool}
 """
 
 from __future__ import annotations
@@ -17,11 +25,23 @@ TUNER_ID_KEY = "x-hptune-tuner-id"
 CONTROL_SERVICE = "hptune.Control"
 HEARTBEAT = "Heartbeat"
 TRIAL_MESSAGE = "TrialMessage"
+ARTIFACTS_SERVICE = "hptune.Artifacts"
+WRITE, READ, EXISTS = "Write", "Read", "Exists"
+CHUNK_BYTES = 1 << 20  # gRPC's default message limit is 4 MiB: objects travel in 1 MiB pieces
 
 
-def method_path(name: str) -> str:
-    """The gRPC path of a control method."""
-    return f"/{CONTROL_SERVICE}/{name}"
+def method_path(name: str, service: str = CONTROL_SERVICE) -> str:
+    """The gRPC path of a control (or artifacts) method."""
+    return f"/{service}/{name}"
+
+
+def tuner_id_of(context: Any) -> str | None:
+    """The caller's id from a gRPC call's metadata (`grpc.ServicerContext`); None from plain Keras
+    Tuner, which sends none."""
+    for key, value in context.invocation_metadata():
+        if key == TUNER_ID_KEY:
+            return str(value)
+    return None
 
 
 def encode_json(value: dict[str, Any]) -> bytes:

@@ -18,7 +18,7 @@ from job.errors import last_line
 from job.kt_adapter import HyperParameters, Status, Trial
 from job.observability.numbers import grid_value
 from job.search.objective import sort_key
-from job.storage import Store
+from job.storage import ArtifactStore, Store
 from job.storage.layout import attempts_prefix, trial_key
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 COMPLETED = Status.COMPLETED
 
 
-def publish_attempt(store: Store, trial_id: str, worker: str) -> None:
+def publish_attempt(store: ArtifactStore, trial_id: str, worker: str) -> None:
     """Make the attempt the chief counted the trial's own: its files are copied to trials/<id>/,
     trial.json last. A stale attempt (its worker lost the trial) is never published."""
     staged = store.list(attempts_prefix(trial_id, worker))
@@ -121,7 +121,7 @@ def finite_json(value: Any) -> Any:
     return value
 
 
-def save_model(store: Store, key: str, model: keras.Model) -> None:
+def save_model(store: ArtifactStore, key: str, model: keras.Model) -> None:
     """Save a Keras model to the store under key (a .keras or .weights.h5 file)."""
     with tempfile.TemporaryDirectory(prefix="hptune-model-") as tmp:
         local = Path(tmp) / Path(key).name

@@ -38,10 +38,10 @@ from job.search.results import (
     ranked,
 )
 from job.search.snapshot import Snapshotter, load_snapshot, recorded_outcome
-from job.search.worker import LocalAccess
+from job.search.worker import LocalAccess, OracleAccess
 from job.search.worker import Worker as TrialLoop
 from job.spec.models import JobSpec, MlpModel
-from job.storage import StorageError, Store
+from job.storage import ArtifactStore, StorageError, Store
 from job.storage.layout import LEADERBOARD_KEY, trial_key
 from job.training import device
 from job.training.data import Dataset, load_dataset
@@ -260,6 +260,7 @@ def _chief(
             linger_seconds=dist.linger_seconds,
             should_stop=lease.lost.is_set,
             startup_timeout=dist.startup_timeout_seconds,
+            artifacts=store if job.spec.output.via_chief else None,
         )
         _write_the_end_whole()  # the search is over: what follows writes its end
     except KeyboardInterrupt:  # SIGTERM: a deadline, a drain; keep what is done
@@ -292,10 +293,33 @@ def _conclude(
 
 
 def run_worker(job: JobSpec, env: Environment, role: Worker, options: Options) -> Summary:
+    from job.distribution.relay import ChiefStore
     from job.distribution.remote import RemoteOracle
 
-    store = open_output(job)
-    store.check_writable()
+    dist = job.spec.distribution
+    # With viaChief the output is the chief's alone: when the chief is gone there is nothing to read
+    # the end of the search from, so an unreachable chief is waited for (chiefWaitSeconds).
+    shared = None if job.spec.output.via_chief else open_output(job)
+    if shared is not None:
+        shared.check_writable()
+    access = RemoteOracle(
+        role.target,
+        role.tuner_id,
+        wait_seconds=dist.chief_wait_seconds,
+        heartbeat_seconds=dist.heartbeat_seconds,
+        search_ended=lambda: shared is not None and search_over(job, shared),
+        pruning=job.spec.tuner.pruning is not None,
+    )
+    store: ArtifactStore = shared if shared is not None else ChiefStore(access, job.output_uri)
+    try:
+        return _worker(job, env, role, options, store, access)
+    finally:
+        access.close()
+
+
+def _worker(
+    job: JobSpec, env: Environment, role: Worker, options: Options, store: ArtifactStore, access: OracleAccess
+) -> Summary:
     if (ended := ended_already(job, store, role.tuner_id)) is not None:
         return ended
     if env.restarts:
@@ -310,14 +334,6 @@ def run_worker(job: JobSpec, env: Environment, role: Worker, options: Options) -
     registry, _ = _registry(job, options)
     metrics = WorkerMetrics(registry, role.tuner_id)
     dist = job.spec.distribution
-    access = RemoteOracle(
-        role.target,
-        role.tuner_id,
-        wait_seconds=dist.chief_wait_seconds,
-        heartbeat_seconds=dist.heartbeat_seconds,
-        search_ended=lambda: search_over(job, store),
-        pruning=job.spec.tuner.pruning is not None,
-    )
     loop = TrialLoop(
         role.tuner_id,
         access,
@@ -330,10 +346,7 @@ def run_worker(job: JobSpec, env: Environment, role: Worker, options: Options) -
         idle_max_seconds=dist.heartbeat_seconds,
         memory=MemoryWatch(dist.restart_on_memory_growth),
     )
-    try:
-        count = loop.run()
-    finally:
-        access.close()
+    count = loop.run()
     return Summary(
         role=role.tuner_id, ok=True, trials_completed=count, output=store.url(""), restart=loop.outgrown
     )
@@ -345,7 +358,7 @@ def _stop_writing(coordinator: Coordinator, snapshots: Snapshotter) -> None:
     coordinator.fail("another chief took over this search's output")
 
 
-def ended_already(job: JobSpec, store: Store, role: str) -> Summary | None:
+def ended_already(job: JobSpec, store: ArtifactStore, role: str) -> Summary | None:
     """A search that recorded its end is never run again: a chief (or worker) started on it leaves
     at once with that outcome (a Job retrying a failed chief does not bring the search back)."""
     ended = recorded_outcome(store, job)

@@ -19,7 +19,7 @@ from job.search.objective import is_better
 from job.search.pruning import Pruned
 from job.search.results import TrialRecord, public_values, publish_attempt, save_model
 from job.spec.models import JobSpec
-from job.storage import Store
+from job.storage import ArtifactStore
 from job.storage.layout import attempt_key, trial_key
 from job.training import device
 from job.training.data import Dataset
@@ -117,7 +117,7 @@ class Worker:
         job: JobSpec,
         build_model: BuildModel,
         data: Dataset,
-        store: Store,
+        store: ArtifactStore,
         metrics: WorkerMetrics | None = None,
         idle_seconds: float = 1.0,
         idle_max_seconds: float = 10.0,

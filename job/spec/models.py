@@ -649,6 +649,12 @@ class OutputSpec(_Model):
         description="How long a storage operation is retried on transient errors (connection refused, "
         "timeouts, 5xx, throttling) before the job fails; 0 tries once.",
     )
+    via_chief: bool = Field(
+        False,
+        description="Workers send their results (trial records, models) to the chief, which writes them: "
+        "for an output only the chief can reach, such as a volume on the chief's pod. Otherwise "
+        "every process writes to the output itself, which must then be shared (an object store).",
+    )
 
     @field_validator("uri")
     @classmethod

@@ -135,12 +135,14 @@ def image(docker_engine: None, request: pytest.FixtureRequest) -> Image:
 
 def search_spec(prefix: str, changes: dict[str, Any] | None = None) -> dict[str, Any]:
     """values.spec.spec: the digits search of tests/conftest.py's BASE_SPEC (a small MLP, 3
-    trials of 2 epochs), its output under prefix on moto's S3, short leases and waits, and free
-    loopback ports for the oracle and the chief's metrics (the pods share the host's)."""
+    trials of 2 epochs), its output under prefix on moto's S3 (written by every pod), short
+    leases and waits, and free loopback ports for the oracle and the chief's metrics (the pods
+    share the host's)."""
     spec = merge(
         BASE_SPEC["spec"],
         {
-            "output": {"uri": f"s3://{BUCKET}/{prefix}", "keepModels": 2},
+            # Every pod writes to the bucket itself (the chart's default sends results via the chief).
+            "output": {"uri": f"s3://{BUCKET}/{prefix}", "keepModels": 2, "viaChief": False},
             "distribution": {
                 "workers": 2,
                 "oraclePort": free_port(),

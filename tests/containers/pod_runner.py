@@ -13,8 +13,10 @@ included) and the image they name, and plays the parts a cluster would:
   container's securityContext (runAsUser/runAsGroup as `--user`, fsGroup as `--group-add`,
   runAsNonRoot checked, `--read-only`, `--cap-drop`, `--security-opt no-new-privileges`), memory
   and CPU limits, ConfigMap volumes (the data written to a host directory, mounted read-only),
-  emptyDir volumes (`--tmpfs PATH:size=<sizeLimit>`), `JOB_COMPLETION_INDEX` for an Indexed Job,
-  and the Services' DNS names resolving to loopback (`--add-host NAME:127.0.0.1`).
+  PersistentVolumeClaim volumes (one host directory per claim, kept across pods, owned by the
+  pod's fsGroup as the kubelet makes it; a claim never created fails the pod), emptyDir volumes
+  (`--tmpfs PATH:size=<sizeLimit>`), `JOB_COMPLETION_INDEX` for an Indexed Job, and the
+  Services' DNS names resolving to loopback (`--add-host NAME:127.0.0.1`).
 - `poll()` applies the Job's rules when a container exits: podFailurePolicy (first matching rule
   by exit code: FailJob, FailIndex, Ignore, or a counted failure), backoffLimit,
   backoffLimitPerIndex, successPolicy (an Indexed Job whose rule is met completes and its other
@@ -43,7 +45,8 @@ docs/containers.md):
 - Extended resources (nvidia.com/gpu) are not requested: the stand-in image has no GPU libraries
   and the machine no GPU. Scheduling fields (node selectors, tolerations, affinity, priority)
   have nothing to act on. emptyDir volumes are memory-backed tmpfs bounded by their sizeLimit
-  rather than node disk.
+  rather than node disk. A PersistentVolumeClaim is bound at once to a host directory: no
+  StorageClass, provisioning, size or attachment, and ReadWriteOnce is not enforced.
 - A restart waits `restart_delay` seconds (1 s), not the controller's exponential back-off from
   10 s. Pod conditions (DisruptionTarget) never occur: a `docker kill` is a failure with exit
   code 137, as a SIGKILLed container's is in a cluster.
@@ -284,6 +287,12 @@ class Release:
         for obj in [*objects, *cluster_objects]:
             if obj["kind"] in ("Secret", "ConfigMap"):
                 self.store[(obj["kind"], obj["metadata"]["name"])] = obj
+        # PersistentVolumeClaims, rendered or made by the test: each a host directory, bound at once.
+        self.claims = {
+            o["metadata"]["name"]
+            for o in [*objects, *cluster_objects]
+            if o["kind"] == "PersistentVolumeClaim"
+        }
         services = [o["metadata"]["name"] for o in objects if o["kind"] == "Service"]
         namespace = {o["metadata"].get("namespace") for o in objects} - {None}
         self.namespace = namespace.pop() if namespace else "default"
@@ -626,7 +635,8 @@ class Release:
         if "cpu" in limits:
             cpu = str(limits["cpu"])
             args += ["--cpus", str(quantity(cpu) / 1000 if cpu.endswith("m") else float(cpu))]
-        args += self._volumes(pod, spec.get("volumes") or [], container.get("volumeMounts") or [])
+        fs_group = (spec.get("securityContext") or {}).get("fsGroup")
+        args += self._volumes(pod, spec.get("volumes") or [], container.get("volumeMounts") or [], fs_group)
         env = self._environment(pod, container)
         for name in env:
             args += ["--env", name]
@@ -722,7 +732,11 @@ class Release:
             env["JOB_COMPLETION_INDEX"] = str(pod.index)
         return env
 
-    def _volumes(self, pod: Pod, volumes: list[Obj], mounts: list[Obj]) -> list[str]:
+    def claim_path(self, name: str) -> Path:
+        """The host directory standing for the PersistentVolumeClaim `name`."""
+        return self.workdir / "claims" / name
+
+    def _volumes(self, pod: Pod, volumes: list[Obj], mounts: list[Obj], fs_group: int | None) -> list[str]:
         by_name = {v["name"]: v for v in volumes}
         args = []
         for mount in mounts:
@@ -744,6 +758,17 @@ class Release:
                     (where / key).write_text(value)
                     (where / key).chmod(0o644)
                 args += ["--volume", f"{where}:{path}:ro"]  # always read-only in Kubernetes
+            elif "persistentVolumeClaim" in volume:
+                name = volume["persistentVolumeClaim"]["claimName"]
+                if name not in self.claims:
+                    raise AssertionError(f"no PersistentVolumeClaim {name}: the pod would stay Pending")
+                where = self.claim_path(name)
+                where.mkdir(parents=True, exist_ok=True)
+                if fs_group is not None:  # as the kubelet applies fsGroup: group-owned, setgid, writable
+                    os.chown(where, 0, fs_group)
+                    where.chmod(0o2775)
+                read_only = mount.get("readOnly") or volume["persistentVolumeClaim"].get("readOnly")
+                args += ["--volume", f"{where}:{path}" + (":ro" if read_only else "")]
             elif "emptyDir" in volume:
                 size = (volume["emptyDir"] or {}).get("sizeLimit")
                 options = "rw,exec,mode=1777" + (f",size={quantity(size)}" if size else "")

@@ -215,6 +215,7 @@ def test_scenarios_cover_the_documented_cases(scenarios: dict[str, list[Obj]]) -
         "Job",
         "Job",  # the validation hook
         "NetworkPolicy",
+        "PersistentVolumeClaim",  # the chief's output
         "Pod",
         "Role",
         "RoleBinding",
@@ -547,7 +548,10 @@ def test_notes_tell_the_next_commands() -> None:
     notes = next(text for path, text in rendered.items() if path.endswith("NOTES.txt"))
     assert f"hptune status {RELEASE} -n {NAMESPACE}" in notes
     assert f"kubectl logs -n {NAMESPACE} -f job/hptune-chief" in notes
-    assert "s3://hptune/mnist-mlp/best/model.keras" in notes
+    assert "/output/mnist-mlp/best/model.keras" in notes
+    # How to read results that are on the chief's claim, with the chart's image.
+    assert f"kubectl run hptune-show -n {NAMESPACE}" in notes and '"claimName": "hptune-output"' in notes
+    assert '"args": ["show", "/output/mnist-mlp"]' in notes
     assert f"helm test {RELEASE}" in notes
 
 
@@ -571,10 +575,41 @@ def test_values_schema_rejects_misspelled_and_invalid_values(values: dict[str, A
 
 
 def test_an_output_no_pod_shares_is_refused_with_the_fix() -> None:
-    with pytest.raises(helm.HelmRenderError, match=r"set outputVolume\.claimName"):
-        render({"spec": {"spec": {"output": {"uri": "./hptune-output/x"}}}})
+    alone = {"uri": "./hptune-output/x", "viaChief": False}
+    fixes = r"set spec\.spec\.output\.viaChief: true.*outputVolume\.claimName"
+    with pytest.raises(helm.HelmRenderError, match=fixes):
+        render({"spec": {"spec": {"output": alone}}})
+    chiefs = r"not under outputVolume\.mountPath \"/output\", where the chart mounts the chief"
+    with pytest.raises(helm.HelmRenderError, match=chiefs):
+        render({"spec": {"spec": {"output": {"uri": "/data/x"}}}})
     with pytest.raises(helm.HelmRenderError, match=r"not under outputVolume\.mountPath"):
         render({"outputVolume": {"claimName": "shared"}, "spec": {"spec": {"output": {"uri": "/data/x"}}}})
+
+
+def test_by_default_the_output_is_on_a_kept_claim_only_the_chief_mounts(
+    scenarios: dict[str, list[Obj]],
+) -> None:
+    objs = scenarios["default-values"]
+    claim = one(objs, "PersistentVolumeClaim")
+    assert claim["metadata"]["name"] == "hptune-output"
+    assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"  # outlives uninstall
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"] and "storageClassName" not in claim["spec"]
+    chief_volumes = {v["name"]: v for v in pod_spec(objs, "chief")["volumes"]}
+    mount = next(m for m in container(objs, "chief")["volumeMounts"] if m["mountPath"] == "/output")
+    assert chief_volumes[mount["name"]]["persistentVolumeClaim"] == {"claimName": "hptune-output"}
+    assert not any(m["mountPath"] == "/output" for m in container(objs, "worker")["volumeMounts"])
+    assert not any("persistentVolumeClaim" in v for v in pod_spec(objs, "worker")["volumes"])
+    spec = yaml.safe_load(one(objs, "ConfigMap", "spec")["data"]["spec.yaml"])
+    assert spec["spec"]["output"] == {"uri": "/output/mnist-mlp", "viaChief": True}
+    # An object store needs no claim.
+    to_bucket = render({"spec": {"spec": {"output": {"uri": "s3://b/x", "viaChief": False}}}})
+    assert "PersistentVolumeClaim" not in kinds(to_bucket)
+    sized = render({"outputVolume": {"size": "50Gi", "storageClassName": "fast"}})
+    assert one(sized, "PersistentVolumeClaim")["spec"] == {
+        "accessModes": ["ReadWriteOnce"],
+        "storageClassName": "fast",
+        "resources": {"requests": {"storage": "50Gi"}},
+    }
 
 
 # -- generated files --------------------------------------------------------------------------------

@@ -385,7 +385,8 @@ def test_hptune_status_reads_the_annotations_through_the_kubeconfig(
     assert rows["trials"] == "1 of 10 done, 1 failed, 1 running"
     assert rows["best"] == "0.912346 (trial 00)"
     assert rows["workers"] == "2 running, 0 succeeded, 0 failed"
-    assert rows["best model"] == "s3://hptune/mnist-mlp/best/model.keras"
+    assert rows["output"] == "/output/mnist-mlp (on the claim hptune-output)"  # the chart's default
+    assert rows["best model"] == "/output/mnist-mlp/best/model.keras"
     assert (
         dict(status_table("hptune-chief", NAMESPACE, kubeconfig=str(kubeconfig)))["state"] == "succeeded"
     )  # the Job's own name works too

@@ -1,0 +1,110 @@
+"""The chief's side of `spec.output.viaChief`: workers' reads and writes of the output, performed on
+the chief's own store.
+
+The output may then be somewhere only the chief reaches (a volume on the chief's pod): a worker
+needs no shared filesystem and no storage credentials. A worker may write only its own staged
+attempt files (`trials/<id>/attempts/<its id>/<name>`, its id from the call's metadata) and read
+only what a worker reads: the search's status and snapshot, the output's owner record and published trial
+files (Hyperband's checkpoints). Anything else is refused with PERMISSION_DENIED, naming the key.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+
+import grpc
+
+from job.distribution.wire import (
+    ARTIFACTS_SERVICE,
+    CHUNK_BYTES,
+    EXISTS,
+    READ,
+    WRITE,
+    decode_json,
+    encode_json,
+    tuner_id_of,
+)
+from job.storage import ArtifactStore, StorageError
+from job.storage.layout import OWNER_KEY, SEARCH_STATUS_KEY, SNAPSHOT_KEY
+
+log = logging.getLogger(__name__)
+
+_NAME = r"[A-Za-z0-9_][A-Za-z0-9._-]*"  # one path segment, never "." or ".."
+_PUBLISHED = re.compile(rf"trials/{_NAME}/{_NAME}")
+
+
+def writable(key: str, tuner_id: str) -> bool:
+    """May the worker `tuner_id` write `key`? Only its own staged attempt files."""
+    match = re.fullmatch(rf"trials/{_NAME}/attempts/({_NAME})/{_NAME}", key)
+    return match is not None and match.group(1) == tuner_id
+
+
+def readable(key: str) -> bool:
+    return key in (SEARCH_STATUS_KEY, SNAPSHOT_KEY, OWNER_KEY) or _PUBLISHED.fullmatch(key) is not None
+
+
+class ArtifactService:
+    """Answers `hptune.Artifacts` calls from the chief's store."""
+
+    def __init__(self, store: ArtifactStore) -> None:
+        self.store = store
+
+    def write(self, chunks: Iterator[bytes], context: grpc.ServicerContext) -> bytes:
+        header = decode_json(next(chunks))
+        key, tuner_id = str(header.get("key", "")), tuner_id_of(context)
+        if tuner_id is None or not writable(key, tuner_id):
+            context.abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"worker {tuner_id} may not write {key!r} through the chief: only its own "
+                f"trials/<id>/attempts/{tuner_id}/<file>",
+            )
+        data = b"".join(chunks)
+        try:
+            self.store.write_bytes(key, data)
+        except StorageError as err:
+            context.abort(grpc.StatusCode.INTERNAL, f"the chief could not write a worker's {key}: {err}")
+        log.debug("wrote %s for %s (%d bytes)", key, tuner_id, len(data))
+        return b""
+
+    def read(self, request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
+        key = self._readable_key(request, context)
+        try:
+            data = self.store.read_bytes(key)
+        except FileNotFoundError:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"{self.store.url(key)} does not exist")
+        except StorageError as err:
+            context.abort(grpc.StatusCode.INTERNAL, f"the chief could not read {key}: {err}")
+        for start in range(0, len(data), CHUNK_BYTES):
+            yield data[start : start + CHUNK_BYTES]
+
+    def exists(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        key = self._readable_key(request, context)
+        try:
+            found = self.store.exists(key)
+        except StorageError as err:
+            context.abort(grpc.StatusCode.INTERNAL, f"the chief could not look up {key}: {err}")
+            raise  # abort raises; this line is not reached
+        return encode_json({"exists": found})
+
+    def _readable_key(self, request: bytes, context: grpc.ServicerContext) -> str:
+        key = str(decode_json(request).get("key", ""))
+        if not readable(key):
+            context.abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"a worker may not read {key!r} through the chief: only {SEARCH_STATUS_KEY}, "
+                f"{SNAPSHOT_KEY}, {OWNER_KEY} and trials/<id>/<file>",
+            )
+        return key
+
+    def handler(self) -> grpc.GenericRpcHandler:
+        # Bytes in and out: each method decodes its own JSON, so chunks pass through untouched.
+        return grpc.method_handlers_generic_handler(
+            ARTIFACTS_SERVICE,
+            {
+                WRITE: grpc.stream_unary_rpc_method_handler(self.write),
+                READ: grpc.unary_stream_rpc_method_handler(self.read),
+                EXISTS: grpc.unary_unary_rpc_method_handler(self.exists),
+            },
+        )

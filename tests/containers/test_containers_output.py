@@ -1,0 +1,57 @@
+"""The chart's default output, its pods run as containers of the image: no bucket, no credentials.
+The chief keeps the output on the claim the chart makes for it; the workers, with a read-only root,
+no volume for the output and no storage credentials, send their results through the chief."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import pytest
+from container_fixtures import (
+    assert_nothing_left,
+    check_search,
+    completed_trials,
+    deploy,  # noqa: F401 (a fixture)
+    docker_engine,  # noqa: F401 (a fixture)
+    image,  # noqa: F401 (a fixture)
+    say,
+    search_spec,
+)
+from pod_runner import Release
+
+from job.retry import Backoff
+from job.storage import Store
+
+pytestmark = pytest.mark.slow
+
+TRIALS = 3
+
+
+def test_the_default_output_needs_no_bucket(
+    deploy: Callable[..., Release],  # noqa: F811 (the fixture)
+    request: pytest.FixtureRequest,
+) -> None:
+    # The chart's default output (a path on the chief's claim, viaChief) for the digits search.
+    output_on_claim = {"uri": "/output/digits", "viaChief": True}
+    spec = search_spec("unused", {"tuner": {"maxTrials": TRIALS}, "output": output_on_claim})
+    release = deploy(spec, envFrom=[])  # and no credentials anywhere
+    worker_pod = next(o for o in release.objects if o["kind"] == "Job" and "worker" in o["metadata"]["name"])
+    assert not any("persistentVolumeClaim" in v for v in worker_pod["spec"]["template"]["spec"]["volumes"]), (
+        "the workers mount no output"
+    )
+    release.install()
+    release.wait_for_jobs(timeout=300)
+    chief, workers = release.job("chief"), release.job("worker")
+    assert chief.status == "Complete" and chief.exit_codes() == [0], release.describe()
+    assert workers.status == "Complete", release.describe()
+    ran = {pod.index: pod.log.count("running trial") for pod in workers.pods}
+    assert sum(ran.values()) == TRIALS and all(ran.values()), f"trials run per worker index: {ran}"
+    output = Store(str(release.claim_path("hptune-output") / "digits"), Backoff(seconds=0))
+    rows = check_search(output, TRIALS)
+    assert sorted(completed_trials(chief.pods[0].log)) == sorted(r["trial_id"] for r in rows)
+    records = [json.loads(output.read_text(f"trials/{r['trial_id']}/trial.json")) for r in rows]
+    workers_seen = {record["worker"] for record in records}
+    assert workers_seen == {"tuner0", "tuner1"}, "both workers' results reached the chief's claim"
+    say(request, f"default output on the chief's claim: {TRIALS} trials from 2 workers through the chief")
+    assert_nothing_left(release)
