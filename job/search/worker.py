@@ -24,7 +24,7 @@ from job.storage.layout import attempt_key, trial_key
 from job.training import device
 from job.training.data import Dataset
 from job.training.space import BuildModel
-from job.training.trial import Outcome, run_trial
+from job.training.trial import Outcome, freeze_long_lived, run_trial
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +146,7 @@ class Worker:
         asks for its next trial first (a restarted worker is handed the same trial again)."""
         idle = self.idle_seconds
         outgrown = False
+        freeze_long_lived()
         try:
             while True:
                 trial = self.access.create_trial(self.tuner_id)

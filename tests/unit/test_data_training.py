@@ -4,7 +4,9 @@ whose build and fit are used as Keras Tuner uses them; HyperModel references tha
 
 from __future__ import annotations
 
+import gc
 import textwrap
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,7 @@ from job.training.space import (
     make_builder,
     search_space,
 )
-from job.training.trial import check_fit, run_trial, training_values
+from job.training.trial import check_fit, freeze_long_lived, run_trial, training_values
 
 ACCURACY = Objective(name="val_accuracy", direction="max")
 
@@ -288,3 +290,21 @@ def test_the_chief_discovers_a_hypermodels_space_without_data(models_dir: Path) 
     declared = declared_space(job)
     discovered = search_space(job, make_builder(job, 0, (), models_dir))
     assert len(discovered.space) == len(declared.space) + 1
+
+
+def test_with_the_heap_frozen_a_trials_model_is_still_freed_by_the_next_trial() -> None:
+    job = job_with({})
+    data = arrays()
+    build = make_builder(job, data.output_units, data.input_shape, None)
+    hp = search_space(job, build)
+    freeze_long_lived()
+    try:
+        first = run_trial(hp, build, data, job.spec.training, ACCURACY)
+        assert first.ok, first.error
+        model = weakref.ref(first.model)
+        first.model = None
+        second = run_trial(hp, build, data, job.spec.training, ACCURACY)
+        assert second.ok, second.error
+        assert model() is None, "the first trial's model outlived the next trial"
+    finally:
+        gc.unfreeze()
