@@ -158,18 +158,19 @@ the workers send their results through the chief). Refuses an output no pod can 
 {{- $path := trimPrefix "file://" $uri }}
 {{- if and (not (hasPrefix "file://" $uri)) (regexMatch "^[a-zA-Z][a-zA-Z0-9+.-]*://" $uri) }}url
 {{- else }}
-{{- $mount := trimSuffix "/" .Values.outputVolume.mountPath }}
-{{- if .Values.outputVolume.claimName }}
-{{- if not (hasPrefix (printf "%s/" $mount) $path) }}
-{{- fail (printf "spec.spec.output.uri %q is not under outputVolume.mountPath %q, where the claim %q is mounted" $uri .Values.outputVolume.mountPath .Values.outputVolume.claimName) }}
-{{- end }}shared
-{{- else if $output.viaChief }}
-{{- if not (hasPrefix (printf "%s/" $mount) $path) }}
-{{- fail (printf "spec.spec.output.uri %q is not under outputVolume.mountPath %q, where the chart mounts the chief's output claim" $uri .Values.outputVolume.mountPath) }}
-{{- end }}chief
-{{- else }}
+{{- if not (or .Values.outputVolume.claimName $output.viaChief) }}
 {{- fail (printf "spec.spec.output.uri %q is a path on the pod's own disk, which the chief and the workers do not share: set spec.spec.output.viaChief: true (the chief keeps the output on a claim of the chart's own, the workers send their results through it), or set outputVolume.claimName (a claim every pod mounts) and a path under outputVolume.mountPath (%s), or use an object store (s3://..., gs://...)" $uri .Values.outputVolume.mountPath) }}
 {{- end }}
+{{- $kind := "chief" }}
+{{- $where := "the chart mounts the chief's output claim" }}
+{{- with .Values.outputVolume.claimName }}
+{{- $kind = "shared" }}
+{{- $where = printf "the claim %q is mounted" . }}
+{{- end }}
+{{- if not (hasPrefix (printf "%s/" (trimSuffix "/" .Values.outputVolume.mountPath)) $path) }}
+{{- fail (printf "spec.spec.output.uri %q is not under outputVolume.mountPath %q, where %s" $uri .Values.outputVolume.mountPath $where) }}
+{{- end }}
+{{- $kind }}
 {{- end }}
 {{- end }}
 

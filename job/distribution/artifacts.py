@@ -18,10 +18,10 @@ import grpc
 
 from job.distribution.wire import (
     ARTIFACTS_SERVICE,
-    CHUNK_BYTES,
     EXISTS,
     READ,
     WRITE,
+    chunks,
     decode_json,
     encode_json,
     tuner_id_of,
@@ -51,8 +51,8 @@ class ArtifactService:
     def __init__(self, store: ArtifactStore) -> None:
         self.store = store
 
-    def write(self, chunks: Iterator[bytes], context: grpc.ServicerContext) -> bytes:
-        header = decode_json(next(chunks))
+    def write(self, pieces: Iterator[bytes], context: grpc.ServicerContext) -> bytes:
+        header = decode_json(next(pieces))
         key, tuner_id = str(header.get("key", "")), tuner_id_of(context)
         if tuner_id is None or not writable(key, tuner_id):
             context.abort(
@@ -60,7 +60,7 @@ class ArtifactService:
                 f"worker {tuner_id} may not write {key!r} through the chief: only its own "
                 f"trials/<id>/attempts/{tuner_id}/<file>",
             )
-        data = b"".join(chunks)
+        data = b"".join(pieces)
         try:
             self.store.write_bytes(key, data)
         except StorageError as err:
@@ -76,8 +76,7 @@ class ArtifactService:
             context.abort(grpc.StatusCode.NOT_FOUND, f"{self.store.url(key)} does not exist")
         except StorageError as err:
             context.abort(grpc.StatusCode.INTERNAL, f"the chief could not read {key}: {err}")
-        for start in range(0, len(data), CHUNK_BYTES):
-            yield data[start : start + CHUNK_BYTES]
+        yield from chunks(data)
 
     def exists(self, request: bytes, context: grpc.ServicerContext) -> bytes:
         key = self._readable_key(request, context)

@@ -10,7 +10,6 @@ of a plain Keras Tuner chief would need are refused, since a plain chief has no 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,17 +19,15 @@ import grpc
 from job.distribution.remote import ChiefError, RemoteOracle
 from job.distribution.wire import (
     ARTIFACTS_SERVICE,
-    CHUNK_BYTES,
     EXISTS,
     READ,
     WRITE,
+    chunks,
     decode_json,
     encode_json,
     method_path,
 )
 from job.storage.errors import StorageError, StorageRefused
-
-log = logging.getLogger(__name__)
 
 TRANSFER_TIMEOUT_SECONDS = 600.0  # one object's upload or download, a model of hundreds of MiB
 
@@ -53,8 +50,7 @@ class ChiefStore:
         """The chief checks its own output; a worker writes nothing until it has a trial."""
 
     def write_bytes(self, key: str, data: bytes) -> None:
-        pieces = [encode_json({"key": key})]
-        pieces += [data[start : start + CHUNK_BYTES] for start in range(0, len(data), CHUNK_BYTES)]
+        pieces = [encode_json({"key": key}), *chunks(data)]
 
         def write(request: list[bytes], timeout: float, metadata: Any) -> bytes:
             reply: bytes = self._write(
@@ -72,10 +68,10 @@ class ChiefStore:
 
     def read_bytes(self, key: str) -> bytes:
         def read(request: bytes, timeout: float, metadata: Any) -> bytes:
-            chunks: Iterator[bytes] = self._read(
+            pieces: Iterator[bytes] = self._read(
                 request, timeout=max(timeout, TRANSFER_TIMEOUT_SECONDS), metadata=metadata
             )
-            return b"".join(chunks)
+            return b"".join(pieces)
 
         data: bytes = self._relayed("read", key, read, encode_json({"key": key}))
         return data

@@ -35,6 +35,11 @@ def method_path(name: str, service: str = CONTROL_SERVICE) -> str:
     return f"/{service}/{name}"
 
 
+def chunks(data: bytes) -> list[bytes]:
+    """An object cut into the pieces it travels in (none for an empty one)."""
+    return [data[start : start + CHUNK_BYTES] for start in range(0, len(data), CHUNK_BYTES)]
+
+
 def tuner_id_of(context: Any) -> str | None:
     """The caller's id from a gRPC call's metadata (`grpc.ServicerContext`); None from plain Keras
     Tuner, which sends none."""
