@@ -8,7 +8,7 @@ HPTUNE_DATA_DIR ?= $(wildcard $(abspath $(CURDIR)/../shared/data))
 export HPTUNE_DATA_DIR
 WORKERS ?= 2
 
-.PHONY: demo test test-containers check lint install install-test tools bench clean
+.PHONY: demo test test-containers check lint install install-test tools bench flaky clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,13 @@ test: install-test tools lint
 ## (docs/containers.md); starts dockerd when none answers, and fails here if it cannot
 test-containers: install-test tools
 	HPTUNE_REQUIRE_DOCKER=1 $(BIN)/python -m pytest -q -p no:cacheprovider -rs --durations=12 tests/containers
+
+## flaky: run one tier N times (LOAD=1: every core kept busy beside it) and count each test's failures
+TIER ?= tests/integration
+N ?= 5
+LOAD ?= 0
+flaky: install-test tools
+	HPTUNE_REQUIRE_DOCKER=1 $(BIN)/python scripts/flaky.py $(TIER) --runs $(N) $(if $(filter 1,$(LOAD)),--load)
 
 bench: install-test
 	$(BIN)/python -m benchmarks.trial_throughput

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -31,15 +32,28 @@ ROLE_VARIABLES = (
 STOP_GRACE_SECONDS = 5.0
 
 
+def _ephemeral_start() -> int:
+    """The first port of the kernel's ephemeral range (Linux: ip_local_port_range; else IANA's)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 49152
+
+
 def free_port(count: int = 1) -> int:
-    """A free loopback port; with count > 1, the first of `count` consecutive free ports."""
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind(("127.0.0.1", 0))
-            base = int(s.getsockname()[1])
-        if count == 1 or all(_is_free(base + k) for k in range(1, count)):
+    """A free loopback port; with count > 1, the first of `count` consecutive free ports.
+
+    The port is drawn at random from below the kernel's ephemeral range, which the kernel never
+    hands out by itself: between this check and the bind by the process it is meant for, no
+    outgoing connection or `bind(0)` elsewhere on the machine can take it.
+    """
+    high = _ephemeral_start() - count
+    low = min(10000, high - 1000)
+    for _ in range(200):
+        base = random.randint(low, high)
+        if all(_is_free(base + k) for k in range(count)):
             return base
-    raise OSError(f"no {count} consecutive free ports on 127.0.0.1")
+    raise OSError(f"no {count} consecutive free ports on 127.0.0.1 below {high + count}")
 
 
 def _is_free(port: int) -> bool:

@@ -185,6 +185,8 @@ class Worker:
             def on_epoch(epoch: int, logs: dict[str, float]) -> None:
                 nonlocal epoch_started
                 now = time.perf_counter()
+                shown = " ".join(f"{name}={value:.4g}" for name, value in sorted(logs.items()))
+                log.info("%s: trial %s epoch %d done: %s", self.tuner_id, trial.trial_id, epoch + 1, shown)
                 lease.report(epoch + 1, logs)
                 if self.metrics is not None:
                     self.metrics.report_epoch(logs, self.data.train_samples, now - epoch_started)

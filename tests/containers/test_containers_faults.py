@@ -58,7 +58,7 @@ def test_a_worker_killed_mid_trial_is_restarted_under_its_index(
     workers = release.job("worker")
     victim = workers.attempts(1)[0]
     trial = release.wait_for_log(victim, r"tuner1: running trial (\w+)", START)[1]
-    time.sleep(1.5)
+    release.wait_for_log(victim, rf"tuner1: trial {trial} epoch 2 done", START)  # 38 of 40 to go
     release.kill(victim)  # SIGKILL: exit code 137, as the kubelet reports an OOM kill or a crash
     assert f"trial {trial} completed" not in chief_log(release), "the trial ended before the kill"
     release.wait_for_jobs(FINISH)

@@ -5,6 +5,7 @@ no volume for the output and no storage credentials, send their results through 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 
 import pytest
@@ -45,13 +46,20 @@ def test_the_default_output_needs_no_bucket(
     chief, workers = release.job("chief"), release.job("worker")
     assert chief.status == "Complete" and chief.exit_codes() == [0], release.describe()
     assert workers.status == "Complete", release.describe()
-    ran = {pod.index: pod.log.count("running trial") for pod in workers.pods}
-    assert sum(ran.values()) == TRIALS and all(ran.values()), f"trials run per worker index: {ran}"
+    # Which worker runs how many trials is the chief's business (a worker that starts late may
+    # run none); what is promised is that every trial ran once, on a worker, and that its result
+    # reached the chief's claim under that worker's name. (Both workers writing through the chief
+    # is shown by construction in tests/integration/test_output_via_chief.py.)
+    ran = {f"tuner{pod.index}": re.findall(r"tuner\d: running trial (\w+)", pod.log) for pod in workers.pods}
+    started = sorted(trial for trials in ran.values() for trial in trials)
+    assert len(started) == TRIALS == len(set(started)), f"trials run per worker: {ran}"
     output = Store(str(release.claim_path("hptune-output") / "digits"), Backoff(seconds=0))
     rows = check_search(output, TRIALS)
-    assert sorted(completed_trials(chief.pods[0].log)) == sorted(r["trial_id"] for r in rows)
+    assert sorted(completed_trials(chief.pods[0].log)) == sorted(r["trial_id"] for r in rows) == started
     records = [json.loads(output.read_text(f"trials/{r['trial_id']}/trial.json")) for r in rows]
-    workers_seen = {record["worker"] for record in records}
-    assert workers_seen == {"tuner0", "tuner1"}, "both workers' results reached the chief's claim"
-    say(request, f"default output on the chief's claim: {TRIALS} trials from 2 workers through the chief")
+    written_by = {record["trial_id"]: record["worker"] for record in records}
+    assert written_by == {trial: worker for worker, trials in ran.items() for trial in trials}, (
+        "each result reached the chief's claim under the name of the worker that ran it"
+    )
+    say(request, f"default output on the chief's claim: {TRIALS} trials from the workers through the chief")
     assert_nothing_left(release)

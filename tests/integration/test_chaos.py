@@ -28,6 +28,13 @@ from moto_s3 import BUCKET, S3Server
 pytestmark = pytest.mark.slow
 
 RUNNING = r": running trial (\w+) \("
+# A kill "mid-trial" lands when the trial has logged one of these epochs: with TRAINING's 10
+# epochs, at least 7 are still to run, so the kill cannot come after the trial ended.
+MID_TRIAL_EPOCHS = [1, 2, 3]
+
+
+def epoch_done(trial_id: str, epoch: int) -> str:
+    return rf": trial {trial_id} epoch {epoch} done: "
 
 
 def upload_of(prefix: str, trial_id: str) -> str:
@@ -48,13 +55,14 @@ def test_a_worker_killed_at_a_random_moment_costs_no_trial(seed: int, s3: S3Serv
     index = 0 if restart else plan.choose("victim", [0, 1])
     moment = plan.choose("moment", ["mid-trial", "mid-upload", "just after its trial ended"])
     delay = plan.uniform("delay", 0.0, 1.5)
+    epoch = plan.choose("epoch", MID_TRIAL_EPOCHS)
     with chaos_run(plan, tmp_path, trials=3, s3=s3) as run:
         run.start(workers=1 if restart else 2)
         victim = run.workers[index]
         trial_id = nth_match(victim, RUNNING, 1, START_TIMEOUT).group(1)
         plan.note("trial", trial_id)
         if moment == "mid-trial":
-            time.sleep(delay)
+            victim.wait_for_log(epoch_done(trial_id, epoch), timeout=120)
         elif moment == "mid-upload":
             # The upload of the trial's model is cut off and the store stays down for a while:
             # the worker dies while it retries.
@@ -101,9 +109,13 @@ def test_a_chief_killed_and_started_again_resumes_the_search(seed: int, tmp_path
     down = plan.uniform("down", 0.5, 3.0)
     with chaos_run(plan, tmp_path, trials=3) as run:
         run.start(workers=2)
-        if moment in ("just after a trial started", "mid-trial"):
+        if moment == "just after a trial started":
             run.wait_for_chief(r"trial \w+ started on tuner\d", count=nth)
-            time.sleep(delay if moment == "mid-trial" else delay / 10)
+            time.sleep(delay / 10)
+        elif moment == "mid-trial":
+            started = run.wait_for_chief(r"trial (\w+) started on (tuner\d)", count=nth)
+            worker = next(w for w in run.workers if w.name == started.group(2))
+            worker.wait_for_log(epoch_done(started.group(1), 1 + nth), timeout=120)
         elif moment == "just after a trial ended":
             run.wait_for_chief(r"trial \w+ completed: ", count=nth)
             time.sleep(delay / 10)
@@ -183,7 +195,7 @@ def test_a_silent_worker_loses_its_trial_and_its_late_result_is_ignored(
     plan = Plan(seed, "worker SIGSTOP")
     index = plan.choose("victim", [0, 1])
     moment = plan.choose("moment", ["mid-training", "mid-upload"])
-    delay = plan.uniform("delay", 0.0, 1.0)
+    epoch = plan.choose("epoch", MID_TRIAL_EPOCHS)
     # Five trials: the search still runs when the redone trial ends, so the chief is there to
     # answer the woken worker.
     with chaos_run(plan, tmp_path, trials=5, s3=s3) as run:
@@ -192,7 +204,7 @@ def test_a_silent_worker_loses_its_trial_and_its_late_result_is_ignored(
         trial_id = nth_match(victim, RUNNING, 1, START_TIMEOUT).group(1)
         plan.note("trial", trial_id)
         if moment == "mid-training":
-            time.sleep(delay)
+            victim.wait_for_log(epoch_done(trial_id, epoch), timeout=120)
         else:
             s3.fail("PUT", upload_of(run.prefix, trial_id), down_seconds=2)
             victim.wait_for_log(rf"write \S+/trials/{trial_id}/\S*model\.keras failed", timeout=120)

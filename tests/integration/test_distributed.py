@@ -78,7 +78,12 @@ def test_a_restarted_chief_resumes_without_rerunning_finished_trials(
         first.kill(signal.SIGKILL)
         first.wait(timeout=10)
         done_before = set(__import__("re").findall(r"trial (\w+) completed: ", first.log))
-        time.sleep(2)  # workers now retry against a chief that is down
+        # The chief comes back only once a worker has met its absence (a worker in the middle of
+        # a trial meets it when the trial ends).
+        deadline = time.monotonic() + 120
+        while not any("not reachable" in w.log for w in workers):
+            assert time.monotonic() < deadline, "no worker met the chief's absence"
+            time.sleep(0.1)
         second = s.chief()
         assert second.wait(timeout=180) == 0, second.log[-3000:]
         for worker in workers:

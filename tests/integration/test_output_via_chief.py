@@ -24,6 +24,30 @@ from job.storage.errors import StorageRefused
 
 FAST_LEASES = {"distribution": {"heartbeatSeconds": 0.5, "leaseSeconds": 3, "lingerSeconds": 10}}
 
+# A builder (both.py: build_model) whose first build in each worker waits until both workers have
+# begun a trial: each worker then runs at least one trial, whichever starts first and however fast
+# the trials are. The chief's build (the search space) does not wait.
+BOTH_WORKERS = """
+import os, time
+from pathlib import Path
+import keras
+
+HERE = Path(__file__).parent
+
+def build_model(hp):
+    me = os.environ.get("KERASTUNER_TUNER_ID", "chief")
+    if me.startswith("tuner"):
+        (HERE / f"arrived-{me}").touch()
+        deadline = time.monotonic() + 120
+        while len(list(HERE.glob("arrived-*"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(hp.Int("units", 16, 64, step=16),
+                              activation="relu"), keras.layers.Dense(10, activation="softmax")])
+    model.compile("adam", "categorical_crossentropy", metrics=["accuracy"])
+    return model
+"""
+BOTH_WORKERS_MODEL = {"type": "custom", "builder": "both:build_model", "hidden": None, "learningRate": None}
+
 
 def serve(store: Store | None) -> tuple[grpc.Server, int]:
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
@@ -116,7 +140,9 @@ def test_a_chief_without_the_service_is_named_with_what_to_do() -> None:
 def test_workers_with_no_reach_of_the_output_complete_a_search_through_the_chief(
     write_spec: Callable[..., Path], tmp_path: Path
 ) -> None:
-    changes = {"spec": {"tuner": {"maxTrials": 4}, "output": {"viaChief": True}, **FAST_LEASES}}
+    (tmp_path / "both.py").write_text(BOTH_WORKERS)
+    model = {"model": BOTH_WORKERS_MODEL, "hyperparameters": []}
+    changes = {"spec": {"tuner": {"maxTrials": 4}, "output": {"viaChief": True}, **model, **FAST_LEASES}}
     spec = write_spec(changes)
     # The workers' copy of the spec names an output no process can write: they never touch it.
     unreachable = yaml.safe_load(spec.read_text())
@@ -133,7 +159,8 @@ def test_workers_with_no_reach_of_the_output_complete_a_search_through_the_chief
     out = tmp_path / "out"
     records = [json.loads(p.read_text()) for p in (out / "trials").glob("*/trial.json")]
     assert len(records) == 4 and {r["status"] for r in records} == {"completed"}
-    assert {r["worker"] for r in records} == {"tuner0", "tuner1"}
+    assert {r["worker"] for r in records} == {"tuner0", "tuner1"}, "both workers wrote through the chief"
+    assert sorted(s.runs_per_trial().values()) == [1, 1, 1, 1], "no trial lost or run twice"
     assert (out / "best/model.keras").stat().st_size > 0
     assert (out / "best/manifest.json").exists()
     assert not list(out.glob("trials/*/attempts/*"))  # every staged attempt was published
