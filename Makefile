@@ -34,11 +34,12 @@ demo: install
 tools:
 	bash scripts/install-test-tools.sh
 
-## lint: ruff (style and errors) and mypy (types, with the pydantic plugin)
+## lint: ruff (style and errors), mypy (types, with the pydantic plugin) and import-linter (layers)
 lint: install-test
 	$(BIN)/ruff check job tests benchmarks scripts
 	$(BIN)/ruff format --check job tests benchmarks scripts
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 ## check: the fast tier for the edit-test loop: lint, types and the unit tests (no processes started)
 check: lint

@@ -55,7 +55,7 @@ def search(
 ) -> dict[str, Any]:
     """One side's search through hptune's trial path (standalone), in this process."""
     from benchmarks.trial_throughput import timed_trials
-    from job.search.run import prepare_model
+    from job.roles.common import prepare_model
     from job.spec import load_spec
     from job.spec.loader import validate_spec
     from job.training.data import load_dataset

@@ -23,9 +23,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from job.distribution.processes import free_port
-from job.distribution.recycle import resident_bytes
 from job.spec.models import DistributionSpec
+from job.supervision.processes import free_port
+from job.supervision.recycle import resident_bytes
 
 REPO = Path(__file__).resolve().parents[1]
 

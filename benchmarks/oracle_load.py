@@ -20,9 +20,6 @@ from pathlib import Path
 import keras_tuner as kt
 from prometheus_client import CollectorRegistry
 
-from job.distribution.chief import start_server
-from job.distribution.recycle import resident_bytes
-from job.distribution.remote import RemoteOracle
 from job.kt_adapter import Status
 from job.observability.metrics import SearchMetrics
 from job.search.coordinator import Coordinator
@@ -31,7 +28,10 @@ from job.search.results import ModelPruner
 from job.search.snapshot import Snapshotter
 from job.spec import load_spec
 from job.storage import Store
+from job.supervision.recycle import resident_bytes
 from job.training.space import declared_space
+from job.wire.chief import start_server
+from job.wire.remote import RemoteOracle
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -105,7 +105,7 @@ def hptune_search(
     trials: int, epochs: int, seed: int, data_dir: Path, scan_steps: bool | str = "auto"
 ) -> dict[str, Any]:
     """The same search through hptune's trial path (examples/mnist.yaml, standalone)."""
-    from job.search.run import prepare_model
+    from job.roles.common import prepare_model
     from job.spec import load_spec
     from job.training.data import load_dataset
     from job.training.device import resident

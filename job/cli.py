@@ -23,7 +23,7 @@ from rich.text import Text
 from job.errors import EXIT_INTERRUPTED, EXIT_OK, BadInput, HptuneError, SearchFailed
 
 if TYPE_CHECKING:
-    from job.search.run import Summary
+    from job.roles import Summary
     from job.spec import JobSpec
 
 log = logging.getLogger("hptune")
@@ -144,7 +144,7 @@ def _dispatch(args: argparse.Namespace, out: Console, err: Console) -> int:
         return EXIT_OK
     spec_dir = Path(args.spec).resolve().parent
     if args.command == "local":
-        from job.distribution.local import run_local
+        from job.supervision.local import run_local
 
         workers = args.workers if args.workers is not None else job.spec.distribution.workers
         if workers < 1:
@@ -160,7 +160,7 @@ def _run(job: JobSpec, spec_dir: Path, args: argparse.Namespace, out: Console, e
 
     env = read_environment(os.environ)
     if isinstance(env.role, Worker) and env.trial_slot is None and job.spec.distribution.trials_per_gpu > 1:
-        from job.distribution.packing import run_packed
+        from job.supervision.packing import run_packed
 
         base = args.metrics_port if args.metrics_port is not None else job.spec.metrics.port
         return run_packed(
@@ -170,10 +170,10 @@ def _run(job: JobSpec, spec_dir: Path, args: argparse.Namespace, out: Console, e
 
     from prometheus_client import CollectorRegistry
 
-    from job.distribution.processes import stop_on_sigterm
     from job.observability.metrics import read_progress
     from job.observability.progress import LiveProgress
-    from job.search.run import Options, run
+    from job.roles import Options, run
+    from job.supervision.processes import stop_on_sigterm
 
     stop_on_sigterm()
     registry = CollectorRegistry()
@@ -186,7 +186,7 @@ def _run(job: JobSpec, spec_dir: Path, args: argparse.Namespace, out: Console, e
     else:
         summary = run(job, env, options)
     if summary.restart:
-        from job.distribution.recycle import restart
+        from job.supervision.recycle import restart
 
         restart(env.restarts)
     _print_summary(summary, out, err)

@@ -17,7 +17,7 @@ from job.errors import BadInput
 
 WORKER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
-# Set by a worker that restarts itself to release memory (job/distribution/recycle.py), for its next life.
+# Set by a worker that restarts itself to release memory (job/supervision/recycle.py), for its next life.
 RESTARTS_VARIABLE = "HPTUNE_WORKER_RESTARTS"
 
 
@@ -71,7 +71,7 @@ class Environment:
     data_dir: Path | None
     cluster: Cluster | None
     trial_slot: int | None = None  # set in the trial processes a packed worker starts
-    restarts: int = 0  # restarts to release memory (job/distribution/recycle.py)
+    restarts: int = 0  # restarts to release memory (job/supervision/recycle.py)
     # Who holds the output's lease (job/search/ownership.py): HPTUNE_CHIEF_IDENTITY, else the chief
     # Job (HPTUNE_NAMESPACE/HPTUNE_JOB_NAME) in Kubernetes; None: the process decides.
     chief_identity: str | None = None

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from conftest import hptune_env
 
-from job.distribution.processes import free_port
+from job.supervision.processes import free_port
 
 PLAIN_SCRIPT = Path(__file__).with_name("plain_keras_tuner.py")
 # A trial starting, as an hptune worker and as tests/plain_keras_tuner.py log it.

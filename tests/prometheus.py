@@ -23,7 +23,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry, start_http_server
 
-from job.distribution.processes import free_port
+from job.supervision.processes import free_port
 
 T = TypeVar("T")
 START_SECONDS = 30.0

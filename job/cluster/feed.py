@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from job.cluster.reporter import Reporter
-from job.search.objective import best_of
+from job.spec.objective import Direction, best_of
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ class TrialFeed:
     """Turns the chief's trials into reports: progress every time, an Event for each trial that
     failed since the last update and for each new best trial."""
 
-    def __init__(self, reporter: Reporter, direction: str) -> None:
+    def __init__(self, reporter: Reporter, direction: Direction) -> None:
         self.reporter = reporter
         self.direction = direction
         self._failed: set[str] = set()

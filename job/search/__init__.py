@@ -1,11 +1,11 @@
-"""Running a search: the chief's coordinator around a Keras Tuner oracle, and what it records.
+"""The search: the chief's coordinator around a Keras Tuner oracle, and what it records.
 
-- `run.py`: one process's part of a search (standalone, chief or worker), start to finish
 - `coordinator.py`: leases, requeueing, ownership of results, a clean end on repeated failures
 - `oracles.py`: the Keras Tuner oracle the spec names, keeping its state in memory
 - `worker.py`: the trial loop: ask for a trial, train it, stage its record, report
 - `snapshot.py`: the durable state a restarted chief resumes from, and search.json
 - `results.py`: trial records, ranking, the leaderboard, which trial models are kept
 - `best.py`: best/ (model, hyperparameters, metrics, model card), complete or absent
-- `objective.py`: which score is better for the objective's direction
+- `pruning.py`: stopping trials early (median, asha), decided by the chief from heartbeats
+- `ownership.py`: one live chief per output (a lease in state/owner.json)
 """

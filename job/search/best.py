@@ -22,6 +22,7 @@ import keras
 from job.kt_adapter import Trial
 from job.kt_adapter import version as keras_tuner_version
 from job.search.results import COMPLETED, finite_json, public_values, ranked
+from job.spec.objective import Direction
 from job.storage import Store
 from job.storage.errors import StorageError
 from job.storage.layout import MANIFEST_KEY, best_key, trial_key
@@ -64,7 +65,7 @@ def promote_best(
     best: Trial,
     trials: Sequence[Trial],
     objective: str,
-    direction: str,
+    direction: Direction,
     card: dict[str, Any],
 ) -> None:
     """Copy the best trial into best/ and write best/manifest.json last.
@@ -148,7 +149,7 @@ def model_elsewhere(store: Store, trial_id: str) -> str | None:
 
 
 def model_card(
-    best: Trial, trials: Sequence[Trial], objective: str, direction: str, card: dict[str, Any]
+    best: Trial, trials: Sequence[Trial], objective: str, direction: Direction, card: dict[str, Any]
 ) -> str:
     """best/README.md: what was searched, on what data, what won, and with which libraries."""
     values = public_values(best.hyperparameters)

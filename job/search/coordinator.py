@@ -14,7 +14,7 @@ Keras Tuner's oracle chooses hyperparameter values; the coordinator adds:
   through the pruning rule, and the decision rides back in the heartbeat's reply;
 - top-k pruning of trial models, Prometheus metrics, and a state snapshot for resuming.
 
-The standalone process calls it directly; the chief serves it over gRPC (`job/distribution/chief.py`).
+The standalone process calls it directly; the chief serves it over gRPC (`job/wire/chief.py`).
 """
 
 from __future__ import annotations

@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from job.search.objective import is_better
 from job.spec.models import PruningSpec
+from job.spec.objective import Direction, is_better
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,9 @@ class Pruned:
 
 
 class TrialPruner:
-    def __init__(self, settings: PruningSpec, objective: str, direction: str, epochs: int | str) -> None:
+    def __init__(
+        self, settings: PruningSpec, objective: str, direction: Direction, epochs: int | str
+    ) -> None:
         self.settings = settings
         self.objective = objective
         self.direction = direction

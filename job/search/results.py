@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from job.errors import last_line
 from job.kt_adapter import HyperParameters, Status, Trial
 from job.observability.numbers import grid_value
-from job.search.objective import sort_key
+from job.spec.objective import Direction, sort_key
 from job.storage import ArtifactStore, Store
 from job.storage.layout import attempts_prefix, trial_key
 
@@ -147,7 +147,7 @@ def _on_grid(value: Any, definition: Any) -> Any:
     )
 
 
-def ranked(trials: Sequence[Trial], direction: str) -> list[Trial]:
+def ranked(trials: Sequence[Trial], direction: Direction) -> list[Trial]:
     """Completed trials best first, then the rest in id order."""
     done = [t for t in trials if t.status == COMPLETED and t.score is not None]
     done.sort(key=lambda t: (sort_key(t.score or 0.0, direction), t.trial_id))
@@ -157,7 +157,7 @@ def ranked(trials: Sequence[Trial], direction: str) -> list[Trial]:
 
 
 def leaderboard_csv(
-    trials: Sequence[Trial], objective: str, direction: str, pruned: Mapping[str, Pruned] | None = None
+    trials: Sequence[Trial], objective: str, direction: Direction, pruned: Mapping[str, Pruned] | None = None
 ) -> str:
     """The leaderboard: completed trials best first (a pruned one ranked by its score so far, its
     status `pruned` and why in the error column), then the rest."""
@@ -196,17 +196,17 @@ class ModelPruner:
         self.keep = keep
         self.top: set[str] = set()
 
-    def top_ids(self, trials: Sequence[Trial], direction: str) -> set[str]:
+    def top_ids(self, trials: Sequence[Trial], direction: Direction) -> set[str]:
         done = [t for t in ranked(trials, direction) if t.status == COMPLETED and t.score is not None]
         return {t.trial_id for t in done[: self.keep]}
 
-    def after_end(self, ended: str, trials: Sequence[Trial], direction: str) -> None:
+    def after_end(self, ended: str, trials: Sequence[Trial], direction: Direction) -> None:
         top = self.top_ids(trials, direction)
         for trial_id in sorted((self.top | {ended}) - top):
             self.store.delete(trial_key(trial_id, "model.keras"))
         self.top = top
 
-    def sweep(self, trials: Sequence[Trial], direction: str) -> None:
+    def sweep(self, trials: Sequence[Trial], direction: Direction) -> None:
         """Delete every trial model outside the top k (models left by lost attempts too)."""
         top = self.top_ids(trials, direction)
         for key in self.store.list("trials"):

@@ -10,17 +10,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
-from job.distribution.recycle import MemoryWatch
 from job.errors import last_line
 from job.kt_adapter import Status, Trial
 from job.observability.metrics import WorkerMetrics
 from job.search.coordinator import Coordinator
-from job.search.objective import is_better
 from job.search.pruning import Pruned
 from job.search.results import TrialRecord, public_values, publish_attempt, save_model
 from job.spec.models import JobSpec
+from job.spec.objective import is_better
 from job.storage import ArtifactStore
 from job.storage.layout import attempt_key, trial_key
+from job.supervision.recycle import MemoryWatch
 from job.training import device
 from job.training.data import Dataset
 from job.training.space import BuildModel
@@ -135,7 +135,7 @@ class Worker:
         # and can tell it to stop before it leaves.
         self.idle_max_seconds = idle_max_seconds
         self.trials_run = 0
-        self.memory = memory  # resident memory, checked between trials (job/distribution/recycle.py)
+        self.memory = memory  # resident memory, checked between trials (job/supervision/recycle.py)
         self.outgrown = False  # set when this process should restart to release memory
         self._scratch = tempfile.TemporaryDirectory(prefix="hptune-worker-")
 

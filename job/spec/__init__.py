@@ -3,6 +3,7 @@
 - `models.py`: the pydantic models (`JobSpec` and its sections) and the JSON Schema
 - `loader.py`: YAML text to a `JobSpec`, keeping each key's line and column
 - `errors.py`: `SpecError` and the messages (file:line:column, field path, what is valid)
+- `objective.py`: the one rule for which score is better for an objective's direction
 """
 
 from __future__ import annotations

@@ -26,10 +26,10 @@ from conftest import BASE_SPEC, merge
 from moto_s3 import BUCKET, CREDENTIALS, S3Server
 from pod_runner import Release
 
-from job.distribution.processes import free_port
 from job.observability.show import verify_manifest
 from job.retry import Backoff
 from job.storage import Store
+from job.supervision.processes import free_port
 from scripts.render_manifests import documents, render
 
 REPO = Path(__file__).resolve().parents[2]

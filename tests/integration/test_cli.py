@@ -125,7 +125,7 @@ def test_commands_that_train_nothing_never_start_a_backend() -> None:
     code = (
         "import sys\n"
         "import job.cli, job.spec, job.environment, job.storage, job.observability.show\n"
-        "import job.cluster.status, job.cluster.reporter, job.distribution.local, job.distribution.packing\n"
+        "import job.cluster.status, job.cluster.reporter, job.supervision.local, job.supervision.packing\n"
         "print(sorted(m for m in ('keras', 'keras_tuner', 'tensorflow', 'jax') if m in sys.modules))\n"
     )
     result = subprocess.run(

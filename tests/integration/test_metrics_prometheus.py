@@ -41,8 +41,8 @@ from prometheus import (
 )
 from prometheus_client import CollectorRegistry, Gauge
 
-from job.distribution.processes import free_port
 from job.observability.metrics import WorkerMetrics
+from job.supervision.processes import free_port
 from scripts import dashboard
 
 pytestmark = pytest.mark.slow

@@ -16,11 +16,11 @@ import pytest
 import yaml
 from processes import search
 
-from job.distribution.artifacts import ArtifactService
-from job.distribution.relay import ChiefStore
-from job.distribution.remote import RemoteOracle
 from job.storage import StorageError, Store
 from job.storage.errors import StorageRefused
+from job.wire.artifacts import ArtifactService
+from job.wire.relay import ChiefStore
+from job.wire.remote import RemoteOracle
 
 FAST_LEASES = {"distribution": {"heartbeatSeconds": 0.5, "leaseSeconds": 3, "lingerSeconds": 10}}
 

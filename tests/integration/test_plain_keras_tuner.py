@@ -22,8 +22,8 @@ import pytest
 from conftest import hptune
 from processes import search
 
-from job.distribution.wire import TUNER_ID_KEY
 from job.kt_adapter import Status, service, service_grpc, trial_from_proto
+from job.wire.protocol import TUNER_ID_KEY
 
 pytestmark = pytest.mark.slow
 

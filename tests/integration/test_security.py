@@ -25,7 +25,7 @@ import yaml
 from conftest import BASE_SPEC, hptune, hptune_env, merge
 from moto_s3 import BUCKET, S3Server
 
-from job.distribution.processes import free_port
+from job.supervision.processes import free_port
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,6 @@ from rich.console import Console
 
 from job import cli
 from job.cluster.status import StatusError
-from job.distribution.chief import ServeError
-from job.distribution.remote import ChiefError, ChiefUnreachable
 from job.environment import BadEnvironment
 from job.errors import (
     EXIT_BAD_INPUT,
@@ -32,6 +30,8 @@ from job.storage import StorageError
 from job.training.data import DataError
 from job.training.space import BuilderError
 from job.training.trial import TrialFailure
+from job.wire.chief import ServeError
+from job.wire.remote import ChiefError, ChiefUnreachable
 
 
 @pytest.mark.parametrize(

@@ -35,9 +35,9 @@ from job.cluster.api import api_client
 from job.cluster.feed import TrialFeed
 from job.cluster.reporter import ClusterReporter, NullReporter, reporter_for
 from job.cluster.status import StatusError, status_table
-from job.distribution.processes import free_port
 from job.environment import Cluster
 from job.retry import Backoff
+from job.supervision.processes import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 NAMESPACE = "tuning"

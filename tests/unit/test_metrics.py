@@ -16,7 +16,6 @@ from conftest import REPO
 from prometheus import Pushgateway, promtool_check, pushed_values
 from prometheus_client import CollectorRegistry, generate_latest, start_http_server
 
-from job.distribution.processes import free_port
 from job.observability.metrics import (
     SearchMetrics,
     WorkerMetrics,
@@ -24,6 +23,7 @@ from job.observability.metrics import (
     push_summary,
     read_progress,
 )
+from job.supervision.processes import free_port
 from scripts import dashboard
 
 NAME = "digits-test"

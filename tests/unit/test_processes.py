@@ -1,4 +1,4 @@
-"""job/distribution/processes.py: ports for child processes."""
+"""job/supervision/processes.py: ports for child processes."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from job.distribution.processes import _ephemeral_start, free_port
+from job.supervision.processes import _ephemeral_start, free_port
 
 
 def test_free_ports_come_from_outside_the_range_the_kernel_hands_out_by_itself() -> None:

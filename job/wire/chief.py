@@ -22,8 +22,12 @@ from typing import Any
 
 import grpc
 
-from job.distribution.artifacts import ArtifactService
-from job.distribution.wire import (
+from job.errors import InfrastructureError, SearchFailed
+from job.kt_adapter import HyperParameters, Status, new_trial, service, service_grpc, trial_from_proto
+from job.search.coordinator import Coordinator
+from job.storage import ArtifactStore
+from job.wire.artifacts import ArtifactService
+from job.wire.protocol import (
     CONTROL_SERVICE,
     HEARTBEAT,
     TRIAL_MESSAGE,
@@ -31,10 +35,6 @@ from job.distribution.wire import (
     encode_json,
     tuner_id_of,
 )
-from job.errors import InfrastructureError, SearchFailed
-from job.kt_adapter import HyperParameters, Status, new_trial, service, service_grpc, trial_from_proto
-from job.search.coordinator import Coordinator
-from job.storage import ArtifactStore
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,10 @@ from pathlib import Path
 
 from rich.console import Console
 
-from job.distribution.processes import (
+from job.observability.metrics import Progress, progress_from_text
+from job.observability.progress import LiveProgress
+from job.spec.models import JobSpec
+from job.supervision.processes import (
     Child,
     child_environment,
     free_port,
@@ -26,9 +29,6 @@ from job.distribution.processes import (
     stop,
     stop_on_sigterm,
 )
-from job.observability.metrics import Progress, progress_from_text
-from job.observability.progress import LiveProgress
-from job.spec.models import JobSpec
 
 log = logging.getLogger(__name__)
 

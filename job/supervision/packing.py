@@ -14,7 +14,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from job.distribution.processes import (
+from job.environment import Worker
+from job.supervision.processes import (
     Child,
     child_environment,
     join_readers,
@@ -24,7 +25,6 @@ from job.distribution.processes import (
     stop,
     stop_on_sigterm,
 )
-from job.environment import Worker
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,11 @@ from typing import Any, TypeVar
 import grpc
 
 from job import retry
-from job.distribution.wire import (
+from job.errors import EXIT_CHIEF_UNREACHABLE, InfrastructureError, SearchFailed
+from job.kt_adapter import HyperParameters, Status, Trial, new_trial, service, service_grpc, trial_from_proto
+from job.retry import Backoff
+from job.search.pruning import Pruned
+from job.wire.protocol import (
     HEARTBEAT,
     TRIAL_MESSAGE,
     TUNER_ID_KEY,
@@ -29,10 +33,6 @@ from job.distribution.wire import (
     encode_json,
     method_path,
 )
-from job.errors import EXIT_CHIEF_UNREACHABLE, InfrastructureError, SearchFailed
-from job.kt_adapter import HyperParameters, Status, Trial, new_trial, service, service_grpc, trial_from_proto
-from job.retry import Backoff
-from job.search.pruning import Pruned
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from typing import Literal, TypeVar
 
 T = TypeVar("T")
-Direction = Literal["max", "min"] | str
+Direction = Literal["max", "min"]
 
 
 def is_better(value: float, than: float, direction: Direction) -> bool:

@@ -16,7 +16,9 @@ from collections.abc import Iterator
 
 import grpc
 
-from job.distribution.wire import (
+from job.storage import ArtifactStore, StorageError
+from job.storage.layout import OWNER_KEY, SEARCH_STATUS_KEY, SNAPSHOT_KEY
+from job.wire.protocol import (
     ARTIFACTS_SERVICE,
     EXISTS,
     READ,
@@ -26,8 +28,6 @@ from job.distribution.wire import (
     encode_json,
     tuner_id_of,
 )
-from job.storage import ArtifactStore, StorageError
-from job.storage.layout import OWNER_KEY, SEARCH_STATUS_KEY, SNAPSHOT_KEY
 
 log = logging.getLogger(__name__)
 

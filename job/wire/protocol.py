@@ -9,7 +9,7 @@ failed trial's error text; its messages are JSON objects:
 
 With `spec.output.viaChief`, the `hptune.Artifacts` service (`ARTIFACTS_SERVICE`) carries a worker's
 reads and writes of the output to the chief, which performs them on its own store
-(`job/distribution/artifacts.py`; the worker's side is `job/distribution/relay.py`):
+(`job/wire/artifacts.py`; the worker's side is `job/wire/relay.py`):
 
     Write   a stream: {"key"} as JSON, then the object's bytes in chunks   ->  {}
     Read    {"key"}                                                      ->  a stream of chunks

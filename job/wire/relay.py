@@ -2,7 +2,7 @@
 
 `ChiefStore` is the worker's artifact store when the output is somewhere only the chief can reach:
 each read and write is a call on the chief's `hptune.Artifacts` service
-(`job/distribution/artifacts.py`), over the worker's connection to the chief, with the same retries
+(`job/wire/artifacts.py`), over the worker's connection to the chief, with the same retries
 and the same `chiefWaitSeconds` bound as its oracle calls. A worker writes its staged attempt files
 and reads the search's status and published trial files; the listing, copying and deleting a worker
 of a plain Keras Tuner chief would need are refused, since a plain chief has no such service.
@@ -16,8 +16,8 @@ from typing import Any
 
 import grpc
 
-from job.distribution.remote import ChiefError, RemoteOracle
-from job.distribution.wire import (
+from job.storage.errors import StorageError, StorageRefused
+from job.wire.protocol import (
     ARTIFACTS_SERVICE,
     EXISTS,
     READ,
@@ -27,7 +27,7 @@ from job.distribution.wire import (
     encode_json,
     method_path,
 )
-from job.storage.errors import StorageError, StorageRefused
+from job.wire.remote import ChiefError, RemoteOracle
 
 TRANSFER_TIMEOUT_SECONDS = 600.0  # one object's upload or download, a model of hundreds of MiB
 
