@@ -24,7 +24,7 @@ from job.kt_adapter import Status
 from job.observability.metrics import SearchMetrics
 from job.search.coordinator import Coordinator
 from job.search.oracles import ORACLES, make_oracle
-from job.search.results import ModelPruner
+from job.search.results import ModelRetention
 from job.search.snapshot import Snapshotter
 from job.spec import load_spec
 from job.storage import Store
@@ -88,7 +88,11 @@ def run_load(workers: int, trials: int, stock: bool = False) -> Report:
         store = Store(str(Path(tmp) / "out"))
         metrics = SearchMetrics(CollectorRegistry(), "load", "random", "val_accuracy", "max", trials, "bench")
         coordinator = Coordinator(
-            oracle, lease_seconds=60, max_worker_losses=3, model_pruner=ModelPruner(store, 3), metrics=metrics
+            oracle,
+            lease_seconds=60,
+            max_worker_losses=3,
+            model_retention=ModelRetention(store, 3),
+            metrics=metrics,
         )
         snapshots = Snapshotter(coordinator, store, job).start()
         server, port = start_server(coordinator, "127.0.0.1", 0)

@@ -82,14 +82,14 @@ def timed_trials(job: Any, build_model: Any, space: Any, data: Any) -> dict[str,
     outputs in a temporary directory), timed; each completed trial's score and every trial's values."""
     from job.search.coordinator import Coordinator
     from job.search.oracles import make_oracle
-    from job.search.results import ModelPruner
-    from job.search.worker import LocalAccess, Worker
+    from job.search.results import ModelRetention
+    from job.search.worker import LocalAccess, TrialLoop
     from job.storage.store import Store
 
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(tmp)
-        coordinator = Coordinator(make_oracle(job, space), 600, 3, model_pruner=ModelPruner(store, 3))
-        worker = Worker("tuner0", LocalAccess(coordinator, "tuner0"), job, build_model, data, store)
+        coordinator = Coordinator(make_oracle(job, space), 600, 3, model_retention=ModelRetention(store, 3))
+        worker = TrialLoop("tuner0", LocalAccess(coordinator, "tuner0"), job, build_model, data, store)
         started = time.perf_counter()
         worker.run()
         seconds = time.perf_counter() - started

@@ -194,8 +194,10 @@ def _run(job: JobSpec, spec_dir: Path, args: argparse.Namespace, out: Console, e
 
 
 def _print_summary(summary: Summary, out: Console, err: Console) -> None:
-    if summary.role.startswith("tuner"):
-        out.print(f"{summary.role}: done, {summary.trials_completed} trials run here")
+    from job.environment import Worker
+
+    if isinstance(summary.role, Worker):
+        out.print(f"{summary.role.tuner_id}: done, {summary.trials_completed} trials run here")
         return
     if summary.ok and summary.best_trial is None:  # a search that had ended before this process
         out.print(f"{summary.reason}: results in {summary.output}", highlight=False)

@@ -55,6 +55,13 @@ class Worker:
 Role = Standalone | Chief | Worker
 
 
+def role_name(role: Role) -> str:
+    """How logs and summaries name a role: "standalone", "chief", or the worker's id."""
+    if isinstance(role, Worker):
+        return role.tuner_id
+    return "chief" if isinstance(role, Chief) else "standalone"
+
+
 @dataclass(frozen=True)
 class Cluster:
     """Where this pod runs, when it runs inside Kubernetes."""

@@ -42,7 +42,7 @@ def run_chief(job: JobSpec, env: Environment, role: Chief, options: Options) -> 
     port = options.oracle_port or role.port or dist.oracle_port
     lease = take_output(job, store, env.chief_identity or f"chief {socket.gethostname()}:{port}")
     try:
-        return ended_already(job, store, "chief") or _chief(job, env, role, options, store, lease, port)
+        return ended_already(job, store, role) or _chief(job, env, role, options, store, lease, port)
     finally:
         lease.release()
 
@@ -83,4 +83,4 @@ def _chief(
     finally:
         feed.stop()
         snapshots.stop()
-    return conclude(job, coordinator, store, registry, "chief", stopped, lease, reporter)
+    return conclude(job, coordinator, store, registry, role, stopped, lease, reporter)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
+from job.environment import Role, role_name
 from job.errors import EXIT_OK, SearchFailed
 from job.kt_adapter import HyperParameters
 from job.observability.metrics import serve
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 class Summary:
     """How a search (or this process's part of it) ended."""
 
-    role: str
+    role: Role
     ok: bool
     reason: str | None = None
     trials_completed: int = 0
@@ -88,7 +89,7 @@ def take_output(job: JobSpec, store: Store, identity: str) -> OutputLease:
     return lease
 
 
-def ended_already(job: JobSpec, store: ArtifactStore, role: str) -> Summary | None:
+def ended_already(job: JobSpec, store: ArtifactStore, role: Role) -> Summary | None:
     """A search that recorded its end is never run again: a chief (or worker) started on it leaves
     at once with that outcome (a Job retrying a failed chief does not bring the search back)."""
     ended = recorded_outcome(store, job)
@@ -100,7 +101,9 @@ def ended_already(job: JobSpec, store: ArtifactStore, role: str) -> Summary | No
             "a search that failed is not run again. "
             f"To run it anew, give it another spec.output.uri or delete {store.url('')}"
         )
-    log.info("%s: this search has already completed (%s); nothing to do", role, store.url("search.json"))
+    log.info(
+        "%s: this search has already completed (%s); nothing to do", role_name(role), store.url("search.json")
+    )
     return Summary(role=role, ok=True, reason="the search had already completed", output=store.url(""))
 
 

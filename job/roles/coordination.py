@@ -12,7 +12,7 @@ from job.search.coordinator import Coordinator
 from job.search.oracles import make_oracle
 from job.search.pruning import TrialPruner
 from job.search.results import (
-    ModelPruner,
+    ModelRetention,
     chief_record,
     publish_attempt,
 )
@@ -40,7 +40,7 @@ def build_coordinator(
         oracle,
         lease_seconds=job.spec.distribution.lease_seconds,
         max_worker_losses=job.spec.distribution.max_worker_losses,
-        model_pruner=ModelPruner(store, job.spec.output.keep_models),
+        model_retention=ModelRetention(store, job.spec.output.keep_models),
         metrics=metrics,
         plain_lease_seconds=job.spec.distribution.plain_worker_lease_seconds,
         trial_pruner=trial_pruner(job),

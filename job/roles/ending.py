@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 
 from job import __version__
 from job.cluster.reporter import Reporter
+from job.environment import Role, role_name
 from job.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_SEARCH_FAILED
 from job.observability.metrics import push_summary
 from job.observability.report import write_report_quietly
@@ -39,7 +40,7 @@ def conclude(
     coordinator: Coordinator,
     store: Store,
     registry: CollectorRegistry,
-    role: str,
+    role: Role,
     stopped: bool,
     lease: OutputLease,
     reporter: Reporter,
@@ -48,7 +49,9 @@ def conclude(
     chief took the output over; else `finish`, and the cluster told only of an ended search (a
     chief that failed on its infrastructure is restarted and resumes)."""
     if lease.lost.is_set():
-        raise OutputLost(f"another chief took over {store.uri}; this {role} stopped without writing more")
+        raise OutputLost(
+            f"another chief took over {store.uri}; this {role_name(role)} stopped without writing more"
+        )
     summary = finish(job, coordinator, store, registry, role=role, stopped=stopped)
     if summary.exit_code in (EXIT_OK, EXIT_SEARCH_FAILED):
         reporter.search_ended(summary.ok, summary.reason)
@@ -60,7 +63,7 @@ def finish(
     coordinator: Coordinator,
     store: Store,
     registry: CollectorRegistry,
-    role: str,
+    role: Role,
     stopped: bool = False,
 ) -> Summary:
     """Write the leaderboard and best/, the final search.json and the metrics summary.
@@ -87,8 +90,8 @@ def finish(
         state, failure = "stopped", "stopped by a signal before the search ended"
     try:
         store.write_text(LEADERBOARD_KEY, board)
-        if coordinator.model_pruner is not None:
-            coordinator.model_pruner.sweep(trials, objective.direction)
+        if coordinator.model_retention is not None:
+            coordinator.model_retention.sweep(trials, objective.direction)
         if state in ("succeeded", "stopped") and best is not None:
             promote_best(store, best, trials, objective.name, objective.direction, _card(job, coordinator))
         Snapshotter(coordinator, store, job).write(state)

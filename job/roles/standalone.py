@@ -27,8 +27,7 @@ from job.roles.ending import conclude
 from job.search.coordinator import Coordinator
 from job.search.ownership import OutputLease
 from job.search.snapshot import Snapshotter
-from job.search.worker import LocalAccess
-from job.search.worker import Worker as TrialLoop
+from job.search.worker import LocalAccess, TrialLoop
 from job.spec.models import JobSpec
 from job.storage import StorageError, Store
 from job.training import device
@@ -41,7 +40,7 @@ def run_standalone(job: JobSpec, env: Environment, options: Options) -> Summary:
         job, store, env.chief_identity or f"standalone {socket.gethostname()} pid {os.getpid()}"
     )
     try:
-        return ended_already(job, store, "standalone") or _standalone(job, env, options, store, lease)
+        return ended_already(job, store, env.role) or _standalone(job, env, options, store, lease)
     finally:
         lease.release()
 
@@ -76,7 +75,7 @@ def _standalone(
     finally:
         feed.stop()
         snapshots.stop()
-    return conclude(job, coordinator, store, registry, "standalone", stopped, lease, reporter)
+    return conclude(job, coordinator, store, registry, env.role, stopped, lease, reporter)
 
 
 def stop_writing(coordinator: Coordinator, snapshots: Snapshotter) -> None:

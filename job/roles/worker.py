@@ -17,8 +17,7 @@ from job.roles.common import (
 )
 from job.search.ownership import chief_silence
 from job.search.snapshot import recorded_outcome
-from job.search.worker import OracleAccess
-from job.search.worker import Worker as TrialLoop
+from job.search.worker import OracleAccess, TrialLoop
 from job.spec.models import JobSpec
 from job.storage import ArtifactStore, Store
 from job.supervision.recycle import MemoryWatch
@@ -55,7 +54,7 @@ def run_worker(job: JobSpec, env: Environment, role: Worker, options: Options) -
 def _worker(
     job: JobSpec, env: Environment, role: Worker, options: Options, store: ArtifactStore, access: OracleAccess
 ) -> Summary:
-    if (ended := ended_already(job, store, role.tuner_id)) is not None:
+    if (ended := ended_already(job, store, role)) is not None:
         return ended
     if env.restarts:
         log.info(
@@ -82,9 +81,7 @@ def _worker(
         memory=MemoryWatch(dist.restart_on_memory_growth),
     )
     count = loop.run()
-    return Summary(
-        role=role.tuner_id, ok=True, trials_completed=count, output=store.url(""), restart=loop.outgrown
-    )
+    return Summary(role=role, ok=True, trials_completed=count, output=store.url(""), restart=loop.outgrown)
 
 
 def search_over(job: JobSpec, store: Store) -> bool:

@@ -43,7 +43,7 @@ from job.kt_adapter import (
 )
 from job.observability.metrics import SearchMetrics
 from job.search.pruning import Pruned, TrialPruner
-from job.search.results import ModelPruner
+from job.search.results import ModelRetention
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class Coordinator:
         oracle: Oracle,
         lease_seconds: float,
         max_worker_losses: int,
-        model_pruner: ModelPruner | None = None,
+        model_retention: ModelRetention | None = None,
         metrics: SearchMetrics | None = None,
         clock: Callable[[], float] = time.monotonic,
         plain_lease_seconds: float | None = None,
@@ -77,7 +77,7 @@ class Coordinator:
         self.plain_lease_seconds = max(plain_lease_seconds or lease_seconds, lease_seconds)
         self.plain: set[str] = set()  # workers that are plain Keras Tuner (no heartbeats, no error text)
         self.max_worker_losses = max_worker_losses
-        self.model_pruner = model_pruner
+        self.model_retention = model_retention
         self.metrics = metrics
         self.clock = clock
         self.lock = threading.RLock()
@@ -386,8 +386,8 @@ class Coordinator:
                 self.completed_count,
                 self.oracle.max_trials or "?",
             )
-        if self.model_pruner is not None and ended.status == Status.COMPLETED:
-            self.model_pruner.after_end(
+        if self.model_retention is not None and ended.status == Status.COMPLETED:
+            self.model_retention.after_end(
                 trial.trial_id, list(self.oracle.trials.values()), self.oracle.objective.direction
             )
         self._update_running()

@@ -188,7 +188,7 @@ def leaderboard_csv(
     return out.getvalue()
 
 
-class ModelPruner:
+class ModelRetention:
     """Keeps trial models for the best k trials only, deleting those that fall out of the top k."""
 
     def __init__(self, store: Store, keep: int) -> None:

@@ -109,7 +109,7 @@ class LocalAccess:
         yield _LocalLease(self.coordinator, self.tuner_id, trial_id)
 
 
-class Worker:
+class TrialLoop:
     def __init__(
         self,
         tuner_id: str,

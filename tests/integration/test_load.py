@@ -24,7 +24,7 @@ from job.kt_adapter import Status
 from job.observability.metrics import SearchMetrics
 from job.search.coordinator import Coordinator
 from job.search.oracles import make_oracle
-from job.search.results import ModelPruner
+from job.search.results import ModelRetention
 from job.search.snapshot import Snapshotter
 from job.spec import load_spec
 from job.storage import Store
@@ -134,7 +134,11 @@ def test_32_workers_and_2000_instant_trials_lose_nothing_and_stay_bounded(
     oracle = make_oracle(job, declared_space(job))
     metrics = SearchMetrics(CollectorRegistry(), "load", "random", "val_accuracy", "max", TRIALS, "test")
     coordinator = Coordinator(
-        oracle, lease_seconds=60, max_worker_losses=3, model_pruner=ModelPruner(store, 3), metrics=metrics
+        oracle,
+        lease_seconds=60,
+        max_worker_losses=3,
+        model_retention=ModelRetention(store, 3),
+        metrics=metrics,
     )
     snapshots = Snapshotter(coordinator, store, job).start()
     server, port = start_server(coordinator, "127.0.0.1", 0)
