@@ -24,7 +24,7 @@ from job.kt_adapter import Status
 from job.observability.metrics import SearchMetrics
 from job.search.coordinator import Coordinator
 from job.search.oracles import ORACLES, make_oracle
-from job.search.results import ModelRetention
+from job.search.retention import ModelRetention
 from job.search.snapshot import Snapshotter
 from job.spec import load_spec
 from job.storage import Store

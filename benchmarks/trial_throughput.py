@@ -82,7 +82,7 @@ def timed_trials(job: Any, build_model: Any, space: Any, data: Any) -> dict[str,
     outputs in a temporary directory), timed; each completed trial's score and every trial's values."""
     from job.search.coordinator import Coordinator
     from job.search.oracles import make_oracle
-    from job.search.results import ModelRetention
+    from job.search.retention import ModelRetention
     from job.search.worker import LocalAccess, TrialLoop
     from job.storage.store import Store
 

@@ -213,7 +213,7 @@ def _print_summary(summary: Summary, out: Console, err: Console) -> None:
     if summary.best_trial is None:
         return
     values = ", ".join(f"{k}={v}" for k, v in (summary.best_hyperparameters or {}).items())
-    from job.observability.numbers import significant
+    from job.numbers import significant
 
     score = significant(summary.best_score)  # 4 significant digits; leaderboard.csv has them all
     out.print(

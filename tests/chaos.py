@@ -30,10 +30,10 @@ from conftest import BASE_SPEC, merge
 from moto_s3 import BUCKET, S3Server
 from processes import Proc, Search
 
-from job.observability.show import verify_manifest
+from job.output.layout import MANIFEST_KEY
+from job.output.manifest import verify_manifest
 from job.retry import Backoff
 from job.storage import Store
-from job.storage.layout import MANIFEST_KEY
 
 OBJECTIVE = "val_accuracy"
 KEEP_MODELS = 2

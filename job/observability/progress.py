@@ -10,8 +10,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
+from job.numbers import significant
 from job.observability.metrics import Progress
-from job.observability.numbers import significant
 
 log = logging.getLogger(__name__)
 

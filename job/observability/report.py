@@ -32,10 +32,10 @@ from typing import TYPE_CHECKING, Any
 
 from job import __version__
 from job.errors import last_line
-from job.observability.numbers import duration, significant
-from job.observability.show import SearchResults, TrialResult, load_results, read_losses
+from job.numbers import duration, significant
+from job.output.layout import REPORT_KEY
+from job.output.reading import SearchResults, TrialResult, load_results, read_losses
 from job.storage import Store
-from job.storage.layout import REPORT_KEY
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go

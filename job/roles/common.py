@@ -19,7 +19,7 @@ from job.retry import Backoff
 from job.search.ownership import OutputLease
 from job.search.snapshot import recorded_outcome
 from job.spec.models import JobSpec
-from job.storage import ArtifactStore, Store
+from job.storage import Store, WorkerStore
 from job.training.data import Dataset
 from job.training.space import BuildModel, make_builder, search_space
 from job.training.trial import check_fit
@@ -89,7 +89,7 @@ def take_output(job: JobSpec, store: Store, identity: str) -> OutputLease:
     return lease
 
 
-def ended_already(job: JobSpec, store: ArtifactStore, role: Role) -> Summary | None:
+def ended_already(job: JobSpec, store: WorkerStore, role: Role) -> Summary | None:
     """A search that recorded its end is never run again: a chief (or worker) started on it leaves
     at once with that outcome (a Job retrying a failed chief does not bring the search back)."""
     ended = recorded_outcome(store, job)

@@ -8,18 +8,16 @@ from prometheus_client import CollectorRegistry
 from job import __version__
 from job.kt_adapter import HyperParameters
 from job.observability.metrics import SearchMetrics
+from job.output.attempts import publish_attempt
+from job.output.layout import trial_key
+from job.output.records import chief_record
 from job.search.coordinator import Coordinator
 from job.search.oracles import make_oracle
 from job.search.pruning import TrialPruner
-from job.search.results import (
-    ModelRetention,
-    chief_record,
-    publish_attempt,
-)
+from job.search.retention import ModelRetention
 from job.search.snapshot import load_snapshot
 from job.spec.models import JobSpec
 from job.storage import Store
-from job.storage.layout import trial_key
 
 
 def build_coordinator(

@@ -16,21 +16,18 @@ from job.environment import Role, role_name
 from job.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_SEARCH_FAILED
 from job.observability.metrics import push_summary
 from job.observability.report import write_report_quietly
+from job.output.layout import LEADERBOARD_KEY
+from job.output.leaderboard import leaderboard_csv, ranked
+from job.output.records import public_values
 from job.roles.common import (
     Summary,
 )
 from job.search.best import promote_best
 from job.search.coordinator import Coordinator
 from job.search.ownership import OutputLease, OutputLost
-from job.search.results import (
-    leaderboard_csv,
-    public_values,
-    ranked,
-)
 from job.search.snapshot import Snapshotter
 from job.spec.models import JobSpec
 from job.storage import StorageError, Store
-from job.storage.layout import LEADERBOARD_KEY
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from job.search.ownership import chief_silence
 from job.search.snapshot import recorded_outcome
 from job.search.worker import OracleAccess, TrialLoop
 from job.spec.models import JobSpec
-from job.storage import ArtifactStore, Store
+from job.storage import Store, WorkerStore
 from job.supervision.recycle import MemoryWatch
 from job.training import device
 from job.training.data import load_dataset
@@ -44,7 +44,7 @@ def run_worker(job: JobSpec, env: Environment, role: Worker, options: Options) -
         search_ended=lambda: shared is not None and search_over(job, shared),
         pruning=job.spec.tuner.pruning is not None,
     )
-    store: ArtifactStore = shared if shared is not None else ChiefStore(access, job.output_uri)
+    store: WorkerStore = shared if shared is not None else ChiefStore(access, job.output_uri)
     try:
         return _worker(job, env, role, options, store, access)
     finally:
@@ -52,7 +52,7 @@ def run_worker(job: JobSpec, env: Environment, role: Worker, options: Options) -
 
 
 def _worker(
-    job: JobSpec, env: Environment, role: Worker, options: Options, store: ArtifactStore, access: OracleAccess
+    job: JobSpec, env: Environment, role: Worker, options: Options, store: WorkerStore, access: OracleAccess
 ) -> Summary:
     if (ended := ended_already(job, store, role)) is not None:
         return ended

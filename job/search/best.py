@@ -6,13 +6,11 @@ written last; the old manifest is deleted first, so an interrupted promotion lea
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import platform
 import shutil
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,22 +19,15 @@ import keras
 
 from job.kt_adapter import Trial
 from job.kt_adapter import version as keras_tuner_version
-from job.search.results import COMPLETED, finite_json, public_values, ranked
+from job.output.layout import MANIFEST_KEY, best_key, trial_key
+from job.output.leaderboard import ranked
+from job.output.manifest import file_checksum, write_manifest
+from job.output.records import COMPLETED, finite_json, public_values
 from job.spec.objective import Direction
 from job.storage import Store
 from job.storage.errors import StorageError
-from job.storage.layout import MANIFEST_KEY, best_key, trial_key
 
 log = logging.getLogger(__name__)
-
-
-def file_checksum(path: Path) -> tuple[int, str]:
-    """Size in bytes and sha256 of a local file, read in chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return path.stat().st_size, digest.hexdigest()
 
 
 def export_saved_model(model_file: Path, target: Path) -> bool:
@@ -125,12 +116,7 @@ def promote_best(
         if key != MANIFEST_KEY and key.removeprefix("best/") not in files:
             log.info("removing %s, left by an earlier best/", store.url(key))
             store.delete(key)
-    manifest = {
-        "trialId": best.trial_id,
-        "createdAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "files": files,
-    }
-    store.write_text(MANIFEST_KEY, json.dumps(manifest, indent=2))
+    write_manifest(store, best.trial_id, files)
     if elsewhere:
         log.info("best/ written for trial %s without its model, which is %s", best.trial_id, elsewhere)
     else:

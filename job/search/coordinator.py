@@ -42,8 +42,9 @@ from job.kt_adapter import (
     trial_from_state,
 )
 from job.observability.metrics import SearchMetrics
+from job.output.records import given_up
 from job.search.pruning import Pruned, TrialPruner
-from job.search.results import ModelRetention
+from job.search.retention import ModelRetention
 
 log = logging.getLogger(__name__)
 
@@ -326,7 +327,7 @@ class Coordinator:
             return
         failed = copy.copy(trial)
         failed.status = Status.FAILED
-        failed.message = f"{reason}; lost its worker {self.losses[trial_id]} times, giving up"
+        failed.message = given_up(reason, self.losses[trial_id])
         log.error("trial %s failed: %s", trial_id, failed.message)
         self._end(failed, seconds=self._elapsed(trial_id))
 

@@ -31,8 +31,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from job.errors import BadInput, InfrastructureError
+from job.output.layout import OWNER_KEY
 from job.storage import StorageError, Store
-from job.storage.layout import OWNER_KEY
 from job.storage.store import remove_empty
 
 log = logging.getLogger(__name__)

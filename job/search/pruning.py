@@ -18,23 +18,16 @@ from __future__ import annotations
 
 import logging
 import statistics
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 
+from job.output.records import Pruned
 from job.spec.models import PruningSpec
 from job.spec.objective import Direction, is_better
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Pruned:
-    """Why a trial was stopped, and after which epoch (1-based)."""
-
-    epoch: int
-    reason: str
 
 
 class TrialPruner:

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from job.errors import BadInput
+from job.output.layout import SEARCH_STATUS_KEY, SNAPSHOT_KEY
+from job.output.leaderboard import ranked
+from job.output.records import finite_json, public_values
 from job.search.coordinator import Coordinator
-from job.search.results import finite_json, public_values, ranked
 from job.spec.models import JobSpec
-from job.storage import ArtifactStore, StorageError, Store
-from job.storage.layout import SEARCH_STATUS_KEY, SNAPSHOT_KEY
+from job.storage import StorageError, Store, WorkerStore
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ class Outcome:
     reason: str | None = None
 
 
-def recorded_outcome(store: ArtifactStore, job: JobSpec) -> Outcome | None:
+def recorded_outcome(store: WorkerStore, job: JobSpec) -> Outcome | None:
     """The end this search (same spec) recorded, from its snapshot or search.json; None while it
     has not ended. A chief or worker started on an ended search leaves with that outcome."""
     for key in (SNAPSHOT_KEY, SEARCH_STATUS_KEY):

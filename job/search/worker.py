@@ -13,13 +13,15 @@ from typing import Protocol
 from job.errors import last_line
 from job.kt_adapter import Status, Trial
 from job.observability.metrics import WorkerMetrics
+from job.output.attempts import publish_attempt
+from job.output.layout import attempt_key, trial_key
+from job.output.records import TrialRecord, TrialStatus, public_values
 from job.search.coordinator import Coordinator
 from job.search.pruning import Pruned
-from job.search.results import TrialRecord, public_values, publish_attempt, save_model
+from job.search.retention import save_model
 from job.spec.models import JobSpec
 from job.spec.objective import is_better
-from job.storage import ArtifactStore
-from job.storage.layout import attempt_key, trial_key
+from job.storage import ArtifactStore, WorkerStore
 from job.supervision.recycle import MemoryWatch
 from job.training import device
 from job.training.data import Dataset
@@ -117,7 +119,7 @@ class TrialLoop:
         job: JobSpec,
         build_model: BuildModel,
         data: Dataset,
-        store: ArtifactStore,
+        store: WorkerStore,
         metrics: WorkerMetrics | None = None,
         idle_seconds: float = 1.0,
         idle_max_seconds: float = 10.0,
@@ -232,7 +234,7 @@ class TrialLoop:
             if self._is_candidate(outcome, keep=1 if pruned else None):
                 save_model(self.store, self._staged(trial, "model.keras"), outcome.model)
                 model_saved = True
-        status = "failed" if not outcome.ok else "pruned" if pruned else "completed"
+        status: TrialStatus = "failed" if not outcome.ok else "pruned" if pruned else "completed"
         record = TrialRecord(
             trial_id=trial.trial_id,
             worker=self.tuner_id,
@@ -265,7 +267,9 @@ class TrialLoop:
             )
         outcome.model = None
         self.access.end_trial(trial)
-        if self.access.plain_chief:
+        # A plain Keras Tuner chief publishes nothing: the worker does, on the store it shares (a
+        # worker that writes through the chief never gets here: a plain chief refuses viaChief).
+        if self.access.plain_chief and isinstance(self.store, ArtifactStore):
             publish_attempt(self.store, trial.trial_id, self.tuner_id)
 
     def _staged(self, trial: Trial, name: str) -> str:

@@ -2,10 +2,10 @@
 
 - `store.py`: `Store`, whole-or-nothing writes and reads under one root URI, with retries
 - `errors.py`: `StorageError`, and which storage failures are worth another try
-- `layout.py`: the keys of every artifact under the output (search.json, trials/, best/, ...)
 
-`ArtifactStore` is what the rest of the program needs of a store; `Store` satisfies it for every
-fsspec filesystem (local paths, file://, s3://, gs://, and memory:// in tests).
+`ArtifactStore` is what the chief needs of a store, `WorkerStore` the narrower part a worker
+uses; `Store` satisfies both for every fsspec filesystem (local paths, file://, s3://, gs://,
+and memory:// in tests).
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from job.storage.store import Store
 
 
 @runtime_checkable
-class ArtifactStore(Protocol):
-    """Reads and writes artifacts by key under one root; every failure is a `StorageError`
-    (a missing object on a read is `FileNotFoundError`)."""
+class WorkerStore(Protocol):
+    """What a worker needs of a store: reads, whole-object writes and existence, by key under one
+    root. Every failure is a `StorageError` (a missing object on a read is `FileNotFoundError`).
+    A worker whose output only the chief reaches writes through the chief (job/wire/relay.py)."""
 
     uri: str
 
@@ -34,23 +35,29 @@ class ArtifactStore(Protocol):
 
     def put_file(self, local: Path, key: str) -> None: ...
 
-    def copy(self, source: str, key: str) -> None: ...
-
-    def delete(self, key: str) -> None: ...
-
     def read_bytes(self, key: str) -> bytes: ...
 
     def read_text(self, key: str) -> str: ...
 
     def get_file(self, key: str, local: Path) -> None: ...
 
-    def checksum(self, key: str) -> tuple[int, str]: ...
-
     def exists(self, key: str) -> bool: ...
 
     def size(self, key: str) -> int: ...
 
+
+@runtime_checkable
+class ArtifactStore(WorkerStore, Protocol):
+    """A whole store, as the chief (or a standalone process) needs it: a worker's operations plus
+    copying, deleting, listing and checksums."""
+
+    def copy(self, source: str, key: str) -> None: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def checksum(self, key: str) -> tuple[int, str]: ...
+
     def list(self, prefix: str) -> list[str]: ...
 
 
-__all__ = ["ArtifactStore", "StorageError", "Store"]
+__all__ = ["ArtifactStore", "StorageError", "Store", "WorkerStore"]

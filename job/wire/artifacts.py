@@ -16,8 +16,8 @@ from collections.abc import Iterator
 
 import grpc
 
+from job.output.layout import OWNER_KEY, SEARCH_STATUS_KEY, SNAPSHOT_KEY, parse_trial_key
 from job.storage import ArtifactStore, StorageError
-from job.storage.layout import OWNER_KEY, SEARCH_STATUS_KEY, SNAPSHOT_KEY
 from job.wire.protocol import (
     ARTIFACTS_SERVICE,
     EXISTS,
@@ -31,18 +31,30 @@ from job.wire.protocol import (
 
 log = logging.getLogger(__name__)
 
-_NAME = r"[A-Za-z0-9_][A-Za-z0-9._-]*"  # one path segment, never "." or ".."
-_PUBLISHED = re.compile(rf"trials/{_NAME}/{_NAME}")
+_SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")  # one path segment, never "." or ".."
+
+
+def _segments_safe(key: str) -> bool:
+    return all(_SEGMENT.fullmatch(part) for part in key.split("/"))
 
 
 def writable(key: str, tuner_id: str) -> bool:
     """May the worker `tuner_id` write `key`? Only its own staged attempt files."""
-    match = re.fullmatch(rf"trials/{_NAME}/attempts/({_NAME})/{_NAME}", key)
-    return match is not None and match.group(1) == tuner_id
+    parsed = parse_trial_key(key)
+    return (
+        parsed is not None
+        and _segments_safe(key)
+        and parsed.worker == tuner_id
+        and parsed.name != ""
+        and "/" not in parsed.name
+    )
 
 
 def readable(key: str) -> bool:
-    return key in (SEARCH_STATUS_KEY, SNAPSHOT_KEY, OWNER_KEY) or _PUBLISHED.fullmatch(key) is not None
+    if key in (SEARCH_STATUS_KEY, SNAPSHOT_KEY, OWNER_KEY):
+        return True
+    parsed = parse_trial_key(key)
+    return parsed is not None and _segments_safe(key) and len(key.split("/")) == 3
 
 
 class ArtifactService:

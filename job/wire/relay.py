@@ -33,7 +33,7 @@ TRANSFER_TIMEOUT_SECONDS = 600.0  # one object's upload or download, a model of 
 
 
 class ChiefStore:
-    """The `ArtifactStore` of a worker whose output only its chief reaches."""
+    """The `WorkerStore` of a worker whose output only its chief reaches."""
 
     def __init__(self, oracle: RemoteOracle, uri: str) -> None:
         self.oracle = oracle
@@ -91,18 +91,6 @@ class ChiefStore:
     def size(self, key: str) -> int:
         return len(self.read_bytes(key))
 
-    def checksum(self, key: str) -> tuple[int, str]:
-        raise self._not_relayed("checksum", key)
-
-    def copy(self, source: str, key: str) -> None:
-        raise self._not_relayed("copy", key)
-
-    def delete(self, key: str) -> None:
-        raise self._not_relayed("delete", key)
-
-    def list(self, prefix: str) -> list[str]:
-        raise self._not_relayed("list", prefix)
-
     def _relayed(self, operation: str, key: str, call: Any, request: Any) -> Any:
         try:
             return self.oracle.call(f"Artifacts {operation} {key}", call, request)
@@ -116,8 +104,3 @@ class ChiefStore:
                     "reach itself (an object store) and set viaChief to false"
                 ) from None
             raise StorageError(f"cannot {operation} {self.url(key)} through the chief: {err}") from None
-
-    def _not_relayed(self, operation: str, key: str) -> StorageError:
-        return StorageError(
-            f"cannot {operation} {self.url(key)}: a worker does not {operation} through the chief"
-        )

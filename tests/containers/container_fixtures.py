@@ -26,7 +26,7 @@ from conftest import BASE_SPEC, merge
 from moto_s3 import BUCKET, CREDENTIALS, S3Server
 from pod_runner import Release
 
-from job.observability.show import verify_manifest
+from job.output.manifest import verify_manifest
 from job.retry import Backoff
 from job.storage import Store
 from job.supervision.processes import free_port

@@ -22,7 +22,7 @@ from container_fixtures import (
     say,
 )
 
-from job.observability.show import verify_manifest
+from job.output.manifest import verify_manifest
 from job.storage import Store
 
 pytestmark = pytest.mark.slow

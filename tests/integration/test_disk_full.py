@@ -18,7 +18,7 @@ import pytest
 from conftest import hptune, hptune_env
 from mounts import tmpfs
 
-from job.observability.show import verify_manifest
+from job.output.manifest import verify_manifest
 from job.storage import Store
 
 pytestmark = pytest.mark.slow

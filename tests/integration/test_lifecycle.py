@@ -16,9 +16,9 @@ from conftest import WRONG_MODEL, hptune, hptune_env
 from mounts import tmpfs
 from processes import search
 
-from job.observability.show import verify_manifest
+from job.output.layout import OWNER_KEY
+from job.output.manifest import verify_manifest
 from job.storage import Store
-from job.storage.layout import OWNER_KEY
 
 pytestmark = pytest.mark.slow
 

@@ -22,13 +22,13 @@ from prometheus_client import CollectorRegistry
 
 from job.kt_adapter import Status
 from job.observability.metrics import SearchMetrics
+from job.output.layout import SNAPSHOT_KEY
 from job.search.coordinator import Coordinator
 from job.search.oracles import make_oracle
-from job.search.results import ModelRetention
+from job.search.retention import ModelRetention
 from job.search.snapshot import Snapshotter
 from job.spec import load_spec
 from job.storage import Store
-from job.storage.layout import SNAPSHOT_KEY
 from job.supervision.recycle import resident_bytes
 from job.training.space import declared_space
 from job.wire.chief import start_server

@@ -18,7 +18,7 @@ from conftest import BASE_SPEC, merge
 from moto_s3 import BUCKET, S3Server
 from processes import Proc, search
 
-from job.storage.layout import OWNER_KEY
+from job.output.layout import OWNER_KEY
 
 pytestmark = pytest.mark.slow
 

@@ -35,15 +35,15 @@ import yaml
 from conftest import BASE_SPEC, REPO, hptune, hptune_env, merge
 from moto_s3 import BUCKET, S3Server
 
-from job.observability.numbers import significant
-from job.observability.show import verify_manifest
+from job.numbers import significant
+from job.output.layout import MANIFEST_KEY
+from job.output.manifest import verify_manifest
 from job.retry import Backoff
 from job.search.best import promote_best
-from job.search.results import save_model
+from job.search.retention import save_model
 from job.spec import load_spec
 from job.storage import StorageError, Store
 from job.storage.errors import is_transient
-from job.storage.layout import MANIFEST_KEY
 from job.training.data import load_dataset
 
 KEEP = 2

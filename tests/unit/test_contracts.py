@@ -11,7 +11,7 @@ import pytest
 from job.cluster.api import api_client
 from job.cluster.reporter import ClusterReporter, NullReporter, Reporter
 from job.environment import Cluster
-from job.storage import ArtifactStore, StorageError, Store
+from job.storage import ArtifactStore, StorageError, Store, WorkerStore
 
 
 @pytest.fixture
@@ -22,6 +22,21 @@ def memory_store() -> Store:
 def test_every_store_satisfies_the_artifact_store_protocol(memory_store: Store, tmp_path: Path) -> None:
     for store in (memory_store, Store(str(tmp_path)), Store(f"file://{tmp_path}")):
         assert isinstance(store, ArtifactStore)
+
+
+def test_the_relay_through_the_chief_is_a_worker_store_and_no_more() -> None:
+    from job.wire.relay import ChiefStore
+    from job.wire.remote import RemoteOracle
+
+    oracle = RemoteOracle("127.0.0.1:9", "tuner0", wait_seconds=0, heartbeat_seconds=1)
+    try:
+        relay = ChiefStore(oracle, "/output/x")
+        assert isinstance(relay, WorkerStore)
+        assert not isinstance(relay, ArtifactStore), (
+            "a worker lists, copies or deletes nothing through the chief"
+        )
+    finally:
+        oracle.close()
 
 
 def test_both_reporters_satisfy_the_reporter_protocol() -> None:

@@ -7,9 +7,9 @@ import uuid
 
 import pytest
 
+from job.output.layout import OWNER_KEY
 from job.search.ownership import OutputInUse, OutputLease
 from job.storage import Store
-from job.storage.layout import OWNER_KEY
 
 
 class Clock:

@@ -19,10 +19,10 @@ from test_coordinator import FakeClock, ask, received
 from job.errors import BadInput
 from job.kt_adapter import Status
 from job.observability.metrics import SearchMetrics
+from job.output.leaderboard import leaderboard_csv
 from job.search.coordinator import Coordinator
 from job.search.oracles import make_oracle
 from job.search.pruning import TrialPruner
-from job.search.results import leaderboard_csv
 from job.spec import validate_spec
 from job.spec.models import JobSpec, PruningSpec
 from job.training.space import declared_space

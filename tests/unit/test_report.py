@@ -20,7 +20,7 @@ from job.observability.report import (
     report,
     write_report_quietly,
 )
-from job.observability.show import load_results
+from job.output.reading import load_results
 from job.storage import Store
 
 PLOTLY_BUNDLE = "plotly.js v"  # the banner at the top of the inline bundle

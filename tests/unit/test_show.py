@@ -19,10 +19,11 @@ from rich.console import Console
 
 from job import cli
 from job.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
+from job.numbers import decimals, duration, grid_value, hp_text, shorten, significant
 from job.observability.metrics import Progress
-from job.observability.numbers import decimals, duration, grid_value, hp_text, shorten, significant
 from job.observability.progress import render
-from job.observability.show import NotVerified, abbreviate, load_results, show
+from job.observability.show import NotVerified, abbreviate, show
+from job.output.reading import load_results
 from job.storage import Store
 
 NOISY = 0.1 + 0.2  # 0.30000000000000004: what min + k * step gives, and what must never be shown
@@ -223,7 +224,7 @@ def test_grid_values_are_what_the_user_wrote(
 
 def test_every_point_of_a_float_grid_is_clean() -> None:
     keras_tuner = pytest.importorskip("keras_tuner")
-    from job.search.results import public_values
+    from job.output.records import public_values
 
     hp = keras_tuner.HyperParameters()
     hp.Float("dropout", 0.0, 0.9, step=0.1)

@@ -1,4 +1,5 @@
-"""Where each artifact lives under `output.uri`: the one place that spells the keys.
+"""Where each artifact lives under `output.uri`: the one place that spells the keys, and reads them
+(`parse_trial_key`).
 
 search.json                       spec and live status, rewritten as the search runs
 state/snapshot.json               the chief's state, for resuming after a restart
@@ -11,6 +12,8 @@ report.html                       the search drawn for people (`hptune report`),
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 SEARCH_STATUS_KEY = "search.json"
 SNAPSHOT_KEY = "state/snapshot.json"
@@ -35,3 +38,23 @@ def attempt_key(trial_id: str, worker: str, name: str) -> str:
 
 def best_key(name: str) -> str:
     return f"{BEST_PREFIX}/{name}"
+
+
+@dataclass(frozen=True)
+class TrialKey:
+    """A key under trials/, taken apart: the trial, the worker whose staged attempt it is (None
+    for the trial's own, published files) and the file's name below that."""
+
+    trial_id: str
+    worker: str | None
+    name: str
+
+
+def parse_trial_key(key: str) -> TrialKey | None:
+    """The one reader of the trials/ keys above; None for a key outside trials/<id>/..."""
+    parts = key.split("/")
+    if len(parts) < 3 or parts[0] != "trials" or not parts[1]:
+        return None
+    if parts[2] == "attempts" and len(parts) >= 4:
+        return TrialKey(parts[1], parts[3], "/".join(parts[4:]))
+    return TrialKey(parts[1], None, "/".join(parts[2:]))
