@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
-from job.errors import BadInput, HptuneError, last_line
+from job.errors import EXIT_SEARCH_FAILED, BadInput, HptuneError, last_line
 from job.numbers import duration, shorten, significant
 from job.output.layout import (
     LEADERBOARD_KEY,
@@ -41,6 +42,15 @@ STACKED_LINES = 2  # stacked hyperparameters taking more lines than this are abb
 
 class NotVerified(HptuneError):
     """best/ does not match its manifest: the output was changed, or the search did not finish."""
+
+
+class NoTrialCompleted(HptuneError):
+    """The search ended with no completed trial: there is no best model to show."""
+
+    exit_code = EXIT_SEARCH_FAILED
+
+
+ENDED = ("succeeded", "failed")  # search.json states no chief resumes
 
 
 # -- the leaderboard for people ----------------------------------------------------------------------
@@ -243,7 +253,8 @@ def show(
     output_format: str = "table",
 ) -> None:
     """Print the leaderboard and best model at uri (`output_format`: table, wide, json or csv);
-    raises unless best/ verifies against its manifest (`NotVerified`), or when uri holds no search
+    raises unless best/ verifies against its manifest (`NotVerified`; `NoTrialCompleted` when the
+    search ended without a completed trial, so without best/), or when uri holds no search
     (`BadInput`) or cannot be read (`StorageError`)."""
     if output_format not in FORMATS:
         raise BadInput(f"unknown format {output_format!r}: one of {', '.join(FORMATS)}")
@@ -252,7 +263,7 @@ def show(
     store = Store(uri, endpoint_url=endpoint_url)
     if output_format == "csv":
         _print_csv(store, uri, out, top)
-        _verify(store)
+        _verify(store, load_results(store, records=(), uri=uri))
         return
     shown_top = top or (DEFAULT_TOP if output_format == "table" else None)
     if output_format == "json":
@@ -260,29 +271,29 @@ def show(
         problems = verify_manifest(store)
         text = json.dumps(_finite(_as_json(results, top, problems)), indent=2)
         out.print(text, markup=False, highlight=False, emoji=False, soft_wrap=True)
-        _raise_unverified(store, problems)
+        _raise_unverified(store, problems, results)
         return
     with_board = load_results(store, records=(), uri=uri)
     ids = [t.trial_id for t in with_board.trials[: shown_top or len(with_board.trials)]]
     read_records(store, [t for t in with_board.trials if t.trial_id in set(ids)])
     _print_people(with_board, store, out, shown_top or len(with_board.trials), wide=output_format == "wide")
-    _verify(store)
+    _verify(store, with_board)
     elsewhere = (with_board.best or {}).get("modelLocation")
     model = (
         f"not in best/ (verified against {MANIFEST_KEY}): {elsewhere}"
         if elsewhere
         else f"{store.url(best_key('model.keras'))} (verified against {MANIFEST_KEY})"
     )
-    out.print(f"  model: {model}", highlight=False, soft_wrap=True)
+    _prose(out, f"  model: {model}", "    ")
     if store.exists(REPORT_KEY):
-        out.print(f"  report: {store.url(REPORT_KEY)}", highlight=False, soft_wrap=True)
+        _prose(out, f"  report: {store.url(REPORT_KEY)}", "    ")
 
 
 def _print_people(results: SearchResults, store: Store, out: Console, top: int, wide: bool) -> None:
     width = out.width  # the terminal's; piped, $COLUMNS or 80 (rich's default), and plain text
-    out.print(summary_line(results), highlight=False, soft_wrap=True)
+    _prose(out, summary_line(results), "  ")
     if results.reason:
-        out.print(f"  {results.reason}", highlight=False, soft_wrap=True)
+        _prose(out, f"  {results.reason}", "  ")
     rows = results.trials[:top]
     table = leaderboard_table(results, top, width, wide=wide)
     notes = table.notes
@@ -295,30 +306,30 @@ def _print_people(results: SearchResults, store: Store, out: Console, top: int, 
             "--wide, --json or --csv for everything"
         )
     for note in notes:
-        out.print(f"({note})", highlight=False, soft_wrap=True, style="dim")
+        _prose(out, f"({note})", " ", style="dim")
     if results.best is None:
         return
     objective = results.best.get("objective", {})
     step = results.best.get("bestStep")
     epoch = f" (epoch {step + 1})" if isinstance(step, int) else ""
     score = significant(objective.get("value"))
-    out.print(
-        f"best: trial {results.best.get('trialId')}, {objective.get('name')} = {score}{epoch}",
-        highlight=False,
-        soft_wrap=True,
-    )
+    _prose(out, f"best: trial {results.best.get('trialId')}, {objective.get('name')} = {score}{epoch}", "  ")
     values = results.best_values or {}
-    out.print(
-        "  hyperparameters: " + ", ".join(f"{k}={results.hp_text(k, v)}" for k, v in values.items()),
-        highlight=False,
-        soft_wrap=True,
-    )
+    hyperparameters = ", ".join(f"{k}={results.hp_text(k, v)}" for k, v in values.items())
+    _prose(out, f"  hyperparameters: {hyperparameters}", "    ")
     metrics = results.best.get("metrics") or {}
-    out.print(
-        "  metrics: " + ", ".join(f"{k}={significant(v)}" for k, v in sorted(metrics.items())),
-        highlight=False,
-        soft_wrap=True,
+    _prose(
+        out, "  metrics: " + ", ".join(f"{k}={significant(v)}" for k, v in sorted(metrics.items())), "    "
     )
+
+
+def _prose(out: Console, text: str, indent: str, style: str | None = None) -> None:
+    """A line of prose, wrapped at the console's width between words (a URI is never cut), its
+    continuation lines indented under it."""
+    wrapped = textwrap.fill(
+        text, width=out.width, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False
+    )
+    out.print(wrapped, highlight=False, soft_wrap=True, style=style)
 
 
 def _print_csv(store: Store, uri: str, out: Console, top: int | None) -> None:
@@ -374,13 +385,33 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def _verify(store: Store) -> None:
-    _raise_unverified(store, verify_manifest(store))
+def _verify(store: Store, results: SearchResults | None = None) -> None:
+    _raise_unverified(store, verify_manifest(store), results)
 
 
-def _raise_unverified(store: Store, problems: list[str]) -> None:
-    if problems:
-        raise NotVerified(
-            f"{store.url('best')} does not verify against its manifest:\n"
-            + "\n".join(f"verification failed: {problem}" for problem in problems)
+def _raise_unverified(store: Store, problems: list[str], results: SearchResults | None = None) -> None:
+    if not problems:
+        return
+    if results is not None and not results.completed and not store.list("best"):
+        raise _nothing_to_show(store, results)
+    raise NotVerified(
+        f"{store.url('best')} does not verify against its manifest:\n"
+        + "\n".join(f"verification failed: {problem}" for problem in problems)
+    )
+
+
+def _nothing_to_show(store: Store, results: SearchResults) -> HptuneError:
+    """No trial completed and there is no best/ at all: say so, and where the failures are."""
+    failed = [t for t in results.trials if t.outcome != "completed"]
+    where = (
+        f"; the errors are in {store.url('trials')}/<id>/trial.json "
+        f"(trial {failed[0].trial_id}: {store.url(f'trials/{failed[0].trial_id}/trial.json')}), "
+        f"and `hptune show {results.uri} --wide` lists each one"
+        if failed
+        else ""
+    )
+    if results.state in ENDED:
+        return NoTrialCompleted(
+            f"no trial of {results.uri} completed ({len(failed)} failed), so it has no best model{where}"
         )
+    return NotVerified(f"no trial of {results.uri} has completed yet, so it has no best model yet{where}")

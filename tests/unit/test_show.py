@@ -18,11 +18,11 @@ import pytest
 from rich.console import Console
 
 from job import cli
-from job.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
+from job.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_SEARCH_FAILED
 from job.numbers import decimals, duration, grid_value, hp_text, shorten, significant
 from job.observability.metrics import Progress
 from job.observability.progress import render
-from job.observability.show import NotVerified, abbreviate, show
+from job.observability.show import NoTrialCompleted, NotVerified, abbreviate, show
 from job.output.reading import load_results
 from job.storage import Store
 
@@ -314,7 +314,8 @@ def test_the_leaderboard_is_rounded_and_clean_and_lists_what_varies(tmp_path: Pa
     best = results.completed[0]
     assert f"best: trial {best.trial_id}, val_accuracy = {significant(best.score)} (epoch 4)" in text
     assert "  metrics: accuracy=" in text and "val_loss=" in text
-    assert f"  model: {out}/best/model.keras (verified against best/manifest.json)" in text
+    model_line = f"model: {out}/best/model.keras (verified against best/manifest.json)"
+    assert model_line in " ".join(text.split())  # wrapped at the width between words
 
 
 @pytest.mark.parametrize("width", [100, 80, 60, 50])
@@ -327,6 +328,25 @@ def test_every_line_of_the_table_fits_the_width(tmp_path: Path, width: int) -> N
         line for line in rows if len(line) > width
     )
     assert sum(1 for line in rows if re.match(r"\s*(\d+|-)\s+\d+\s+(completed|failed|lost)\b", line)) == 14
+
+
+@pytest.mark.parametrize("width", [80, 60])
+def test_every_line_of_prose_wraps_at_the_width(tmp_path: Path, width: int) -> None:
+    space = [
+        {"name": f"very_long_parameter_name_{k}", "type": "int", "min": 0, "max": 9, "step": 1}
+        for k in range(5)
+    ]
+
+    def values(i: int) -> dict[str, Any]:
+        return {f"very_long_parameter_name_{k}": (i + k) % 7 for k in range(5)}
+
+    out = fake_output(tmp_path / "out", trials=6, space=space, values=values, objective="val_sparse_accuracy")
+    lines = shown(out, width=width).splitlines()
+    too_long = [line for line in lines if len(line) > width and len(line.split()) > 1]  # a lone URI may
+    assert not too_long, "\n".join(too_long)
+    text = " ".join(" ".join(lines).split())
+    assert "hyperparameters: very_long_parameter_name_0=" in text  # wrapped, nothing lost
+    assert "(abbreviated: vlpn0=very_long_parameter_name_0" in text
 
 
 def test_long_names_are_abbreviated_then_stacked(tmp_path: Path) -> None:
@@ -344,12 +364,14 @@ def test_long_names_are_abbreviated_then_stacked(tmp_path: Path) -> None:
     assert "very_long_parameter_name_0" not in text.split("(abbreviated")[0]
     narrow = shown(out, width=56)
     lines = narrow.split("best: ")[0].splitlines()
-    assert lines[1].split() == ["rank", "trial", "status", "val_accuracy", "time"]
-    assert re.match(r" {13}vlpn0=\d  vlpn1=\d  vlpn2=\d  vlpn3=\d  vlpn4=\d$", lines[3])  # stacked
+    lines = lines[next(i for i, line in enumerate(lines) if line.startswith("rank")) :]
+    assert lines[0].split() == ["rank", "trial", "status", "val_accuracy", "time"]
+    assert re.match(r" {13}vlpn0=\d  vlpn1=\d  vlpn2=\d  vlpn3=\d  vlpn4=\d$", lines[2])  # stacked
     assert "(abbreviated: vlpn0=very_long_parameter_name_0" in narrow
     digits = shown(fake_output(tmp_path / "digits", trials=6), width=60).split("best: ")[0].splitlines()
-    assert re.match(r" {13}hidden1=\d+  dropout1=0\.\d$", digits[3])  # whole names where they fit
-    assert re.match(r" {13}learning_rate=0\.\d+  activation=(relu|tanh)$", digits[4])
+    digits = digits[next(i for i, line in enumerate(digits) if line.startswith("rank")) :]
+    assert re.match(r" {13}hidden1=\d+  dropout1=0\.\d$", digits[2])  # whole names where they fit
+    assert re.match(r" {13}learning_rate=0\.\d+  activation=(relu|tanh)$", digits[3])
     assert all(
         len(line) <= 56 for line in narrow.split("best: ")[0].splitlines()[1:] if not line.startswith("(")
     )
@@ -414,12 +436,20 @@ def test_the_cli_flags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert "verification failed: best/manifest.json is missing" in capsys.readouterr().err
 
 
-def test_a_failed_only_search_shows_its_errors(tmp_path: Path) -> None:
+def test_a_failed_only_search_shows_its_errors_and_says_where_they_are(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = fake_output(tmp_path / "out", trials=3, failed=(0, 1, 2))
-    with pytest.raises(NotVerified, match=r"best/manifest\.json is missing"):
-        shown(out)
+    for output_format in ("table", "json", "csv"):
+        with pytest.raises(NoTrialCompleted) as raised:
+            show(str(out), Console(width=100, file=io.StringIO()), output_format=output_format)
+        message = str(raised.value)
+        assert message.startswith(f"no trial of {out} completed (3 failed), so it has no best model")
+        assert f"{out}/trials/0/trial.json" in message and "manifest" not in message
+    assert cli.main(["show", str(out)]) == EXIT_SEARCH_FAILED
+    assert "error: no trial of" in capsys.readouterr().err
     console = Console(width=100, record=True)
-    with pytest.raises(NotVerified):
+    with pytest.raises(NoTrialCompleted):
         show(str(out), console)
     text = console.export_text()
     assert "fake-search: failed, 3 of 3 trials (0 completed, 3 failed)" in text
