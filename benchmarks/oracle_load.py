@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry
 
 from job.kt_adapter import Status
 from job.observability.metrics import SearchMetrics
+from job.roles.coordination import OutputEvents
 from job.search.coordinator import Coordinator
 from job.search.oracles import ORACLES, make_oracle
 from job.search.retention import ModelRetention
@@ -87,14 +88,16 @@ def run_load(workers: int, trials: int, stock: bool = False) -> Report:
             oracle = make_oracle(job, space)
         store = Store(str(Path(tmp) / "out"))
         metrics = SearchMetrics(CollectorRegistry(), "load", "random", "val_accuracy", "max", trials, "bench")
+        snapshots = Snapshotter(store, job)  # every trial's end made durable, as the chief does
         coordinator = Coordinator(
             oracle,
             lease_seconds=60,
             max_worker_losses=3,
             model_retention=ModelRetention(store, 3),
             metrics=metrics,
+            events=OutputEvents(store, snapshots),
         )
-        snapshots = Snapshotter(coordinator, store, job).start()
+        snapshots.start(coordinator)
         server, port = start_server(coordinator, "127.0.0.1", 0)
         creates: list[tuple[int, float]] = []
         ends: list[float] = []

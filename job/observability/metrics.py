@@ -127,6 +127,16 @@ class SearchMetrics:
         if seconds is not None and status in ("completed", "pruned", "failed"):
             self.duration.observe(seconds)
 
+    def worker_seen(self, worker: str, up: bool) -> None:
+        """A worker heard from (up) or lost (down)."""
+        self.workers_up.labels(worker).set(1 if up else 0)
+
+    def best_so_far(self, score: float) -> None:
+        self.best.set(score)
+
+    def trials_running(self, count: int) -> None:
+        self.running.set(count)
+
     def report_epoch(self, worker: str, epoch: int, logs: dict[str, float]) -> None:
         self.epoch.labels(worker).set(epoch)
         for metric, value in logs.items():

@@ -17,10 +17,9 @@ from job.roles.common import (
     take_output,
     write_the_end_whole,
 )
-from job.roles.coordination import build_coordinator
+from job.roles.coordination import build_search
 from job.roles.ending import conclude
 from job.search.ownership import OutputLease
-from job.search.snapshot import Snapshotter
 from job.spec.models import JobSpec, MlpModel
 from job.storage import Store
 from job.training.space import declared_space, make_builder, search_space
@@ -57,10 +56,11 @@ def _chief(
     else:
         space = declared_space(job)
     registry, _ = metrics_registry(job, options)
-    coordinator = build_coordinator(job, space, store, registry)
+    search = build_search(job, space, store, registry)
+    coordinator, snapshots = search.coordinator, search.snapshots
     # Workers that have not shown up yet still hear "stop" (within lingerSeconds) when it ends.
     coordinator.awaited |= expected_workers(job, options.workers)
-    snapshots = Snapshotter(coordinator, store, job).start()
+    snapshots.start(coordinator)
     lease.keep(on_lost=lambda: snapshots.stop(wait=False))
     dist = job.spec.distribution
     address = role.address or dist.bind_address
@@ -83,4 +83,4 @@ def _chief(
     finally:
         feed.stop()
         snapshots.stop()
-    return conclude(job, coordinator, store, registry, role, stopped, lease, reporter)
+    return conclude(job, search, role, stopped, lease, reporter)

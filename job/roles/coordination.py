@@ -1,12 +1,15 @@
-"""The chief's coordinator (or a standalone process's), built from the spec and resumed from its
+"""The chief's coordinator (or a standalone process's), built from the spec with its collaborators
+(metrics, model retention, trial pruning, the events that write the output) and resumed from its
 snapshot."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from prometheus_client import CollectorRegistry
 
 from job import __version__
-from job.kt_adapter import HyperParameters
+from job.kt_adapter import HyperParameters, Trial
 from job.observability.metrics import SearchMetrics
 from job.output.attempts import publish_attempt
 from job.output.layout import trial_key
@@ -15,14 +18,45 @@ from job.search.coordinator import Coordinator
 from job.search.oracles import make_oracle
 from job.search.pruning import TrialPruner
 from job.search.retention import ModelRetention
-from job.search.snapshot import load_snapshot
+from job.search.snapshot import Snapshotter, load_snapshot
 from job.spec.models import JobSpec
 from job.storage import Store
 
 
-def build_coordinator(
-    job: JobSpec, space: HyperParameters, store: Store, registry: CollectorRegistry
-) -> Coordinator:
+@dataclass(frozen=True)
+class OutputEvents:
+    """The coordinator's events, written to the output: a counted attempt published as the
+    trial's own, the chief's record of a plain worker's trial, the state made durable."""
+
+    store: Store
+    snapshots: Snapshotter
+
+    def attempt_counted(self, trial_id: str, tuner_id: str) -> None:
+        publish_attempt(self.store, trial_id, tuner_id)
+
+    def plain_trial_recorded(self, trial: Trial, tuner_id: str, seconds: float | None) -> None:
+        record = chief_record(trial, tuner_id, seconds)
+        self.store.write_text(trial_key(trial.trial_id, "trial.json"), record.to_json())
+
+    def trial_ended(self) -> None:
+        self.snapshots.flush()
+
+
+@dataclass(frozen=True)
+class Search:
+    """A chief's (or standalone process's) search and everything that writes or counts it."""
+
+    coordinator: Coordinator
+    store: Store
+    snapshots: Snapshotter  # started by the role once it serves the search
+    metrics: SearchMetrics
+    registry: CollectorRegistry
+    model_retention: ModelRetention
+    trial_pruner: TrialPruner | None
+
+
+def build_search(job: JobSpec, space: HyperParameters, store: Store, registry: CollectorRegistry) -> Search:
+    """The coordinator with its collaborators, resumed from the output's snapshot if there is one."""
     oracle = make_oracle(job, space)
     tuner = job.spec.tuner
     metrics = SearchMetrics(
@@ -34,23 +68,23 @@ def build_coordinator(
         oracle.max_trials,
         __version__,
     )
+    snapshots = Snapshotter(store, job)
+    retention = ModelRetention(store, job.spec.output.keep_models)
+    pruner = trial_pruner(job)
     coordinator = Coordinator(
         oracle,
         lease_seconds=job.spec.distribution.lease_seconds,
         max_worker_losses=job.spec.distribution.max_worker_losses,
-        model_retention=ModelRetention(store, job.spec.output.keep_models),
+        model_retention=retention,
         metrics=metrics,
         plain_lease_seconds=job.spec.distribution.plain_worker_lease_seconds,
-        trial_pruner=trial_pruner(job),
-    )
-    coordinator.publish = lambda trial_id, worker: publish_attempt(store, trial_id, worker)
-    coordinator.record = lambda trial, worker, seconds: store.write_text(
-        trial_key(trial.trial_id, "trial.json"), chief_record(trial, worker, seconds).to_json()
+        trial_pruner=pruner,
+        events=OutputEvents(store, snapshots),
     )
     saved = load_snapshot(store, job)
     if saved is not None:
         coordinator.restore(saved)
-    return coordinator
+    return Search(coordinator, store, snapshots, metrics, registry, retention, pruner)
 
 
 def trial_pruner(job: JobSpec) -> TrialPruner | None:

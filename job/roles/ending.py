@@ -8,8 +8,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry
-
 from job import __version__
 from job.cluster.reporter import Reporter
 from job.environment import Role, role_name
@@ -22,21 +20,18 @@ from job.output.records import public_values
 from job.roles.common import (
     Summary,
 )
+from job.roles.coordination import Search
 from job.search.best import promote_best
-from job.search.coordinator import Coordinator
 from job.search.ownership import OutputLease, OutputLost
-from job.search.snapshot import Snapshotter
 from job.spec.models import JobSpec
-from job.storage import StorageError, Store
+from job.storage import StorageError
 
 log = logging.getLogger(__name__)
 
 
 def conclude(
     job: JobSpec,
-    coordinator: Coordinator,
-    store: Store,
-    registry: CollectorRegistry,
+    search: Search,
     role: Role,
     stopped: bool,
     lease: OutputLease,
@@ -47,22 +42,15 @@ def conclude(
     chief that failed on its infrastructure is restarted and resumes)."""
     if lease.lost.is_set():
         raise OutputLost(
-            f"another chief took over {store.uri}; this {role_name(role)} stopped without writing more"
+            f"another chief took over {search.store.uri}; this {role_name(role)} stopped without writing more"
         )
-    summary = finish(job, coordinator, store, registry, role=role, stopped=stopped)
+    summary = finish(job, search, role=role, stopped=stopped)
     if summary.exit_code in (EXIT_OK, EXIT_SEARCH_FAILED):
         reporter.search_ended(summary.ok, summary.reason)
     return summary
 
 
-def finish(
-    job: JobSpec,
-    coordinator: Coordinator,
-    store: Store,
-    registry: CollectorRegistry,
-    role: Role,
-    stopped: bool = False,
-) -> Summary:
+def finish(job: JobSpec, search: Search, role: Role, stopped: bool = False) -> Summary:
     """Write the leaderboard and best/, the final search.json and the metrics summary.
 
     The state recorded (and the exit code) follows the exit-code contract: succeeded (0); failed
@@ -70,9 +58,10 @@ def finish(
     (1: storage failed), which a restarted chief resumes; stopped by a signal (130: best/ holds the
     best trial completed so far), which a new chief resumes too.
     """
+    coordinator, store = search.coordinator, search.store
     objective = job.spec.tuner.objective
     trials = coordinator.trials()
-    pruned = coordinator.trial_pruner.pruned if coordinator.trial_pruner is not None else None
+    pruned = search.trial_pruner.pruned if search.trial_pruner is not None else None
     board = leaderboard_csv(trials, objective.name, objective.direction, pruned)
     local_copy: str | None = None
     best = next(
@@ -87,11 +76,10 @@ def finish(
         state, failure = "stopped", "stopped by a signal before the search ended"
     try:
         store.write_text(LEADERBOARD_KEY, board)
-        if coordinator.model_retention is not None:
-            coordinator.model_retention.sweep(trials, objective.direction)
+        search.model_retention.sweep(trials, objective.direction)
         if state in ("succeeded", "stopped") and best is not None:
-            promote_best(store, best, trials, objective.name, objective.direction, _card(job, coordinator))
-        Snapshotter(coordinator, store, job).write(state)
+            promote_best(store, best, trials, objective.name, objective.direction, _card(job))
+        search.snapshots.write(state)
         write_report_quietly(store)  # report.html beside best/; a failure is logged, never raised
     except StorageError as err:
         coordinator.fail(str(err), final=False)
@@ -100,14 +88,13 @@ def finish(
         if local_copy is not None:
             log.error("%s; the leaderboard is saved locally at %s", err, local_copy)
         try:  # search.json ends in the state the process exits with, where the store still allows
-            Snapshotter(coordinator, store, job).write(state)
+            search.snapshots.write(state)
         except StorageError as again:
             log.error("cannot record the state in search.json either: %s", again)
-    if coordinator.metrics is not None:
-        coordinator.metrics.end(failed=failure is not None)
+    search.metrics.end(failed=failure is not None)
     push = job.spec.metrics.pushgateway
     if push is not None:
-        push_summary(registry, push.url, job.name, push.timeout_seconds)
+        push_summary(search.registry, push.url, job.name, push.timeout_seconds)
     return Summary(
         role=role,
         ok=failure is None,
@@ -138,7 +125,7 @@ def _keep_locally(job: JobSpec, board: str) -> str | None:
     return str(path)
 
 
-def _card(job: JobSpec, coordinator: Coordinator) -> dict[str, object]:
+def _card(job: JobSpec) -> dict[str, object]:
     return {
         "name": job.name,
         "dataset": f"{job.spec.data.source} ({job.spec.data.model_dump(by_alias=True, exclude_none=True)})",

@@ -22,7 +22,7 @@ from job.roles.common import (
     take_output,
     write_the_end_whole,
 )
-from job.roles.coordination import build_coordinator
+from job.roles.coordination import build_search
 from job.roles.ending import conclude
 from job.search.coordinator import Coordinator
 from job.search.ownership import OutputLease
@@ -53,9 +53,10 @@ def _standalone(
     build_model, space = prepare_model(job, data, options.spec_dir)
     data = device.resident(data)
     registry, _ = metrics_registry(job, options)
-    coordinator = build_coordinator(job, space, store, registry)
+    search = build_search(job, space, store, registry)
+    coordinator, snapshots = search.coordinator, search.snapshots
     worker_metrics = WorkerMetrics(registry, "tuner0")
-    snapshots = Snapshotter(coordinator, store, job).start()
+    snapshots.start(coordinator)
     lease.keep(on_lost=lambda: stop_writing(coordinator, snapshots))
     reporter = reporter_for(env.cluster, objective=job.spec.tuner.objective.name)
     feed = TrialFeed(reporter, job.spec.tuner.objective.direction).follow(coordinator)
@@ -75,7 +76,7 @@ def _standalone(
     finally:
         feed.stop()
         snapshots.stop()
-    return conclude(job, coordinator, store, registry, env.role, stopped, lease, reporter)
+    return conclude(job, search, env.role, stopped, lease, reporter)
 
 
 def stop_writing(coordinator: Coordinator, snapshots: Snapshotter) -> None:

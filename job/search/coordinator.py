@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from job.errors import SearchFailed, last_line
 from job.kt_adapter import (
@@ -51,6 +51,33 @@ log = logging.getLogger(__name__)
 SNAPSHOT_VERSION = 1
 
 
+class SearchEvents(Protocol):
+    """What the coordinator tells the rest of the chief as trials end, in this order: an attempt
+    was counted (its staged files become the trial's own), a plain Keras Tuner worker's trial
+    ended (it wrote no record: the chief writes one), and then the state changed for good (make
+    it durable before the worker hears its trial was recorded). `job/roles/coordination.py`
+    writes them to the output; an exception from any of them fails the search (resumable)."""
+
+    def attempt_counted(self, trial_id: str, tuner_id: str) -> None: ...
+
+    def plain_trial_recorded(self, trial: Trial, tuner_id: str, seconds: float | None) -> None: ...
+
+    def trial_ended(self) -> None: ...
+
+
+class NoEvents:
+    """Events that go nowhere: a coordinator in a test or a benchmark with no output."""
+
+    def attempt_counted(self, trial_id: str, tuner_id: str) -> None:
+        pass
+
+    def plain_trial_recorded(self, trial: Trial, tuner_id: str, seconds: float | None) -> None:
+        pass
+
+    def trial_ended(self) -> None:
+        pass
+
+
 @dataclass
 class Lease:
     trial_id: str
@@ -71,8 +98,10 @@ class Coordinator:
         clock: Callable[[], float] = time.monotonic,
         plain_lease_seconds: float | None = None,
         trial_pruner: TrialPruner | None = None,
+        events: SearchEvents | None = None,
     ) -> None:
         self.oracle = oracle
+        self.events: SearchEvents = events or NoEvents()
         self.trial_pruner = trial_pruner
         self.lease_seconds = lease_seconds
         self.plain_lease_seconds = max(plain_lease_seconds or lease_seconds, lease_seconds)
@@ -93,11 +122,6 @@ class Coordinator:
         # which a restarted chief resumes.
         self.failure_final = True
         self.version = 0  # bumped on every state change worth a snapshot
-        self.on_end: Callable[[], None] | None = None  # persists state after each trial end
-        # Makes a counted attempt's staged files the trial's own: publish(trial_id, tuner_id).
-        self.publish: Callable[[str, str], None] | None = None
-        # Writes the chief's own record of a plain worker's trial: record(trial, tuner_id, seconds).
-        self.record: Callable[[Trial, str, float | None], None] | None = None
         self.awaited: set[str] = set()  # workers a resumed chief must still tell to stop
         self._trial_json: dict[str, str] = {}
         self.changed = threading.Condition(self.lock)
@@ -206,9 +230,9 @@ class Coordinator:
                 return False
             self.leases.pop(tuner_id, None)  # no lease, no expiry: the trial stays this worker's
             plain = tuner_id in self.plain
-        if self.publish is not None and not plain:
+        if not plain:
             try:
-                self.publish(trial.trial_id, tuner_id)  # storage: outside the lock
+                self.events.attempt_counted(trial.trial_id, tuner_id)  # storage: outside the lock
             except Exception as err:
                 self.fail(f"cannot publish trial {trial.trial_id}: {err}", final=False)
                 return False
@@ -222,9 +246,9 @@ class Coordinator:
             seconds = self._elapsed(trial.trial_id)
             self._end(trial, seconds=seconds)
             ended = copy.deepcopy(self.oracle.trials[trial.trial_id]) if plain else None
-        if ended is not None and self.record is not None:
+        if ended is not None:
             try:
-                self.record(ended, tuner_id, seconds)  # the worker wrote nothing: the chief's account
+                self.events.plain_trial_recorded(ended, tuner_id, seconds)  # the worker wrote nothing
             except Exception as err:
                 self.fail(f"cannot record trial {trial.trial_id}: {err}", final=False)
         self._persist()
@@ -233,10 +257,8 @@ class Coordinator:
     def _persist(self) -> None:
         """Make a trial's end durable before the worker hears it was recorded, so a chief that
         restarts never hands out a finished trial again."""
-        if self.on_end is None:
-            return
         try:
-            self.on_end()
+            self.events.trial_ended()
         except Exception as err:
             self.fail(f"cannot save the search state: {err}", final=False)
 
@@ -316,7 +338,7 @@ class Coordinator:
                 f"lease {lease_seconds:.0f} s)"
             )
         if self.metrics is not None:
-            self.metrics.workers_up.labels(tuner_id).set(0)
+            self.metrics.worker_seen(tuner_id, up=False)
         if self.trial_pruner is not None:
             self.trial_pruner.forget(trial_id)  # it trains again from the start elsewhere
         if self.losses[trial_id] < self.max_worker_losses:
@@ -374,7 +396,7 @@ class Coordinator:
             self.metrics.trial_ended(status, seconds, epochs_saved=epochs_saved)
             best = self._best()
             if best is not None and best.score is not None:
-                self.metrics.best.set(best.score)
+                self.metrics.best_so_far(best.score)
         if ended.status == Status.COMPLETED:
             best = self._best()
             log.info(
@@ -484,7 +506,7 @@ class Coordinator:
                         self.metrics.trial_ended("pruned" if pruned else _status_name(trial.status), None)
                 best = self._best()
                 if best is not None and best.score is not None:
-                    self.metrics.best.set(best.score)
+                    self.metrics.best_so_far(best.score)
             self._update_running()
 
     # -- helpers ---------------------------------------------------------------------------
@@ -495,7 +517,7 @@ class Coordinator:
             self.told_to_stop.add(tuner_id)
             self._changed()  # the snapshot records it: a resumed chief does not wait for it
         if self.metrics is not None:
-            self.metrics.workers_up.labels(tuner_id).set(0)
+            self.metrics.worker_seen(tuner_id, up=False)
 
     def _lease_for(self, tuner_id: str) -> float:
         return self.plain_lease_seconds if tuner_id in self.plain else self.lease_seconds
@@ -511,7 +533,7 @@ class Coordinator:
     def _seen(self, tuner_id: str) -> None:
         self.last_seen[tuner_id] = self.clock()
         if self.metrics is not None:
-            self.metrics.workers_up.labels(tuner_id).set(1)
+            self.metrics.worker_seen(tuner_id, up=True)
 
     def _owner(self, trial_id: str) -> str | None:
         for tuner_id, trial in self.oracle.ongoing_trials.items():
@@ -529,7 +551,7 @@ class Coordinator:
 
     def _update_running(self) -> None:
         if self.metrics is not None:
-            self.metrics.running.set(len(self.oracle.ongoing_trials))
+            self.metrics.trials_running(len(self.oracle.ongoing_trials))
 
     def _changed(self, *trial_ids: str) -> None:
         for trial_id in trial_ids:

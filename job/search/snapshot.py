@@ -104,10 +104,12 @@ def search_status(coordinator: Coordinator, job: JobSpec, state: str) -> dict[st
 
 
 class Snapshotter:
-    """Writes the snapshot and search.json after each change, in a background thread."""
+    """Writes the snapshot and search.json of a coordinator's search: after each change, in a
+    background thread, from `start` until `stop`; at once when a trial ends (`flush`, through the
+    coordinator's events, job/roles/coordination.py); and the end of the search (`write`)."""
 
-    def __init__(self, coordinator: Coordinator, store: Store, job: JobSpec, interval: float = 0.5) -> None:
-        self.coordinator = coordinator
+    def __init__(self, store: Store, job: JobSpec, interval: float = 0.5) -> None:
+        self.coordinator: Coordinator | None = None
         self.store = store
         self.job = job
         self.interval = interval
@@ -116,22 +118,24 @@ class Snapshotter:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="hptune-snapshot", daemon=True)
 
-    def start(self) -> Snapshotter:
-        self.coordinator.on_end = self.flush
+    def start(self, coordinator: Coordinator) -> Snapshotter:
+        """Follow the coordinator's search until `stop`."""
+        self.coordinator = coordinator
         self._thread.start()
         return self
 
     def _loop(self) -> None:
-        seen = reported = self.coordinator.version
+        coordinator = self._following()
+        seen = reported = coordinator.version
         while not self._stop.is_set():
-            seen = self.coordinator.wait_for_change(seen, timeout=1.0)
+            seen = coordinator.wait_for_change(seen, timeout=1.0)
             if seen == reported:
                 continue
             reported = seen
             try:
                 self.write("running")
             except StorageError as err:
-                self.coordinator.fail(f"cannot save the search state: {err}", final=False)
+                coordinator.fail(f"cannot save the search state: {err}", final=False)
                 return
             self._stop.wait(self.interval)
 
@@ -139,14 +143,21 @@ class Snapshotter:
         """Make the current state durable (called when a trial ends, before the worker is told).
 
         Concurrent callers share one write: whoever finds the state already written returns.
-        With an `outcome`, the snapshot records that the search ended, always written.
+        With an `outcome`, the snapshot records that the search ended, always written; without
+        one, nothing is written once the snapshotter has stopped (another chief may own the output).
         """
-        version = self.coordinator.version
+        if outcome is None and (self._stop.is_set() or self.coordinator is None):
+            return
+        self._write_snapshot(outcome)
+
+    def _write_snapshot(self, outcome: Outcome | None) -> None:
+        coordinator = self._following()
+        version = coordinator.version
         with self._write_lock:
             if self.written >= version and outcome is None:
                 return
-            version = self.coordinator.version
-            text = self.coordinator.snapshot_text()
+            version = coordinator.version
+            text = coordinator.snapshot_text()
             head: dict[str, Any] = {"fingerprint": self.job.fingerprint(), "name": self.job.name}
             if outcome is not None:
                 head["outcome"] = {"state": outcome.state, "reason": outcome.reason}
@@ -158,15 +169,19 @@ class Snapshotter:
         """The snapshot and search.json, with the search's state: running; succeeded or failed
         (terminal: recorded in the snapshot too); interrupted or stopped (a restarted chief
         resumes)."""
-        terminal = Outcome(state, self.coordinator.failure) if state in TERMINAL_STATES else None
-        self.flush(terminal)
-        status = search_status(self.coordinator, self.job, state)
+        coordinator = self._following()
+        terminal = Outcome(state, coordinator.failure) if state in TERMINAL_STATES else None
+        self._write_snapshot(terminal)
+        status = search_status(coordinator, self.job, state)
         self.store.write_text(SEARCH_STATUS_KEY, json.dumps(status, indent=2))
 
     def stop(self, wait: bool = True) -> None:
         """No more writes from here on (a write under way finishes); wait for the thread."""
         self._stop.set()
-        if self.coordinator.on_end == self.flush:
-            self.coordinator.on_end = None
         if wait and self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout=30)
+
+    def _following(self) -> Coordinator:
+        if self.coordinator is None:
+            raise RuntimeError("Snapshotter.start(coordinator) was never called")
+        return self.coordinator

@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry
 from job.kt_adapter import Status
 from job.observability.metrics import SearchMetrics
 from job.output.layout import SNAPSHOT_KEY
+from job.roles.coordination import OutputEvents
 from job.search.coordinator import Coordinator
 from job.search.oracles import make_oracle
 from job.search.retention import ModelRetention
@@ -133,14 +134,16 @@ def test_32_workers_and_2000_instant_trials_lose_nothing_and_stay_bounded(
     store = Store(str(tmp_path / "out"))
     oracle = make_oracle(job, declared_space(job))
     metrics = SearchMetrics(CollectorRegistry(), "load", "random", "val_accuracy", "max", TRIALS, "test")
+    snapshots = Snapshotter(store, job)  # every trial's end made durable, as the chief does
     coordinator = Coordinator(
         oracle,
         lease_seconds=60,
         max_worker_losses=3,
         model_retention=ModelRetention(store, 3),
         metrics=metrics,
+        events=OutputEvents(store, snapshots),
     )
-    snapshots = Snapshotter(coordinator, store, job).start()
+    snapshots.start(coordinator)
     server, port = start_server(coordinator, "127.0.0.1", 0)
     load = Load()
     threads = [

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,11 +49,31 @@ class FakeClock:
 
 
 @dataclass
+class RecordedEvents:
+    """The coordinator's events (job/search/coordinator.py SearchEvents), as a list."""
+
+    seen: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def attempt_counted(self, trial_id: str, tuner_id: str) -> None:
+        self.seen.append(("counted", trial_id, tuner_id))
+
+    def plain_trial_recorded(self, trial: Trial, tuner_id: str, seconds: float | None) -> None:
+        self.seen.append(("plain", trial.trial_id, tuner_id, trial.status, trial.message))
+
+    def trial_ended(self) -> None:
+        self.seen.append(("ended",))
+
+    def plain(self) -> list[tuple[Any, ...]]:
+        return [event[1:] for event in self.seen if event[0] == "plain"]
+
+
+@dataclass
 class Search:
     job: JobSpec
     clock: FakeClock
     registry: CollectorRegistry
     coordinator: Coordinator
+    events: RecordedEvents
 
     def count(self, status: str) -> float:
         """hptune_trials_total{status=...}: trials ended with that outcome."""
@@ -77,8 +97,9 @@ def build(job: JobSpec, clock: FakeClock, max_worker_losses: int) -> Search:
         metrics=metrics,
         clock=clock,
         plain_lease_seconds=PLAIN_LEASE,
+        events=(events := RecordedEvents()),
     )
-    return Search(job, clock, registry, coordinator)
+    return Search(job, clock, registry, coordinator, events)
 
 
 def start(tmp_path: Path, max_worker_losses: int = 3, **tuner: Any) -> Search:
@@ -501,8 +522,6 @@ def test_a_plain_workers_trial_outlives_the_heartbeat_lease_and_is_recorded_by_t
 ) -> None:
     search = start(tmp_path)
     coordinator = search.coordinator
-    records: list[tuple[str, str, str]] = []
-    coordinator.record = lambda trial, worker, seconds: records.append((trial.trial_id, worker, trial.status))
     trial = received(coordinator.create_trial("tuner0", plain=True))
 
     search.clock.advance(LEASE * 5)  # a long trial: no call at all meanwhile
@@ -513,7 +532,9 @@ def test_a_plain_workers_trial_outlives_the_heartbeat_lease_and_is_recorded_by_t
 
     assert completed_ids(coordinator) == {trial.trial_id}
     assert coordinator.trials()[0].score == 0.8
-    assert records == [(trial.trial_id, "tuner0", Status.COMPLETED)]
+    assert [event[:3] for event in search.events.plain()] == [(trial.trial_id, "tuner0", Status.COMPLETED)]
+    assert search.events.seen[-1] == ("ended",), "made durable after the chief's record"
+    assert not any(event[0] == "counted" for event in search.events.seen), "a plain worker stages nothing"
 
 
 def test_any_call_from_a_plain_worker_renews_its_lease_and_a_dead_one_loses_its_trial(
@@ -538,8 +559,6 @@ def test_any_call_from_a_plain_worker_renews_its_lease_and_a_dead_one_loses_its_
 def test_a_plain_workers_failure_is_explained_by_what_the_chief_knows(tmp_path: Path) -> None:
     search = start(tmp_path, maxRetriesPerTrial=0)
     coordinator = search.coordinator
-    records: list[str | None] = []
-    coordinator.record = lambda trial, worker, seconds: records.append(trial.message)
     trial = received(coordinator.create_trial("tuner0", plain=True))
     trial.status = Status.INVALID  # what plain Keras Tuner sends for an exception; no message field
     assert coordinator.end_trial(None, trial)
@@ -548,7 +567,7 @@ def test_a_plain_workers_failure_is_explained_by_what_the_chief_knows(tmp_path: 
     assert failed.status == Status.FAILED
     assert "tuner0, a plain Keras Tuner worker" in (failed.message or "")
     assert "carries no error text" in (failed.message or "")
-    assert records == [failed.message]
+    assert [event[3] for event in search.events.plain()] == [failed.message]
 
 
 def test_a_resumed_chief_still_knows_its_plain_workers(tmp_path: Path) -> None:
