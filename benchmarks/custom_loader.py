@@ -31,7 +31,7 @@ LOADER = "benchmarks.custom_loader:builtin_arrays"
 def builtin_arrays(**data: Any) -> tuple[tuple[Any, Any], tuple[Any, Any]]:
     """The loader of the custom side: the built-in source's own arrays, as a team's loader would
     return prepared arrays."""
-    from job.spec.models import DataSpec
+    from job.spec.data import DataSpec
     from job.training.data.builtin import load_builtin
 
     data_dir = os.environ.get("HPTUNE_DATA_DIR")

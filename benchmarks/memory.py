@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from job.spec.models import DistributionSpec
+from job.spec.settings import DistributionSpec
 from job.supervision.processes import free_port
 from job.supervision.recycle import resident_bytes
 

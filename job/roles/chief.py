@@ -20,7 +20,8 @@ from job.roles.common import (
 from job.roles.coordination import build_search
 from job.roles.ending import conclude
 from job.search.ownership import OutputLease
-from job.spec.models import JobSpec, MlpModel
+from job.spec.model import MlpModel
+from job.spec.models import JobSpec
 from job.storage import Store
 from job.training.space import declared_space, make_builder, search_space
 from job.wire.chief import serve_oracle

@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 
 from job.output.records import Pruned
-from job.spec.models import PruningSpec
 from job.spec.objective import Direction, is_better
+from job.spec.tuner import PruningSpec
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,9 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from job.spec.base import MAX_SPEC_BYTES, SECRET_KEY
 from job.spec.errors import NO_POSITIONS, Positions, SpecError, SpecIssue, display_path, issues_of
-from job.spec.models import MAX_SPEC_BYTES, SECRET_KEY, JobSpec
+from job.spec.models import JobSpec
 
 
 class _NoAliasLoader(yaml.SafeLoader):

@@ -16,19 +16,9 @@ import keras
 import keras_tuner as kt
 
 from job.errors import BadInput
-from job.spec.models import (
-    OPTIMIZERS,
-    BooleanHP,
-    ChoiceHP,
-    CustomModel,
-    FixedHP,
-    FloatHP,
-    HyperModelClass,
-    HyperParameter,
-    IntHP,
-    JobSpec,
-    MlpModel,
-)
+from job.spec.hyperparameters import BooleanHP, ChoiceHP, FixedHP, FloatHP, HyperParameter, IntHP
+from job.spec.model import OPTIMIZERS, CustomModel, HyperModelClass, MlpModel
+from job.spec.models import JobSpec
 from job.training.imports import import_object, user_error
 
 BuildModel = Callable[[kt.HyperParameters], keras.Model]

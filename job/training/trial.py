@@ -20,8 +20,9 @@ import keras
 import keras_tuner as kt
 import numpy as np
 
-from job.spec.models import Objective, TrainingSpec
 from job.spec.objective import is_better
+from job.spec.settings import TrainingSpec
+from job.spec.tuner import Objective
 from job.training.data import DataError, Dataset
 from job.training.space import BuildModel, HyperModelBuilder, check_built
 

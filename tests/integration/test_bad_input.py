@@ -32,7 +32,7 @@ from conftest import BASE_SPEC, hptune, hptune_env, merge
 from moto_s3 import S3Server
 from spec_yaml import dump_spec
 
-from job.spec.models import MAX_SPEC_BYTES
+from job.spec.base import MAX_SPEC_BYTES
 
 BAD_INPUT, FAILED = 2, 1
 # What a worker logs as a trial starts training (job/search/worker.py): no bad input may get that far.

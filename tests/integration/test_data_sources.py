@@ -27,7 +27,7 @@ from moto_s3 import BUCKET, S3Server
 from PIL import Image
 from processes import search
 
-from job.spec.models import DataSpec
+from job.spec.data import DataSpec
 from job.training.data import load_dataset
 
 pytestmark = pytest.mark.slow

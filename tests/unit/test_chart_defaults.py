@@ -12,7 +12,7 @@ import re
 
 from conftest import REPO
 
-from job.spec.models import DistributionSpec, MetricsSpec
+from job.spec.settings import DistributionSpec, MetricsSpec
 
 HELPERS = REPO / "charts" / "templates" / "_helpers.tpl"
 # `name: {{ hasKey $section "key" | ternary $section.key DEFAULT | ... }}`

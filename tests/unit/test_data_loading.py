@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from job.spec.models import DataSpec
+from job.spec.data import DataSpec
 from job.training.data import DataError, load_dataset
 from job.training.data import fetch as fetch_module
 from job.training.data import images as images_module

@@ -11,7 +11,7 @@ import pytest
 from conftest import BASE_SPEC, merge
 
 from job.spec import SpecError, load_spec, validate_spec
-from job.spec.models import HyperModelClass
+from job.spec.model import HyperModelClass
 
 REPO = Path(__file__).resolve().parents[2]
 HPS = BASE_SPEC["spec"]["hyperparameters"]

@@ -18,7 +18,7 @@ import tensorflow as tf
 from conftest import BASE_SPEC, merge
 
 from job.spec import validate_spec
-from job.spec.models import Objective
+from job.spec.tuner import Objective
 from job.training.data import DataError, Dataset
 from job.training.data.dataset import Streams
 from job.training.space import (

@@ -24,7 +24,8 @@ from job.search.coordinator import Coordinator
 from job.search.oracles import make_oracle
 from job.search.pruning import TrialPruner
 from job.spec import validate_spec
-from job.spec.models import JobSpec, PruningSpec
+from job.spec.models import JobSpec
+from job.spec.tuner import PruningSpec
 from job.training.space import declared_space
 
 OBJECTIVE = "val_accuracy"

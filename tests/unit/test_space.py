@@ -9,7 +9,7 @@ import keras_tuner as kt
 import pytest
 
 from job.spec import load_spec
-from job.spec.models import MlpModel
+from job.spec.model import MlpModel
 from job.training.space import BuilderError, declared_space, import_builder, mlp_builder, search_space
 
 REPO = Path(__file__).resolve().parents[2]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from job.spec.models import DataSpec
+from job.spec.data import DataSpec
 from job.training.data.dataset import Array, DataError, Dataset, Streams
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from job.spec.models import DataSpec
+from job.spec.data import DataSpec
 from job.training.data.dataset import DataError, Dataset, features, split, targets
 
 log = logging.getLogger(__name__)

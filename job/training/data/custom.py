@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from job.spec.models import DataSpec
+from job.spec.data import DataSpec
 from job.training.data.dataset import DataError, Dataset, Streams
 from job.training.imports import import_object, search_path, user_error
 

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from job.errors import BadInput
-from job.spec.models import Preprocessing
+from job.spec.data import Preprocessing
 
 
 class DataError(BadInput):

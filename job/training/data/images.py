@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from job.spec.models import DEFAULT_MAX_FETCH_BYTES, DataSpec, Preprocessing
+from job.spec.data import DEFAULT_MAX_FETCH_BYTES, DataSpec, Preprocessing
 from job.training.data import fetch
 from job.training.data.dataset import DataError, Dataset, Streams, features, human_bytes, targets
 

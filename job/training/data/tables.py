@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from job.spec.data import DEFAULT_MAX_FETCH_BYTES, DataSpec
 from job.spec.errors import suggest
-from job.spec.models import DEFAULT_MAX_FETCH_BYTES, DataSpec
 from job.training.data import fetch
 from job.training.data.dataset import DataError, Dataset, human_bytes, split, targets
 

@@ -1,0 +1,149 @@
+"""The spec's cross-field rules: what no single section can check by itself (names that refer to
+hyperparameters, epochs and batch sizes that name one, pruning against the epochs, grid steps, the
+objective against the metrics the built-in model reports)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from job.spec.base import field_error
+from job.spec.errors import suggest
+from job.spec.hyperparameters import ChoiceHP, FixedHP, FloatHP, HyperParameter, IntHP, value_kind
+from job.spec.model import OPTIMIZERS, MlpModel
+
+if TYPE_CHECKING:
+    from job.spec.models import Spec
+
+
+def _count_values(hp: HyperParameter) -> list[int]:
+    """The whole numbers an epochs (or batch size) hyperparameter takes (checked by _count_kind)."""
+    match hp:
+        case IntHP():
+            return [hp.min, hp.max]
+        case ChoiceHP():
+            return [int(v) for v in hp.values]
+        case FixedHP():
+            return [int(hp.value)]
+        case _:
+            return [1]
+
+
+def _count_kind(hp: HyperParameter) -> str | None:
+    """None when `hp` only ever takes whole numbers of at least 1; else what it is, for the message."""
+    match hp:
+        case IntHP():
+            return None if hp.min >= 1 else f"an int range from {hp.min}"
+        case ChoiceHP():
+            ints = all(isinstance(v, int) and not isinstance(v, bool) for v in hp.values)
+            if not ints:
+                return f"a choice of {sorted({value_kind(v) for v in hp.values})} values {hp.values}"
+            low = min(v for v in hp.values if isinstance(v, int))
+            return None if low >= 1 else f"a choice including {low}"
+        case FixedHP():
+            value = hp.value
+            ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
+            return None if ok else f"fixed at {value!r}"
+        case _:
+            return f"a {hp.type} hyperparameter"
+
+
+def _check_optimizer_hp(hp: HyperParameter, index: int) -> None:
+    values = hp.values if isinstance(hp, ChoiceHP) else [hp.value] if isinstance(hp, FixedHP) else None
+    if values is None or any(v not in OPTIMIZERS for v in values):
+        what = f"values {values}" if values is not None else f"a {hp.type} hyperparameter"
+        raise field_error(
+            "model.optimizer",
+            f"names hyperparameter {hp.name!r} (hyperparameters[{index}]), {what}; it must be a choice "
+            f"(or fixed value) among {', '.join(OPTIMIZERS)}",
+        )
+
+
+def check_spec(spec: Spec) -> None:
+    """Every rule across the spec's sections; raises the first broken one, naming its field."""
+    seen: dict[str, int] = {}
+    for i, hp in enumerate(spec.hyperparameters):
+        if hp.name in seen:
+            raise field_error(
+                f"hyperparameters[{i}].name",
+                f"{hp.name!r} is already defined at hyperparameters[{seen[hp.name]}]",
+            )
+        seen[hp.name] = i
+    if isinstance(spec.model, MlpModel):
+        for path, name in spec.model.hp_refs():
+            if name not in seen:
+                hint = suggest(name, seen)
+                also = f"; or name an optimizer: {', '.join(OPTIMIZERS)}" if path == "optimizer" else ""
+                raise field_error(
+                    f"model.{path}",
+                    f"refers to hyperparameter {name!r}, which is not defined in "
+                    f"spec.hyperparameters{hint}{also}",
+                )
+            if path == "optimizer":
+                _check_optimizer_hp(spec.hyperparameters[seen[name]], seen[name])
+    _check_training_refs(spec, seen)
+    _check_pruning(spec)
+    if spec.tuner.algorithm == "grid":
+        for i, hp in enumerate(spec.hyperparameters):
+            if isinstance(hp, FloatHP) and hp.step is None:
+                raise field_error(
+                    f"hyperparameters[{i}].step",
+                    "is required with algorithm: grid (a continuous float range has no grid)",
+                )
+    objective = spec.tuner.objective.name
+    if isinstance(spec.model, MlpModel):
+        known = {"loss", *spec.model.metrics}
+        known |= {f"val_{m}" for m in known}
+        if objective not in known:
+            raise field_error(
+                "tuner.objective.name",
+                f"{objective!r} is not a metric this model reports; one of {sorted(known)}",
+            )
+
+
+def _check_pruning(spec: Spec) -> None:
+    """Pruning needs epochs after its warm-up: minEpochs below the fewest epochs a trial trains."""
+    pruning = spec.tuner.pruning
+    if pruning is None:
+        return
+    epochs = spec.training.epochs
+    if isinstance(epochs, str):
+        hp = next(h for h in spec.hyperparameters if h.name == epochs)
+        fewest = min(_count_values(hp))
+        what = f"the fewest epochs hyperparameter {epochs!r} gives ({fewest})"
+    else:
+        fewest, what = epochs, f"training.epochs ({epochs})"
+    if pruning.min_epochs >= fewest:
+        raise field_error(
+            "tuner.pruning.minEpochs",
+            f"is {pruning.min_epochs}, but trials train {what}: nothing would be left to stop; "
+            f"set minEpochs below {fewest}",
+        )
+
+
+def _check_training_refs(spec: Spec, seen: dict[str, int]) -> None:
+    """training.epochs and batchSize may name an int hyperparameter: a choice or range of counts."""
+    training = spec.training
+    for field, ref in (("epochs", training.epochs), ("batchSize", training.batch_size)):
+        if not isinstance(ref, str):
+            continue
+        if ref not in seen:
+            raise field_error(
+                f"training.{field}",
+                f"Input should be a valid integer or the name of a hyperparameter; {ref!r} is not "
+                f"defined in spec.hyperparameters{suggest(ref, seen)}",
+            )
+        index = seen[ref]
+        kind = _count_kind(spec.hyperparameters[index])
+        if kind is not None:
+            raise field_error(
+                f"training.{field}",
+                f"names hyperparameter {ref!r} (hyperparameters[{index}]), {kind}; it must be an int "
+                "choice or int range of values of at least 1 (for example type: choice, "
+                "values: [32, 64, 128])",
+            )
+        if field == "epochs" and spec.tuner.algorithm == "hyperband":
+            raise field_error(
+                "training.epochs",
+                "cannot name a hyperparameter with algorithm: hyperband, which sets each trial's "
+                "epochs itself (tuner.hyperband.maxEpochs)",
+            )
