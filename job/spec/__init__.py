@@ -1,6 +1,9 @@
 """The job spec: what a search is, as one validated YAML document.
 
-- `models.py`: the pydantic models (`JobSpec` and its sections) and the JSON Schema
+- `models.py`: the document (`JobSpec`: apiVersion, kind, metadata, spec) and its JSON Schema
+- one module per section of the spec: `hyperparameters.py`, `model.py`, `data.py`, `tuner.py`,
+  `settings.py` (training, output, distribution, metrics); `base.py` is what they share
+- `rules.py`: the rules across sections (references to hyperparameters, pruning against epochs)
 - `loader.py`: YAML text to a `JobSpec`, keeping each key's line and column
 - `errors.py`: `SpecError` and the messages (file:line:column, field path, what is valid)
 - `objective.py`: the one rule for which score is better for an objective's direction
