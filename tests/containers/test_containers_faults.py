@@ -13,31 +13,29 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from typing import Any
 
 import pytest
-from conftest import WRONG_MODEL
-from container_fixtures import (
+
+from tests.support.containers import (
+    FINISH,
     assert_nothing_left,
     check_search,
     completed_trials,
-    deploy,  # noqa: F401 (a fixture)
-    docker_engine,  # noqa: F401 (a fixture)
-    image,  # noqa: F401 (a fixture)
+    failing_search,
     leaderboard,
+    mount_wrong_model,
     say,
     search_spec,
     store,
 )
-from moto_s3 import S3Server
-from pod_runner import Release
+from tests.support.moto_s3 import S3Server
+from tests.support.pod_runner import Release
 
 pytestmark = pytest.mark.slow
 
 # Trials of a few seconds on the digits data, long enough to be killed in the middle.
 SLOW = {"training": {"epochs": 40, "batchSize": 16}}
 START = 180.0  # a container's first log line of interest: TensorFlow's import on two busy cores
-FINISH = 300.0
 
 Deploy = Callable[..., Release]
 
@@ -47,7 +45,7 @@ def chief_log(release: Release) -> str:
 
 
 def test_a_worker_killed_mid_trial_is_restarted_under_its_index(
-    deploy: Deploy,  # noqa: F811
+    deploy: Deploy,
     s3: S3Server,
     request: pytest.FixtureRequest,
 ) -> None:
@@ -79,7 +77,7 @@ def test_a_worker_killed_mid_trial_is_restarted_under_its_index(
 
 
 def test_a_killed_chief_is_restarted_and_resumes(
-    deploy: Deploy,  # noqa: F811
+    deploy: Deploy,
     s3: S3Server,
     request: pytest.FixtureRequest,
 ) -> None:
@@ -112,41 +110,8 @@ def test_a_killed_chief_is_restarted_and_resumes(
     say(request, f"chief killed and restarted, resumed: {time.monotonic() - started:.0f} s")
 
 
-def failing_search(prefix: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A search over a custom builder mounted from a ConfigMap (extraVolumes) whose every trial
-    fails; the values that mount it."""
-    spec = search_spec(prefix, {"tuner": {"maxTrials": 6, "maxConsecutiveFailedTrials": 2}})
-    # None reaches Helm, which drops the defaults' MLP keys (values.yaml says so).
-    spec["model"] = {
-        "type": "custom",
-        "builder": "wrong:build_model",
-        "hidden": None,
-        "learningRate": None,
-        "output": None,
-        "optimizer": None,
-        "loss": None,
-        "metrics": None,
-    }
-    spec["hyperparameters"] = []
-    values = {
-        "extraVolumes": [{"name": "models", "configMap": {"name": "hptune-test-models"}}],
-        "extraVolumeMounts": [{"name": "models", "mountPath": "/opt/models", "readOnly": True}],
-        "extraEnv": [{"name": "PYTHONPATH", "value": "/opt/models"}],
-    }
-    return spec, values
-
-
-def mount_wrong_model(release: Release) -> None:
-    """The ConfigMap failing_search's values mount: what a user would create beside the release."""
-    release.store[("ConfigMap", "hptune-test-models")] = {
-        "kind": "ConfigMap",
-        "metadata": {"name": "hptune-test-models"},
-        "data": {"wrong.py": WRONG_MODEL},
-    }
-
-
 def test_a_search_that_fails_for_good_is_not_brought_back(
-    deploy: Deploy,  # noqa: F811
+    deploy: Deploy,
     s3: S3Server,
     request: pytest.FixtureRequest,
 ) -> None:
@@ -186,7 +151,7 @@ def test_a_search_that_fails_for_good_is_not_brought_back(
 
 
 def test_workers_outlive_a_late_chief_without_using_up_their_index(
-    deploy: Deploy,  # noqa: F811
+    deploy: Deploy,
     s3: S3Server,
     request: pytest.FixtureRequest,
 ) -> None:

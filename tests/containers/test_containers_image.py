@@ -13,17 +13,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from container_fixtures import (
-    REPO,
-    Image,
-    docker_engine,  # noqa: F401 (a fixture)
-    image,  # noqa: F401 (a fixture)
-    leaderboard,
-    say,
-)
 
 from job.output.manifest import verify_manifest
 from job.storage import Store
+from tests.support.containers import REPO, Image, leaderboard, say
 
 pytestmark = pytest.mark.slow
 
@@ -47,7 +40,7 @@ def run_in(name: str, *command: str) -> str:
 
 
 def test_the_image_is_the_dockerfiles_on_the_stand_in_base(
-    image: Image,  # noqa: F811
+    image: Image,
     request: pytest.FixtureRequest,
 ) -> None:
     dockerfile = (REPO / "Dockerfile").read_text()
@@ -90,7 +83,7 @@ def readme_command() -> str:
 
 
 def test_the_readme_docker_run_completes_on_the_cpu(
-    image: Image,  # noqa: F811
+    image: Image,
     mnist_dir: Path,
     tmp_path: Path,
     request: pytest.FixtureRequest,

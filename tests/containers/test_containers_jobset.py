@@ -12,20 +12,20 @@ import time
 from collections.abc import Callable
 
 import pytest
-from container_fixtures import (
+
+from tests.support.containers import (
+    FINISH,
     assert_nothing_left,
     check_search,
-    deploy,  # noqa: F401 (a fixture)
-    docker_engine,  # noqa: F401 (a fixture)
-    image,  # noqa: F401 (a fixture)
+    failing_search,
     leaderboard,
+    mount_wrong_model,
     say,
     search_spec,
     store,
 )
-from moto_s3 import S3Server
-from pod_runner import Release
-from test_containers_faults import FINISH, failing_search, mount_wrong_model
+from tests.support.moto_s3 import S3Server
+from tests.support.pod_runner import Release
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +34,7 @@ JOBSET = {"workload": "jobset"}
 
 
 def test_a_jobset_search_completes_with_its_chief_and_stops_its_workers(
-    deploy: Deploy,  # noqa: F811
+    deploy: Deploy,
     s3: S3Server,
     request: pytest.FixtureRequest,
 ) -> None:
@@ -60,7 +60,7 @@ def test_a_jobset_search_completes_with_its_chief_and_stops_its_workers(
 
 
 def test_a_jobset_whose_search_fails_for_good_fails_at_once(
-    deploy: Deploy,  # noqa: F811
+    deploy: Deploy,
     s3: S3Server,
     request: pytest.FixtureRequest,
 ) -> None:

@@ -9,20 +9,11 @@ import re
 from collections.abc import Callable
 
 import pytest
-from container_fixtures import (
-    assert_nothing_left,
-    check_search,
-    completed_trials,
-    deploy,  # noqa: F401 (a fixture)
-    docker_engine,  # noqa: F401 (a fixture)
-    image,  # noqa: F401 (a fixture)
-    say,
-    search_spec,
-)
-from pod_runner import Release
 
 from job.retry import Backoff
 from job.storage import Store
+from tests.support.containers import assert_nothing_left, check_search, completed_trials, say, search_spec
+from tests.support.pod_runner import Release
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +21,7 @@ TRIALS = 3
 
 
 def test_the_default_output_needs_no_bucket(
-    deploy: Callable[..., Release],  # noqa: F811 (the fixture)
+    deploy: Callable[..., Release],
     request: pytest.FixtureRequest,
 ) -> None:
     # The chart's default output (a path on the chief's claim, viaChief) for the digits search.

@@ -16,21 +16,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from container_fixtures import (
+
+from tests.support.containers import (
     Image,
     assert_nothing_left,
     check_search,
     completed_trials,
-    docker_engine,  # noqa: F401 (a fixture)
-    image,  # noqa: F401 (a fixture)
     make_release,
     say,
     search_spec,
     store,
 )
-from moto_s3 import S3Server
-from pod_runner import Pod, Release
-from prometheus import Prometheus, file_sd_job
+from tests.support.moto_s3 import S3Server
+from tests.support.pod_runner import Pod, Release
+from tests.support.prometheus import Prometheus, file_sd_job
 
 pytestmark = pytest.mark.slow
 
@@ -62,7 +61,7 @@ def targets(path: Path, release: Release, chief_port: int) -> None:
 
 @pytest.fixture(scope="module")
 def search(
-    image: Image,  # noqa: F811
+    image: Image,
     s3: S3Server,
     tmp_path_factory: pytest.TempPathFactory,
     request: pytest.FixtureRequest,

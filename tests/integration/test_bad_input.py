@@ -28,11 +28,12 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
-from conftest import BASE_SPEC, hptune, hptune_env, merge
-from moto_s3 import S3Server
-from spec_yaml import dump_spec
 
 from job.spec.base import MAX_SPEC_BYTES
+from tests.support.commands import hptune, hptune_env
+from tests.support.moto_s3 import S3Server
+from tests.support.spec_yaml import dump_spec
+from tests.support.specs import BASE_SPEC, merge
 
 BAD_INPUT, FAILED = 2, 1
 # What a worker logs as a trial starts training (job/search/worker.py): no bad input may get that far.

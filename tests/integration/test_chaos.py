@@ -15,15 +15,9 @@ import time
 from pathlib import Path
 
 import pytest
-from chaos import (
-    LEASE_SECONDS,
-    RETRY_SECONDS,
-    START_TIMEOUT,
-    Plan,
-    chaos_run,
-    nth_match,
-)
-from moto_s3 import BUCKET, S3Server
+
+from tests.support.chaos import LEASE_SECONDS, RETRY_SECONDS, START_TIMEOUT, Plan, chaos_run, nth_match
+from tests.support.moto_s3 import BUCKET, S3Server
 
 pytestmark = pytest.mark.slow
 

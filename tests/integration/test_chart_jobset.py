@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import REPO
-from crd_schema import crd_schema, problems
-from test_chart import (
+
+from job.environment import Worker, read_role
+from tests.support.charts import (
     SCENARIOS,
     Obj,
     container,
@@ -25,8 +25,8 @@ from test_chart import (
     render_manifests,
     scenario_values,
 )
-
-from job.environment import Worker, read_role
+from tests.support.crd_schema import crd_schema, problems
+from tests.support.specs import REPO
 
 JOBSET_SCHEMA = ("jobset.x-k8s.io_jobsets-v0.9.1.yaml", "v1alpha2")
 JOBSET_SCENARIOS = [name for name in SCENARIOS if scenario_values(name).get("workload") == "jobset"]

@@ -9,7 +9,8 @@ from typing import Any
 
 import helm_python as helm
 import pytest
-from conftest import REPO
+
+from tests.support.specs import REPO
 
 CHART = REPO / "charts"
 

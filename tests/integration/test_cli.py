@@ -11,7 +11,9 @@ from pathlib import Path
 
 import jsonschema
 import yaml
-from conftest import BASE_SPEC, REPO, hptune, hptune_env, merge
+
+from tests.support.commands import hptune, hptune_env
+from tests.support.specs import BASE_SPEC, REPO, merge
 
 
 def test_validate_accepts_the_examples() -> None:

@@ -22,13 +22,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from conftest import REPO, hptune
-from moto_s3 import BUCKET, S3Server
 from PIL import Image
-from processes import search
 
 from job.spec.data import DataSpec
 from job.training.data import load_dataset
+from tests.support.commands import hptune
+from tests.support.moto_s3 import BUCKET, S3Server
+from tests.support.processes import search
+from tests.support.specs import REPO
 
 pytestmark = pytest.mark.slow
 

@@ -15,11 +15,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import hptune, hptune_env
-from mounts import tmpfs
 
 from job.output.manifest import verify_manifest
 from job.storage import Store
+from tests.support.commands import hptune, hptune_env
+from tests.support.mounts import tmpfs
 
 pytestmark = pytest.mark.slow
 

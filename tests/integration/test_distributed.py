@@ -12,8 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import hptune, hptune_env
-from processes import search
+
+from tests.support.commands import hptune, hptune_env
+from tests.support.processes import search
 
 pytestmark = pytest.mark.slow
 

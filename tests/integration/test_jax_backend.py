@@ -9,7 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import REPO, hptune, hptune_env
+
+from tests.support.commands import hptune, hptune_env
+from tests.support.specs import REPO
 
 # Trains one digits model twice from the same seed, through Keras' own loop of jitted steps and
 # through hptune's scanned steps, and prints each epoch's metrics and what ran the steps.

@@ -12,13 +12,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import WRONG_MODEL, hptune, hptune_env
-from mounts import tmpfs
-from processes import search
 
 from job.output.layout import OWNER_KEY
 from job.output.manifest import verify_manifest
 from job.storage import Store
+from tests.support.commands import hptune, hptune_env
+from tests.support.mounts import tmpfs
+from tests.support.processes import search
+from tests.support.specs import WRONG_MODEL
 
 pytestmark = pytest.mark.slow
 

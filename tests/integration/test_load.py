@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import REPO
 from prometheus_client import CollectorRegistry
 
 from job.kt_adapter import Status
@@ -34,6 +33,7 @@ from job.supervision.recycle import resident_bytes
 from job.training.space import declared_space
 from job.wire.chief import start_server
 from job.wire.remote import RemoteOracle
+from tests.support.specs import REPO
 
 pytestmark = pytest.mark.slow
 

@@ -25,8 +25,13 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import BASE_SPEC, hptune, hptune_env, merge
-from prometheus import (
+from prometheus_client import CollectorRegistry, Gauge
+
+from job.observability.metrics import WorkerMetrics
+from job.supervision.processes import free_port
+from scripts import dashboard
+from tests.support.commands import hptune, hptune_env
+from tests.support.prometheus import (
     Exporter,
     Prometheus,
     PromQLError,
@@ -39,11 +44,7 @@ from prometheus import (
     static_job,
     wait_for,
 )
-from prometheus_client import CollectorRegistry, Gauge
-
-from job.observability.metrics import WorkerMetrics
-from job.supervision.processes import free_port
-from scripts import dashboard
+from tests.support.specs import BASE_SPEC, merge
 
 pytestmark = pytest.mark.slow
 

@@ -14,13 +14,13 @@ from pathlib import Path
 import grpc
 import pytest
 import yaml
-from processes import search
 
 from job.storage import StorageError, Store
 from job.storage.errors import StorageRefused
 from job.wire.artifacts import ArtifactService
 from job.wire.relay import ChiefStore
 from job.wire.remote import RemoteOracle
+from tests.support.processes import search
 
 FAST_LEASES = {"distribution": {"heartbeatSeconds": 0.5, "leaseSeconds": 3, "lingerSeconds": 10}}
 

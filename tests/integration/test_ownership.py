@@ -14,11 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import BASE_SPEC, merge
-from moto_s3 import BUCKET, S3Server
-from processes import Proc, search
 
 from job.output.layout import OWNER_KEY
+from tests.support.moto_s3 import BUCKET, S3Server
+from tests.support.processes import Proc, search
+from tests.support.specs import BASE_SPEC, merge
 
 pytestmark = pytest.mark.slow
 

@@ -1,6 +1,6 @@
 """hptune and plain, unmodified Keras Tuner in one search, as real processes on loopback.
 
-tests/plain_keras_tuner.py is an ordinary Keras Tuner script: as a worker of hptune's chief, its
+tests/support/plain_keras_tuner.py is an ordinary Keras Tuner script: as a worker of hptune's chief, its
 trials outlive the heartbeat lease (it sends none), its failures are recorded, its trials get
 records and a best/ the chief writes, and a plain worker that dies loses its trial after the plain
 lease; as the chief of an hptune worker, a failed trial ends FAILED through the plain protocol.
@@ -19,11 +19,11 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import hptune
-from processes import search
 
 from job.kt_adapter import Status, service, service_grpc, trial_from_proto
 from job.wire.protocol import TUNER_ID_KEY
+from tests.support.commands import hptune
+from tests.support.processes import search
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import hptune
+
+from tests.support.commands import hptune
 
 pytestmark = pytest.mark.slow
 

@@ -26,11 +26,12 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import BASE_SPEC, REPO, hptune_env, merge
 from rich.console import Console
 from rich.terminal_theme import MONOKAI
 
 from job.observability.show import show
+from tests.support.commands import hptune_env
+from tests.support.specs import BASE_SPEC, REPO, merge
 
 ARTIFACTS = Path(os.environ.get("HPTUNE_TEST_ARTIFACTS", REPO / "test-artifacts")) / "report"
 DOCS_IMAGES = REPO / "docs" / "images"

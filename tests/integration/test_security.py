@@ -2,7 +2,7 @@
 
 Real searches run with recognisable secrets planted in their environment (the AWS secret key and
 session token, an unrelated password, an endpoint URL carrying a password): a chief and two
-workers writing to S3 (moto's S3 API on loopback, `tests/moto_s3.py`), and a standalone search
+workers writing to S3 (moto's S3 API on loopback, `tests/support/moto_s3.py`), and a standalone search
 writing locally and pushing its metrics to a recording Pushgateway. Every line any process
 printed, every object and file written (zip members such as `model.keras` unpacked) and every
 metrics push is scanned for the secrets. See docs/security.md.
@@ -22,10 +22,11 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import BASE_SPEC, hptune, hptune_env, merge
-from moto_s3 import BUCKET, S3Server
 
 from job.supervision.processes import free_port
+from tests.support.commands import hptune, hptune_env
+from tests.support.moto_s3 import BUCKET, S3Server
+from tests.support.specs import BASE_SPEC, merge
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,10 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from conftest import hptune
 
 from job.spec import load_spec
 from job.training.data import load_dataset
+from tests.support.commands import hptune
 
 
 @pytest.fixture(scope="module")

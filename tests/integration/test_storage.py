@@ -1,6 +1,6 @@
 """Object storage, complete-or-nothing: the artifact store against a real S3 REST API on loopback.
 
-moto's S3 server runs in a separate process (`tests/moto_s3.py`); hptune talks to it with its real
+moto's S3 server runs in a separate process (`tests/support/moto_s3.py`); hptune talks to it with its real
 client stack (s3fs over aiobotocore), found through AWS_ENDPOINT_URL_S3 in child processes and
 `Store(endpoint_url=...)` in this one. Whole searches run over a local path, file:// and s3://
 and are held to the same assertions; the S3 server is stopped mid-upload to prove that a short
@@ -32,8 +32,6 @@ import keras_tuner as kt
 import numpy as np
 import pytest
 import yaml
-from conftest import BASE_SPEC, REPO, hptune, hptune_env, merge
-from moto_s3 import BUCKET, S3Server
 
 from job.numbers import significant
 from job.output.layout import MANIFEST_KEY
@@ -45,6 +43,9 @@ from job.spec import load_spec
 from job.storage import StorageError, Store
 from job.storage.errors import is_transient
 from job.training.data import load_dataset
+from tests.support.commands import hptune, hptune_env
+from tests.support.moto_s3 import BUCKET, S3Server
+from tests.support.specs import BASE_SPEC, REPO, merge
 
 KEEP = 2
 TRIALS = 4

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import re
 
-from conftest import REPO
-
 from job.spec.settings import DistributionSpec, MetricsSpec
+from tests.support.specs import REPO
 
 HELPERS = REPO / "charts" / "templates" / "_helpers.tpl"
 # `name: {{ hasKey $section "key" | ternary $section.key DEFAULT | ... }}`
@@ -45,7 +44,9 @@ def test_the_chart_falls_back_to_the_spec_models_defaults() -> None:
         )
 
 
-def test_test_modules_have_unique_names() -> None:
-    """pytest imports test modules by their file name: two tiers with one name break collection."""
-    names = [p.name for p in (REPO / "tests").rglob("test_*.py")]
-    assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
+def test_every_folder_of_tests_is_a_package() -> None:
+    """Tiers are packages (tests.unit, tests.integration, ...): a unit test may share its module's
+    name with an integration test. A folder without __init__.py would bring back pytest's import
+    by file name, where two tiers with one name break collection."""
+    folders = {p.parent for p in (REPO / "tests").rglob("*.py")}
+    assert not [str(f.relative_to(REPO)) for f in sorted(folders) if not (f / "__init__.py").exists()]

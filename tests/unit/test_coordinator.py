@@ -14,17 +14,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import BASE_SPEC, merge
 from prometheus_client import CollectorRegistry
 
 from job.errors import SearchFailed
-from job.kt_adapter import Status, Trial, trial_from_proto
+from job.kt_adapter import Status, Trial
 from job.observability.metrics import SearchMetrics
 from job.search.coordinator import Coordinator
 from job.search.oracles import make_oracle
 from job.spec import validate_spec
 from job.spec.models import JobSpec
 from job.training.space import declared_space
+from tests.support.coordination import FakeClock, ask, received
+from tests.support.specs import BASE_SPEC, merge
 
 LEASE = 60.0
 PLAIN_LEASE = 600.0  # spec.distribution.plainWorkerLeaseSeconds
@@ -35,17 +36,6 @@ TRACEBACK = (
     '    raise ValueError("hidden1 must be positive")\n'
     "ValueError: hidden1 must be positive\n"
 )
-
-
-class FakeClock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @dataclass
@@ -114,15 +104,6 @@ def resume(search: Search, clock: FakeClock) -> Search:
     resumed = build(search.job, clock, search.coordinator.max_worker_losses)
     resumed.coordinator.restore(json.loads(text))
     return resumed
-
-
-def received(trial: Trial) -> Trial:
-    """The worker's own copy of a trial, as it arrives over gRPC."""
-    return trial_from_proto(trial.to_proto())
-
-
-def ask(coordinator: Coordinator, tuner_id: str) -> Trial:
-    return received(coordinator.create_trial(tuner_id))
 
 
 def complete(coordinator: Coordinator, tuner_id: str, trial: Trial, value: float = 0.9) -> bool:

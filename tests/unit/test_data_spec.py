@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import BASE_SPEC, merge
 
 from job.spec import SpecError, load_spec, validate_spec
 from job.spec.model import HyperModelClass
+from tests.support.specs import BASE_SPEC, merge
 
 REPO = Path(__file__).resolve().parents[2]
 HPS = BASE_SPEC["spec"]["hyperparameters"]

@@ -15,7 +15,6 @@ import keras_tuner as kt
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import BASE_SPEC, merge
 
 from job.spec import validate_spec
 from job.spec.tuner import Objective
@@ -30,6 +29,7 @@ from job.training.space import (
     search_space,
 )
 from job.training.trial import check_fit, freeze_long_lived, run_trial, training_values
+from tests.support.specs import BASE_SPEC, merge
 
 ACCURACY = Objective(name="val_accuracy", direction="max")
 

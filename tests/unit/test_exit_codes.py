@@ -8,10 +8,10 @@ import importlib.util
 from typing import Any
 
 import pytest
-from conftest import REPO
 
 import job.errors as errors
 from job.errors import EXIT_CODES, HptuneError
+from tests.support.specs import REPO
 
 Obj = dict[str, Any]
 

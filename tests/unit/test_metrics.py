@@ -12,8 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import REPO
-from prometheus import Pushgateway, promtool_check, pushed_values
 from prometheus_client import CollectorRegistry, generate_latest, start_http_server
 
 from job.observability.metrics import (
@@ -25,6 +23,8 @@ from job.observability.metrics import (
 )
 from job.supervision.processes import free_port
 from scripts import dashboard
+from tests.support.prometheus import Pushgateway, promtool_check, pushed_values
+from tests.support.specs import REPO
 
 NAME = "digits-test"
 

@@ -12,9 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import BASE_SPEC, merge
 from prometheus_client import CollectorRegistry
-from test_coordinator import FakeClock, ask, received
 
 from job.errors import BadInput
 from job.kt_adapter import Status
@@ -27,6 +25,8 @@ from job.spec import validate_spec
 from job.spec.models import JobSpec
 from job.spec.tuner import PruningSpec
 from job.training.space import declared_space
+from tests.support.coordination import FakeClock, ask, received
+from tests.support.specs import BASE_SPEC, merge
 
 OBJECTIVE = "val_accuracy"
 

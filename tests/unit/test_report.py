@@ -9,7 +9,6 @@ import re
 from pathlib import Path
 
 import pytest
-from test_show import fake_output
 
 from job import cli
 from job.errors import EXIT_BAD_INPUT, EXIT_OK
@@ -22,6 +21,7 @@ from job.observability.report import (
 )
 from job.output.reading import load_results
 from job.storage import Store
+from tests.support.outputs import fake_output
 
 PLOTLY_BUNDLE = "plotly.js v"  # the banner at the top of the inline bundle
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import BASE_SPEC, merge
 
 from job.spec import SpecError, json_schema, load_spec, parse_spec, validate_spec
+from tests.support.specs import BASE_SPEC, merge
 
 
 def issues(changes: dict[str, Any]) -> list[tuple[str, str]]:

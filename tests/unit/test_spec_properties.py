@@ -9,12 +9,12 @@ import copy
 from typing import Any
 
 import pytest
-from conftest import BASE_SPEC
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from spec_yaml import dump_spec
 
 from job.spec import JobSpec, SpecError, parse_spec, validate_spec
+from tests.support.spec_yaml import dump_spec
+from tests.support.specs import BASE_SPEC
 
 NAMES = st.from_regex(r"[a-z][a-z0-9_]{0,10}", fullmatch=True)
 WORDS = st.from_regex(r"[a-z][a-z_]{0,10}", fullmatch=True)

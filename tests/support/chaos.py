@@ -26,14 +26,14 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import BASE_SPEC, merge
-from moto_s3 import BUCKET, S3Server
-from processes import Proc, Search
 
 from job.output.layout import MANIFEST_KEY
 from job.output.manifest import verify_manifest
 from job.retry import Backoff
 from job.storage import Store
+from tests.support.moto_s3 import BUCKET, S3Server
+from tests.support.processes import Proc, Search
+from tests.support.specs import BASE_SPEC, merge
 
 OBJECTIVE = "val_accuracy"
 KEEP_MODELS = 2

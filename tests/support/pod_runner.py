@@ -41,7 +41,7 @@ docs/containers.md):
   the values; a Service is its DNS name mapped to 127.0.0.1.
 - No API server: no ServiceAccount token is mounted and no KUBERNETES_SERVICE_HOST is set, so the
   chief's progress annotations, Events and its stopping of the worker Job are not exercised here
-  (tests/unit/test_kube.py covers them against a fake API server).
+  (tests/unit/test_cluster.py covers them against a fake API server).
 - Extended resources (nvidia.com/gpu) are not requested: the stand-in image has no GPU libraries
   and the machine no GPU. Scheduling fields (node selectors, tolerations, affinity, priority)
   have nothing to act on. emptyDir volumes are memory-backed tmpfs bounded by their sizeLimit

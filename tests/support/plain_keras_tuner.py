@@ -3,7 +3,7 @@
 Run as a process by tests/integration/test_plain_keras_tuner.py, with Keras Tuner's own variables:
 KERASTUNER_TUNER_ID=chief makes it the chief (serving its oracle), any other id a worker of the
 chief at KERASTUNER_ORACLE_IP:KERASTUNER_ORACLE_PORT. Its hyperparameters are the test spec's
-(tests/conftest.py BASE_SPEC). What the test varies comes from the environment:
+(tests/support/specs.py BASE_SPEC). What the test varies comes from the environment:
 
     PLAIN_DIRECTORY     the tuner's project directory (required)
     PLAIN_MAX_TRIALS    the chief's maxTrials (default 3)

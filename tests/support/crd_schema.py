@@ -12,7 +12,8 @@ from typing import Any
 
 import jsonschema
 import yaml
-from conftest import REPO
+
+from tests.support.specs import REPO
 
 SCHEMAS = REPO.parent / "shared" / "schemas"
 

@@ -1,9 +1,7 @@
-"""Fixtures and checks for the container tests: a Docker engine, the project's image on the
+"""Helpers of the container tests: starting the Docker engine, building the project's image on the
 stand-in base, the chart rendered for a search on moto's S3 API, and what a user checks after it.
-
-Imported by the test modules (not a conftest.py: tests/ has one, and pytest would import both
-under the name `conftest`). docs/containers.md says what these tests cover and how they differ
-from a cluster.
+The fixtures that use them are in tests/containers/conftest.py; docs/containers.md says what these
+tests cover and how they differ from a cluster.
 """
 
 from __future__ import annotations
@@ -12,30 +10,30 @@ import csv
 import functools
 import io
 import json
-import os
 import re
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import BASE_SPEC, merge
-from moto_s3 import BUCKET, CREDENTIALS, S3Server
-from pod_runner import Release
 
 from job.output.manifest import verify_manifest
 from job.retry import Backoff
 from job.storage import Store
 from job.supervision.processes import free_port
 from scripts.render_manifests import documents, render
+from tests.support.moto_s3 import BUCKET, CREDENTIALS, S3Server
+from tests.support.pod_runner import Release
+from tests.support.specs import BASE_SPEC, WRONG_MODEL, merge
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = REPO / "scripts" / "containers"
 ARTIFACTS = REPO / "test-artifacts" / "containers"
 RELEASE, NAMESPACE = "hptune", "tuning"
+FINISH = 300.0  # a search of a few digits trials, start to end, on two busy cores
 SECRET = "hptune-s3"
 # `make test-containers` sets it: there, an engine that cannot start fails the run instead of
 # skipping it (CI can start one, so CI must run these tests).
@@ -55,7 +53,7 @@ def say(request: pytest.FixtureRequest, line: str) -> None:
 
 
 @functools.cache
-def _start_engine() -> tuple[bool, str]:
+def start_engine() -> tuple[bool, str]:
     """(True, what start-docker.sh said) once `docker info` answers; else (False, the one-line
     reason no engine could start)."""
     result = subprocess.run(
@@ -65,20 +63,6 @@ def _start_engine() -> tuple[bool, str]:
     if result.returncode == 0:
         return True, lines[-1] if lines else ""
     return False, lines[-1] if lines else f"start-docker.sh exited {result.returncode}"
-
-
-@pytest.fixture(scope="session")
-def docker_engine(request: pytest.FixtureRequest) -> None:
-    started, reason = _start_engine()
-    if started:
-        if reason and not getattr(_start_engine, "reported", False):
-            _start_engine.reported = True  # type: ignore[attr-defined]
-            say(request, reason)
-        return
-    if reason:
-        if os.environ.get(REQUIRE):
-            pytest.fail(f"{reason} ({REQUIRE} is set: the container tests must run here)", pytrace=False)
-        pytest.skip(f"NO CONTAINER TESTS: {reason}")
 
 
 @dataclass(frozen=True)
@@ -97,7 +81,7 @@ class Image:
 
 
 @functools.cache
-def _build_image() -> Image:
+def build_image() -> Image:
     started = time.monotonic()
     result = subprocess.run(
         ["bash", str(SCRIPTS / "build-image.sh"), "hptune-test:latest"],
@@ -114,27 +98,8 @@ def _build_image() -> Image:
     return Image(name, int(size), time.monotonic() - started)
 
 
-@pytest.fixture(scope="session")
-def image(docker_engine: None, request: pytest.FixtureRequest) -> Image:
-    """The project's image, built once per session with its own Dockerfile on the stand-in base."""
-    built = _build_image()
-    if getattr(_build_image, "reported", False):
-        return built
-    _build_image.reported = True  # type: ignore[attr-defined]
-    build_log = (ARTIFACTS / "build.log").read_text()
-    timings = "; ".join(re.findall(r"^(?:stand-in base .*|built .*)$", build_log, re.MULTILINE))
-    say(
-        request,
-        f"image {built.name}: {built.size / 2**30:.2f} GiB, ready in {built.seconds:.0f} s ({timings})",
-    )
-    return built
-
-
-# -- a release of the chart on S3 ----------------------------------------------------------------
-
-
 def search_spec(prefix: str, changes: dict[str, Any] | None = None) -> dict[str, Any]:
-    """values.spec.spec: the digits search of tests/conftest.py's BASE_SPEC (a small MLP, 3
+    """values.spec.spec: the digits search of tests/support/specs.py's BASE_SPEC (a small MLP, 3
     trials of 2 epochs), its output under prefix on moto's S3 (written by every pod), short
     leases and waits, and free loopback ports for the oracle and the chief's metrics (the pods
     share the host's)."""
@@ -209,20 +174,6 @@ def make_release(
     return release
 
 
-@pytest.fixture
-def deploy(image: Image, s3: S3Server, tmp_path: Path) -> Iterator[Callable[..., Release]]:
-    """make_release for one test; every container it started is removed when the test ends."""
-    made: list[Release] = []
-
-    def make(spec: dict[str, Any], **value_changes: Any) -> Release:
-        made.append(make_release(image, s3, tmp_path / f"release{len(made)}", spec, **value_changes))
-        return made[-1]
-
-    yield make
-    for release in made:
-        release.close()
-
-
 def store(s3: S3Server, prefix: str) -> Store:
     return Store(f"s3://{BUCKET}/{prefix}", Backoff(seconds=30, base_seconds=0.1), endpoint_url=s3.url)
 
@@ -267,3 +218,36 @@ def check_search(output: Store, trials: int, succeeded: bool = True) -> list[dic
 def assert_nothing_left(release: Release) -> None:
     release.poll()
     assert not release.running_containers(), f"containers still running:\n{release.describe()}"
+
+
+def failing_search(prefix: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A search over a custom builder mounted from a ConfigMap (extraVolumes) whose every trial
+    fails; the values that mount it."""
+    spec = search_spec(prefix, {"tuner": {"maxTrials": 6, "maxConsecutiveFailedTrials": 2}})
+    # None reaches Helm, which drops the defaults' MLP keys (values.yaml says so).
+    spec["model"] = {
+        "type": "custom",
+        "builder": "wrong:build_model",
+        "hidden": None,
+        "learningRate": None,
+        "output": None,
+        "optimizer": None,
+        "loss": None,
+        "metrics": None,
+    }
+    spec["hyperparameters"] = []
+    values = {
+        "extraVolumes": [{"name": "models", "configMap": {"name": "hptune-test-models"}}],
+        "extraVolumeMounts": [{"name": "models", "mountPath": "/opt/models", "readOnly": True}],
+        "extraEnv": [{"name": "PYTHONPATH", "value": "/opt/models"}],
+    }
+    return spec, values
+
+
+def mount_wrong_model(release: Release) -> None:
+    """The ConfigMap failing_search's values mount: what a user would create beside the release."""
+    release.store[("ConfigMap", "hptune-test-models")] = {
+        "kind": "ConfigMap",
+        "metadata": {"name": "hptune-test-models"},
+        "data": {"wrong.py": WRONG_MODEL},
+    }

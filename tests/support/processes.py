@@ -12,12 +12,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from conftest import hptune_env
-
 from job.supervision.processes import free_port
+from tests.support.commands import hptune_env
 
 PLAIN_SCRIPT = Path(__file__).with_name("plain_keras_tuner.py")
-# A trial starting, as an hptune worker and as tests/plain_keras_tuner.py log it.
+# A trial starting, as an hptune worker and as tests/support/plain_keras_tuner.py log it.
 RUNNING_TRIAL = re.compile(r": running trial (\w+) \(|^plain: running trial (\w+)$", re.MULTILINE)
 
 
@@ -94,7 +93,7 @@ class Search:
         return self._start(f"tuner{index}", f"tuner{index}")
 
     def plain(self, tuner_id: str, **settings: str) -> Proc:
-        """tests/plain_keras_tuner.py (unmodified Keras Tuner) as `tuner_id`: the chief when it is
+        """tests/support/plain_keras_tuner.py (unmodified Keras Tuner) as `tuner_id`: the chief when it is
         "chief", else a worker; `settings` are its PLAIN_* variables."""
         directory = self.log_dir / f"plain-{tuner_id}"
         env = {"PLAIN_DIRECTORY": str(directory), **settings}

@@ -1,6 +1,6 @@
 """A real S3 REST API on loopback for the storage tests: moto's S3 app in a separate process.
 
-The test side (`S3Server`) starts ``python tests/moto_s3.py`` and drives it over stdin/stdout,
+The test side (`S3Server`) starts ``python tests/support/moto_s3.py`` and drives it over stdin/stdout,
 one command a line:
 
 ``stop``
