@@ -48,7 +48,7 @@ def test_the_default_output_needs_no_bucket(
     rows = check_search(output, TRIALS)
     assert sorted(completed_trials(chief.pods[0].log)) == sorted(r["trial_id"] for r in rows) == started
     records = [json.loads(output.read_text(f"trials/{r['trial_id']}/trial.json")) for r in rows]
-    written_by = {record["trial_id"]: record["worker"] for record in records}
+    written_by = {record["trialId"]: record["worker"] for record in records}
     assert written_by == {trial: worker for worker, trials in ran.items() for trial in trials}, (
         "each result reached the chief's claim under the name of the worker that ran it"
     )
