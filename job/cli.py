@@ -1,8 +1,8 @@
 """The `hptune` command: the only place that reads argv and prints for people.
 
-Exit codes come from the error hierarchy (`job/errors.py`): 0 success; 1 the search (or this
-process's part of it) failed; 2 bad input (spec, environment, dataset, model builder, command
-line); 130 interrupted. Every `HptuneError` is caught once, in `main`, and printed as one message.
+Exit codes come from the error hierarchy; what each means is `EXIT_CODES` in `job/errors.py` (and
+the README's table, generated from it). Every `HptuneError` is caught once, in `main`, and printed
+as one message.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Regenerate what is derived: charts/values.schema.json, charts/templates/_exitcodes.tpl, k8s/job.yaml
-and k8s/jobset.yaml.
+"""Regenerate what is derived: charts/values.schema.json, charts/templates/_exitcodes.tpl, k8s/job.yaml,
+k8s/jobset.yaml, docs/spec.md and the README's exit-code table (scripts/docs_reference.py).
 
     python scripts/render_manifests.py           # write both
     python scripts/render_manifests.py --check   # exit 1 if either differs from a fresh generation
@@ -22,6 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from scripts.chart_schema import values_schema_text  # noqa: E402
+from scripts.docs_reference import README, SPEC_REFERENCE, readme_text, spec_reference_text  # noqa: E402
 from scripts.exit_codes import template_text as exit_codes_text  # noqa: E402
 
 CHART = REPO / "charts"
@@ -134,7 +135,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     stale = []
-    for path, text in ((SCHEMA, values_schema_text()), (EXIT_CODES_TEMPLATE, exit_codes_text())):
+    derived = (
+        (SCHEMA, values_schema_text()),
+        (EXIT_CODES_TEMPLATE, exit_codes_text()),
+        (SPEC_REFERENCE, spec_reference_text()),
+        (README, readme_text(README.read_text())),
+    )
+    for path, text in derived:
         if _current(path) != text:
             stale.append(path)
             if not args.check:

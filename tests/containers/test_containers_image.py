@@ -1,6 +1,6 @@
-"""The image, built with the project's Dockerfile on the stand-in base, and the README's
-`docker run` command ("One GPU machine") run as written, on the CPU: MNIST from a mounted data
-directory, results in a mounted output directory."""
+"""The image, built with the project's Dockerfile on the stand-in base, and the documented
+`docker run` command (docs/kubernetes.md, "One GPU machine") run as written, on the CPU: MNIST
+from a mounted data directory, results in a mounted output directory."""
 
 from __future__ import annotations
 
@@ -68,9 +68,9 @@ def test_the_image_is_the_dockerfiles_on_the_stand_in_base(
     say(request, f"image size: {image.size / 2**30:.2f} GiB ({image.size} bytes)")
 
 
-def readme_command() -> str:
-    """The README's `docker run` of "One GPU machine", continuation lines joined."""
-    text = (REPO / "README.md").read_text()
+def documented_command() -> str:
+    """The documented `docker run` (docs/kubernetes.md, "One GPU machine"), continuation lines joined."""
+    text = (REPO / "docs" / "kubernetes.md").read_text()
     section = text.split("## One GPU machine", 1)[1].split("```", 2)[1]
     lines = section.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("docker run"))
@@ -82,13 +82,13 @@ def readme_command() -> str:
     return " ".join(command)
 
 
-def test_the_readme_docker_run_completes_on_the_cpu(
+def test_the_documented_docker_run_completes_on_the_cpu(
     image: Image,
     mnist_dir: Path,
     tmp_path: Path,
     request: pytest.FixtureRequest,
 ) -> None:
-    command = readme_command()
+    command = documented_command()
     assert "--gpus all" in command and " hptune local /specs/mnist.yaml" in command, command
     # No GPU here: the same command without --gpus, on the host's network, MNIST from a mounted
     # directory (HPTUNE_DATA_DIR), the image under its test tag.
@@ -96,7 +96,7 @@ def test_the_readme_docker_run_completes_on_the_cpu(
         "--gpus all",
         f"--network host -v {shlex.quote(str(mnist_dir))}:/data:ro -e HPTUNE_DATA_DIR=/data",
     ).replace(" hptune local ", f" {image.name} local ")
-    # $PWD/examples holds the README's spec, made small: 2 trials, 1 epoch, 5,000 images.
+    # $PWD/examples holds the documented spec, made small: 2 trials, 1 epoch, 5,000 images.
     spec = yaml.safe_load((REPO / "examples" / "mnist.yaml").read_text())
     spec["spec"]["tuner"]["maxTrials"] = 2
     spec["spec"]["training"]["epochs"] = 1
@@ -114,4 +114,4 @@ def test_the_readme_docker_run_completes_on_the_cpu(
     assert [row["status"] for row in leaderboard(out)] == ["completed", "completed"]
     assert verify_manifest(out) == []
     assert "search complete: results in /out/mnist-mlp" in result.stdout + result.stderr
-    say(request, f"README docker run (MNIST, 1 worker, 2 trials): {seconds:.0f} s")
+    say(request, f"documented docker run (MNIST, 1 worker, 2 trials): {seconds:.0f} s")
