@@ -12,11 +12,13 @@ contract in pyproject.toml, checked by `make lint`; each subpackage's own docstr
     cluster/        Kubernetes: Job annotations, Events, worker clean-up, `hptune status`
     supervision/    child processes: `hptune local`, trial packing, worker recycling
     observability/  Prometheus metrics, the progress line, `hptune show` and `hptune report`
+    output/         the output format: keys, trial records, leaderboard, manifest, read back whole
     spec/           the job spec: pydantic models, YAML loading, error messages, the objective
-    storage/        the artifact store over fsspec, its errors, the output layout
+    storage/        the artifact store over fsspec and its errors
     kt_adapter.py   every use of Keras Tuner's internals (trials, statuses, the gRPC protocol)
     environment.py  the process's role and cluster, read once from the environment
     retry.py        the one retry policy (storage, the chief connection, the Kubernetes API)
+    numbers.py      numbers rounded for people, hyperparameter values on the grid the user wrote
     errors.py       the error hierarchy and the exit code each error maps to
 
 Keras (and its backend) is imported only by `training/`, `search/`, `wire/`, `roles/` and

@@ -1,14 +1,17 @@
 """Fixtures shared by every tier: spec files on the bundled digits data, real MNIST where a test
-needs it, an S3 server on loopback; the helpers they use live in tests/support/."""
+needs it, an S3 server on loopback, the Kubernetes schemas read once per module; the helpers they
+use live in tests/support/."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate.utils as kubernetes_validate
 import pytest
 import yaml
 
@@ -66,3 +69,15 @@ def _logging_restored() -> Iterator[None]:
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _schemas_read_once() -> Iterator[None]:
+    """kubernetes-validate reads a version's 1.4 MB definitions file on every call; read each once."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            kubernetes_validate,
+            "schema_contents",
+            functools.lru_cache(maxsize=None)(kubernetes_validate.schema_contents),
+        )
+        yield

@@ -10,7 +10,6 @@ is down never raises into the search.
 from __future__ import annotations
 
 import copy
-import functools
 import importlib.util
 import json
 import logging
@@ -38,6 +37,7 @@ from job.cluster.status import StatusError, status_table
 from job.environment import Cluster
 from job.retry import Backoff
 from job.supervision.processes import free_port
+from tests.support.charts import claimed_versions
 
 REPO = Path(__file__).resolve().parents[2]
 NAMESPACE = "tuning"
@@ -75,28 +75,6 @@ CLUSTER = Cluster(
     job_name=CHIEF_JOB["metadata"]["name"],
     worker_job_name=WORKER_JOB["metadata"]["name"],
 )
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _schemas_read_once() -> Iterator[None]:
-    """kubernetes-validate reads a version's 1.4 MB definitions file on every call; read each once."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(
-            kubernetes_validate,
-            "schema_contents",
-            functools.lru_cache(maxsize=None)(kubernetes_validate.schema_contents),
-        )
-        yield
-
-
-def _claimed_versions() -> list[str]:
-    claim = yaml.safe_load((REPO / "charts" / "Chart.yaml").read_text())["kubeVersion"]
-    low = tuple(int(p) for p in re.search(r"(\d+)\.(\d+)", claim).groups())  # type: ignore[union-attr]
-    return [
-        v
-        for v in dict.fromkeys(kubernetes_validate.all_versions())
-        if tuple(map(int, v.split(".")[:2])) >= low
-    ]
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -471,7 +449,7 @@ def test_request_bodies_are_valid_kubernetes_objects(api: FakeKubeApi) -> None:
     events = [r.body for r in api.requests if r.method == "POST"]
     patches = [r for r in api.requests if r.method == "PATCH"]
     assert len(events) == 4 and len(patches) >= 2
-    for version in _claimed_versions():
+    for version in claimed_versions():
         for event in events:
             kubernetes_validate.validate(event, version, strict=True)
         for patch in patches:
