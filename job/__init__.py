@@ -7,7 +7,7 @@ contract in pyproject.toml, checked by `make lint`; each subpackage's own docstr
     roles/          what one process does (standalone, chief, worker): the composition root
     wire/           the chief/worker gRPC wire: the chief's services, the worker's client and relay
     search/         the search itself: coordinator (leases, requeueing), oracles, the trial
-                    loop, pruning, snapshots, trial records, best/
+                    loop, pruning, snapshots, model retention, best/
     training/       one trial: model space and builders, data, devices, JAX steps
     cluster/        Kubernetes: Job annotations, Events, worker clean-up, `hptune status`
     supervision/    child processes: `hptune local`, trial packing, worker recycling
