@@ -12,12 +12,14 @@ import csv
 import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from job.errors import last_line
-from job.kt_adapter import Trial
 from job.output.records import COMPLETED, Pruned, public_values
 from job.spec.objective import Direction, sort_key
+
+if TYPE_CHECKING:
+    from job.kt_adapter import Trial
 
 FIXED = ("rank", "trial_id", "status", "best_step", "error")
 

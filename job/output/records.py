@@ -7,12 +7,16 @@ import json
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from job.kt_adapter import HyperParameters, Status, Trial
 from job.numbers import grid_value
 
-COMPLETED = Status.COMPLETED
+if TYPE_CHECKING:
+    from job.kt_adapter import HyperParameters, Trial
+
+# Keras Tuner's TrialStatus.COMPLETED, spelled here so that reading an output imports no Keras
+# (tests/unit/test_contracts.py checks the two agree).
+COMPLETED = "COMPLETED"
 TrialStatus = Literal["completed", "pruned", "failed"]
 # The error of a trial the chief gave up on after its workers were lost, as the leaderboard holds it.
 LOST_WORKER = "lost its worker"

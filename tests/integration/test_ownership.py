@@ -53,7 +53,7 @@ def _wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
 def test_a_second_search_on_the_same_output_is_refused_and_the_first_is_unharmed(
     where: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    from conftest import hptune_env
+    from tests.support.commands import hptune_env
 
     env = hptune_env()
     if where == "s3":
@@ -105,7 +105,7 @@ def test_a_second_search_on_the_same_output_is_refused_and_the_first_is_unharmed
 def test_a_dead_chiefs_lease_runs_out_and_another_chief_resumes(
     write_spec: Callable[..., Path], tmp_path: Path
 ) -> None:
-    from conftest import hptune_env
+    from tests.support.commands import hptune_env
 
     # A lease longer than a chief's start-up (importing TensorFlow), so the second one finds it live.
     leases = {"distribution": {**LEASES["distribution"], "leaseSeconds": LONG_LEASE}}

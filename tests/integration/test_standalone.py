@@ -19,7 +19,8 @@ from tests.support.commands import hptune
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
     import yaml
-    from conftest import BASE_SPEC, merge
+
+    from tests.support.specs import BASE_SPEC, merge
 
     root = tmp_path_factory.mktemp("standalone")
     spec = root / "spec.yaml"

@@ -39,6 +39,13 @@ def test_the_relay_through_the_chief_is_a_worker_store_and_no_more() -> None:
         oracle.close()
 
 
+def test_the_output_spells_keras_tuners_completed_status_as_keras_tuner_does() -> None:
+    from job.kt_adapter import Status
+    from job.output.records import COMPLETED
+
+    assert Status.COMPLETED == COMPLETED
+
+
 def test_both_reporters_satisfy_the_reporter_protocol() -> None:
     from kubernetes.client import Configuration
 
