@@ -36,6 +36,9 @@ class TrialResult:
     worker: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     history: list[list[dict[str, float]]] = field(default_factory=list)
+    # The chief gave up on the trial after losing its workers (the leaderboard's status column says
+    # failed; its error says why).
+    lost: bool = False
 
     @property
     def completed(self) -> bool:
@@ -46,7 +49,7 @@ class TrialResult:
         """completed, failed (the trial raised), or lost (the chief gave up on its workers)."""
         if self.completed:
             return "completed"
-        return "lost" if was_lost(self.error) else self.status
+        return "lost" if self.lost else self.status
 
 
 @dataclass
@@ -138,6 +141,7 @@ def load_results(store: Store, records: str | Iterable[str] = "all", uri: str | 
             best_step=row.best_step,
             hyperparameters={n: _cell(text) for n, text in row.hyperparameters.items()},
             error=row.error,
+            lost=was_lost(row.error),
         )
         for row in leaderboard.rows
     ]
@@ -189,6 +193,7 @@ def read_records(store: Store, trials: Sequence[TrialResult]) -> None:
         trial.history = record.get("history") or []
         if record.get("error") and not trial.completed:
             trial.error = record["error"]
+            trial.lost = was_lost(trial.error)
         recorded = record.get("hyperparameters")
         if isinstance(recorded, dict):  # typed values, where the CSV has text
             trial.hyperparameters = recorded
