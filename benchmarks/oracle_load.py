@@ -21,12 +21,8 @@ import keras_tuner as kt
 from prometheus_client import CollectorRegistry
 
 from job.kt_adapter import Status
-from job.observability.metrics import SearchMetrics
-from job.roles.coordination import OutputEvents
-from job.search.coordinator import Coordinator
-from job.search.oracles import ORACLES, make_oracle
-from job.search.retention import ModelRetention
-from job.search.snapshot import Snapshotter
+from job.roles.coordination import build_search
+from job.search.oracles import ORACLES
 from job.spec import load_spec
 from job.storage import Store
 from job.supervision.recycle import resident_bytes
@@ -85,19 +81,12 @@ def run_load(workers: int, trials: int, stock: bool = False) -> Report:
             oracle.verbose = 0
             oracle._set_project_dir(tmp, "stock")
         else:
-            oracle = make_oracle(job, space)
+            oracle = None  # spec.tuner's, as the chief makes it
         store = Store(str(Path(tmp) / "out"))
-        metrics = SearchMetrics(CollectorRegistry(), "load", "random", "val_accuracy", "max", trials, "bench")
-        snapshots = Snapshotter(store, job)  # every trial's end made durable, as the chief does
-        coordinator = Coordinator(
-            oracle,
-            lease_seconds=60,
-            max_worker_losses=3,
-            model_retention=ModelRetention(store, 3),
-            metrics=metrics,
-            events=OutputEvents(store, snapshots),
-        )
-        snapshots.start(coordinator)
+        # The chief's own coordinator: every trial's end made durable (snapshots), metrics, retention.
+        search = build_search(job, space, store, CollectorRegistry(), oracle=oracle)
+        coordinator = search.coordinator
+        search.snapshots.start(coordinator)
         server, port = start_server(coordinator, "127.0.0.1", 0)
         creates: list[tuple[int, float]] = []
         ends: list[float] = []
@@ -140,7 +129,7 @@ def run_load(workers: int, trials: int, stock: bool = False) -> Report:
         seconds = time.perf_counter() - began
         hung = any(thread.is_alive() for thread in threads)
         server.stop(0)
-        snapshots.stop()
+        search.snapshots.stop()
         if hung:
             raise RuntimeError("workers still running after 600 s: the oracle hung")
         creates.sort()

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry
 
 from job import __version__
-from job.kt_adapter import HyperParameters, Trial
+from job.kt_adapter import HyperParameters, Oracle, Trial
 from job.observability.metrics import SearchMetrics
 from job.output.attempts import publish_attempt
 from job.output.layout import trial_key
@@ -55,9 +55,16 @@ class Search:
     trial_pruner: TrialPruner | None
 
 
-def build_search(job: JobSpec, space: HyperParameters, store: Store, registry: CollectorRegistry) -> Search:
-    """The coordinator with its collaborators, resumed from the output's snapshot if there is one."""
-    oracle = make_oracle(job, space)
+def build_search(
+    job: JobSpec,
+    space: HyperParameters,
+    store: Store,
+    registry: CollectorRegistry,
+    oracle: Oracle | None = None,
+) -> Search:
+    """The coordinator with its collaborators, resumed from the output's snapshot if there is one.
+    `oracle`: the one to coordinate, when not spec.tuner's (a benchmark's stock Keras Tuner oracle)."""
+    oracle = oracle or make_oracle(job, space)
     tuner = job.spec.tuner
     metrics = SearchMetrics(
         registry,

@@ -20,13 +20,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from job.kt_adapter import Status
-from job.observability.metrics import SearchMetrics
 from job.output.layout import SNAPSHOT_KEY
-from job.roles.coordination import OutputEvents
-from job.search.coordinator import Coordinator
-from job.search.oracles import make_oracle
-from job.search.retention import ModelRetention
-from job.search.snapshot import Snapshotter
+from job.roles.coordination import build_search
 from job.spec import load_spec
 from job.storage import Store
 from job.supervision.recycle import resident_bytes
@@ -132,18 +127,10 @@ def test_32_workers_and_2000_instant_trials_lose_nothing_and_stay_bounded(
     tuner = job.spec.tuner.model_copy(update={"max_trials": TRIALS, "seed": 1})
     job = job.model_copy(update={"spec": job.spec.model_copy(update={"tuner": tuner})})
     store = Store(str(tmp_path / "out"))
-    oracle = make_oracle(job, declared_space(job))
-    metrics = SearchMetrics(CollectorRegistry(), "load", "random", "val_accuracy", "max", TRIALS, "test")
-    snapshots = Snapshotter(store, job)  # every trial's end made durable, as the chief does
-    coordinator = Coordinator(
-        oracle,
-        lease_seconds=60,
-        max_worker_losses=3,
-        model_retention=ModelRetention(store, 3),
-        metrics=metrics,
-        events=OutputEvents(store, snapshots),
-    )
-    snapshots.start(coordinator)
+    # The chief's own coordinator: every trial's end made durable (snapshots), metrics, retention.
+    built = build_search(job, declared_space(job), store, CollectorRegistry())
+    coordinator = built.coordinator
+    built.snapshots.start(coordinator)
     server, port = start_server(coordinator, "127.0.0.1", 0)
     load = Load()
     threads = [
@@ -161,7 +148,7 @@ def test_32_workers_and_2000_instant_trials_lose_nothing_and_stay_bounded(
             seconds = time.monotonic() - began
     finally:
         server.stop(0)
-        snapshots.stop()
+        built.snapshots.stop()
     hung = [thread.name for thread in threads if thread.is_alive()]
     assert not hung, f"workers still running after {DEADLINE_SECONDS} s: the oracle hung ({hung})"
     assert load.errors == []
