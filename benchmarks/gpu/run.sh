@@ -10,3 +10,9 @@ python3 -m benchmarks.trial_throughput --trials 4 --rounds 2 --host-loop --json 
   2>&1 | tee "$out/trial_throughput.txt"
 python3 -m benchmarks.gpu_packing --packings 1 2 4 8 --trials-per-process 3 --json "$out/gpu_packing.json" \
   2>&1 | tee "$out/gpu_packing.txt"
+# Fused groups on the GPU (JAX only here), with the GPU's busy fraction sampled meanwhile.
+nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -lms 500 > "$out/fused_busy.csv" &
+busy=$!
+python3 -m benchmarks.fused_trials --backends jax --trials 16 --groups 4,8,16 --json "$out/fused_trials.json" \
+  2>&1 | tee "$out/fused_trials.txt"
+kill "$busy"

@@ -32,6 +32,17 @@ def attempts_prefix(trial_id: str, worker: str) -> str:
     return f"trials/{trial_id}/attempts/{worker}"
 
 
+def member_id(tuner_id: str, index: int) -> str:
+    """The tuner id of a fused group's member `index` (member 0 is the worker itself)."""
+    return tuner_id if index == 0 else f"{tuner_id}-f{index}"
+
+
+def speaks_for(tuner_id: str, worker: str) -> bool:
+    """Whether the worker `tuner_id` runs trials as `worker`: itself, or one of its fused members."""
+    rest = worker.removeprefix(f"{tuner_id}-f")
+    return worker == tuner_id or (rest != worker and rest.isdigit())
+
+
 def attempt_key(trial_id: str, worker: str, name: str) -> str:
     return f"{attempts_prefix(trial_id, worker)}/{name}"
 

@@ -71,7 +71,7 @@ def prepare_model(job: JobSpec, data: Dataset, spec_dir: Path | None) -> tuple[B
         import keras
 
         keras.mixed_precision.set_global_policy("mixed_float16")
-    check_fit(job.spec.training, data)
+    check_fit(job.spec.training, data, job.spec.distribution.fuse_trials != 1)
     build_model = make_builder(job, data.output_units, data.input_shape, spec_dir)
     return build_model, search_space(job, build_model)
 

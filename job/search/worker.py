@@ -6,7 +6,8 @@ import contextlib
 import logging
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -14,16 +15,17 @@ from job.errors import last_line
 from job.kt_adapter import Status, Trial
 from job.observability.metrics import WorkerMetrics
 from job.output.attempts import publish_attempt
-from job.output.layout import attempt_key, trial_key
+from job.output.layout import attempt_key, member_id, trial_key
 from job.output.records import TrialRecord, TrialStatus, public_values
 from job.search.coordinator import Coordinator
+from job.search.fusion import GroupWidth
 from job.search.pruning import Pruned
 from job.search.retention import save_model
 from job.spec.models import JobSpec
 from job.spec.objective import is_better
 from job.storage import ArtifactStore, WorkerStore
 from job.supervision.recycle import MemoryWatch
-from job.training import device
+from job.training import device, fused
 from job.training.data import Dataset
 from job.training.space import BuildModel
 from job.training.trial import Outcome, freeze_long_lived, run_trial
@@ -62,6 +64,20 @@ class OracleAccess(Protocol):
     def get_best_trials(self, num_trials: int) -> list[Trial]: ...
 
     def lease(self, trial_id: str) -> contextlib.AbstractContextManager[LeaseHandle]: ...
+
+    def member(self, tuner_id: str) -> OracleAccess:
+        """The same search, spoken to as `tuner_id`: a fused group's other members (Keras Tuner's
+        oracles keep one running trial per tuner id)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Assigned:
+    """A trial this worker runs, and the id it runs it under."""
+
+    trial: Trial
+    tuner_id: str
+    access: OracleAccess
 
 
 class _LocalLease:
@@ -110,6 +126,9 @@ class LocalAccess:
     def lease(self, trial_id: str) -> Iterator[LeaseHandle]:
         yield _LocalLease(self.coordinator, self.tuner_id, trial_id)
 
+    def member(self, tuner_id: str) -> LocalAccess:
+        return LocalAccess(self.coordinator, tuner_id)
+
 
 class TrialLoop:
     def __init__(
@@ -140,6 +159,16 @@ class TrialLoop:
         self.memory = memory  # resident memory, checked between trials (job/supervision/recycle.py)
         self.outgrown = False  # set when this process should restart to release memory
         self._scratch = tempfile.TemporaryDirectory(prefix="hptune-worker-")
+        setting = job.spec.distribution.fuse_trials
+        if setting != 1 and (reason := fused.blocker(job)) is not None:
+            log.warning(
+                "%s: spec.distribution.fuseTrials is %s, but %s: trials run one at a time",
+                tuner_id,
+                setting,
+                reason,
+            )
+            setting = 1
+        self.width = GroupWidth(setting)  # trials a fused group trains (job/search/fusion.py)
 
     def run(self) -> int:
         """Run trials until the search says stop. Returns how many trials this worker ran.
@@ -163,7 +192,10 @@ class TrialLoop:
                     idle = min(idle * 1.5, self.idle_max_seconds)
                     continue
                 idle = self.idle_seconds
-                self.run_one(trial)
+                if self.width.setting != 1:
+                    self.run_fused([Assigned(trial, self.tuner_id, self.access), *self._more_trials()])
+                else:
+                    self.run_one(trial)
                 if self.memory is not None and self.memory.outgrown():
                     log.info(
                         "%s: resident memory grew from %.0f to %.0f MiB over %d trials; restarting "
@@ -179,22 +211,8 @@ class TrialLoop:
 
     def run_one(self, trial: Trial) -> None:
         tuner = self.job.spec.tuner
-        values = ", ".join(f"{k}={v}" for k, v in public_values(trial.hyperparameters).items())
-        log.info("%s: running trial %s (%s)", self.tuner_id, trial.trial_id, values)
-        epoch_started = time.perf_counter()
+        self._announce(trial, self.tuner_id)
         with self.access.lease(trial.trial_id) as lease:
-
-            def on_epoch(epoch: int, logs: dict[str, float]) -> None:
-                nonlocal epoch_started
-                now = time.perf_counter()
-                shown = " ".join(f"{name}={value:.4g}" for name, value in sorted(logs.items()))
-                log.info("%s: trial %s epoch %d done: %s", self.tuner_id, trial.trial_id, epoch + 1, shown)
-                lease.report(epoch + 1, logs)
-                if self.metrics is not None:
-                    self.metrics.report_epoch(logs, self.data.train_samples, now - epoch_started)
-                    self.metrics.report_device_memory(device.memory_in_use())
-                epoch_started = now
-
             outcome = run_trial(
                 trial.hyperparameters,
                 self.build_model,
@@ -202,42 +220,162 @@ class TrialLoop:
                 self.job.spec.training,
                 tuner.objective,
                 executions=tuner.executions_per_trial,
-                on_epoch=on_epoch,
+                on_epoch=self._epoch_reporter(trial, self.tuner_id, lease),
                 should_stop=lambda: lease.lost or lease.pruned is not None,
                 weights_of=self._weights_of,
             )
-            if lease.lost or not lease.confirm():
-                log.warning(
-                    "%s: trial %s was taken back by the chief (lease lost); result discarded",
-                    self.tuner_id,
-                    trial.trial_id,
-                )
+            if not self._still_ours(trial, self.tuner_id, lease):
                 return
             self._record(trial, outcome, lease.pruned)
         self.trials_run += 1
 
-    def _record(self, trial: Trial, outcome: Outcome, pruned: Pruned | None = None) -> None:
+    def _more_trials(self) -> list[Assigned]:
+        """Up to fuseTrials - 1 more trials for a fused group, each under a member's own tuner id;
+        fewer when the search has no more to hand out now."""
+        more: list[Assigned] = []
+        for index in range(1, self.width.size):
+            tuner_id = member_id(self.tuner_id, index)
+            access = self.access.member(tuner_id)
+            trial = access.create_trial(tuner_id)
+            if trial.status != Status.RUNNING:
+                break
+            more.append(Assigned(trial, tuner_id, access))
+        return more
+
+    def run_fused(self, assigned: list[Assigned]) -> None:
+        """Train these trials in fused groups: one per batch size and optimizer they need, one group
+        after another (each trial keeps its lease meanwhile)."""
+        model, training = self.job.spec.model, self.job.spec.training
+        groups: dict[tuple[int, str], list[Assigned]] = {}
+        for entry in assigned:
+            key = fused.group_key(model, training, entry.trial.hyperparameters)  # type: ignore[arg-type]
+            groups.setdefault(key, []).append(entry)
+        if len(groups) > 1:
+            log.info(
+                "%s: %d trials need %d groups (batch size, optimizer: %s); running them one after another",
+                self.tuner_id,
+                len(assigned),
+                len(groups),
+                ", ".join(f"{b}/{o}" for b, o in groups),
+            )
+        for group in groups.values():
+            self._run_group(group)
+
+    def _run_group(self, group: list[Assigned]) -> None:
+        with contextlib.ExitStack() as stack:
+            leases = [stack.enter_context(entry.access.lease(entry.trial.trial_id)) for entry in group]
+            for entry in group:
+                self._announce(entry.trial, entry.tuner_id)
+            self._train_fused(list(zip(group, leases, strict=True)))
+
+    def _train_fused(self, members: list[tuple[Assigned, LeaseHandle]]) -> None:
+        """Train the members as one program and record each. A group that runs out of device memory
+        is halved and tried again (and later groups are no larger), instead of failing its trials."""
+        if len(members) > 1:
+            log.info(
+                "%s: trials %s train fused, as one program",
+                self.tuner_id,
+                ", ".join(entry.trial.trial_id for entry, _ in members),
+            )
+        reporters = [self._epoch_reporter(entry.trial, entry.tuner_id, lease) for entry, lease in members]
+        started = time.perf_counter()
+        outcomes = fused.train_group(
+            [entry.trial.hyperparameters for entry, _ in members],
+            self.build_model,
+            self.job.spec.model,  # type: ignore[arg-type]
+            self.data,
+            self.job.spec.training,
+            self.job.spec.tuner.objective,
+            on_epoch=lambda index, epoch, logs: reporters[index](epoch, logs),
+            should_stop=lambda index: members[index][1].lost or members[index][1].pruned is not None,
+        )
+        if len(members) > 1 and all(fused.out_of_memory(o.error) for o in outcomes):
+            half = len(members) // 2
+            self.width.out_of_memory(len(members))
+            log.warning(
+                "%s: a fused group of %d ran out of device memory; trying groups of %d (at most %d a "
+                "group from now on in this worker)",
+                self.tuner_id,
+                len(members),
+                half,
+                self.width.cap,
+            )
+            self._train_fused(members[:half])
+            self._train_fused(members[half:])
+            return
+        epochs = sum(len(o.history[0]) for o in outcomes if o.history)
+        self.width.measured(len(members), time.perf_counter() - started, epochs)
+        for (entry, lease), outcome in zip(members, outcomes, strict=True):
+            if self._still_ours(entry.trial, entry.tuner_id, lease):
+                self._record(entry.trial, outcome, lease.pruned, entry.tuner_id, entry.access)
+                self.trials_run += 1
+
+    def _announce(self, trial: Trial, tuner_id: str) -> None:
+        values = ", ".join(f"{k}={v}" for k, v in public_values(trial.hyperparameters).items())
+        log.info("%s: running trial %s (%s)", tuner_id, trial.trial_id, values)
+
+    def _epoch_reporter(
+        self, trial: Trial, tuner_id: str, lease: LeaseHandle
+    ) -> Callable[[int, dict[str, float]], None]:
+        """Each epoch's log line, lease report (the chief's pruning decision comes back) and metrics."""
+        epoch_started = time.perf_counter()
+
+        def on_epoch(epoch: int, logs: dict[str, float]) -> None:
+            nonlocal epoch_started
+            now = time.perf_counter()
+            shown = " ".join(f"{name}={value:.4g}" for name, value in sorted(logs.items()))
+            log.info("%s: trial %s epoch %d done: %s", tuner_id, trial.trial_id, epoch + 1, shown)
+            lease.report(epoch + 1, logs)
+            if self.metrics is not None:
+                self.metrics.report_epoch(logs, self.data.train_samples, now - epoch_started)
+                self.metrics.report_device_memory(device.memory_in_use())
+            epoch_started = now
+
+        return on_epoch
+
+    def _still_ours(self, trial: Trial, tuner_id: str, lease: LeaseHandle) -> bool:
+        if lease.lost or not lease.confirm():
+            log.warning(
+                "%s: trial %s was taken back by the chief (lease lost); result discarded",
+                tuner_id,
+                trial.trial_id,
+            )
+            return False
+        return True
+
+    def _record(
+        self,
+        trial: Trial,
+        outcome: Outcome,
+        pruned: Pruned | None = None,
+        worker: str | None = None,
+        access: OracleAccess | None = None,
+    ) -> None:
+        """Write the trial's record (and model, when it could be among the best) and end it; as
+        `worker` (a fused member's id) through `access`, this worker's own by default."""
+        worker = worker or self.tuner_id
+        access = access or self.access
         model_saved = False
         pruned = pruned if outcome.ok else None
         if pruned is not None:
             log.info(
                 "%s: trial %s stopped after epoch %d (pruned): %s",
-                self.tuner_id,
+                worker,
                 trial.trial_id,
                 pruned.epoch,
                 pruned.reason,
             )
         if outcome.ok and outcome.model is not None:
             if self.job.spec.tuner.algorithm == "hyperband":
-                save_model(self.store, self._staged(trial, "checkpoint.weights.h5"), outcome.model)
+                save_model(self.store, self._staged(trial, worker, "checkpoint.weights.h5"), outcome.model)
             # A pruned trial's model is kept only if it is the best so far (it could still be best/).
             if self._is_candidate(outcome, keep=1 if pruned else None):
-                save_model(self.store, self._staged(trial, "model.keras"), outcome.model)
+                save_model(self.store, self._staged(trial, worker, "model.keras"), outcome.model)
                 model_saved = True
         status: TrialStatus = "failed" if not outcome.ok else "pruned" if pruned else "completed"
         record = TrialRecord(
             trial_id=trial.trial_id,
-            worker=self.tuner_id,
+            worker=worker,
             status=status,
             hyperparameters=public_values(trial.hyperparameters),
             metrics=outcome.metrics,
@@ -248,11 +386,11 @@ class TrialLoop:
             model_saved=model_saved,
             pruned={"epoch": pruned.epoch, "reason": pruned.reason} if pruned else None,
         )
-        self.store.write_text(self._staged(trial, "trial.json"), record.to_json())
+        self.store.write_text(self._staged(trial, worker, "trial.json"), record.to_json())
         if self.metrics is not None:
-            self.metrics.trials.labels(self.tuner_id, record.status).inc()
+            self.metrics.trials.labels(worker, record.status).inc()
         if outcome.ok:
-            self.access.update_trial(trial.trial_id, outcome.metrics, outcome.best_step)
+            access.update_trial(trial.trial_id, outcome.metrics, outcome.best_step)
             for name, value in outcome.metrics.items():
                 trial.metrics.update(name, value, step=outcome.best_step)
             trial.status = Status.COMPLETED
@@ -261,19 +399,19 @@ class TrialLoop:
             trial.message = outcome.error
             log.warning(
                 "%s: trial %s failed: %s",
-                self.tuner_id,
+                worker,
                 trial.trial_id,
                 last_line(outcome.error),
             )
         outcome.model = None
-        self.access.end_trial(trial)
+        access.end_trial(trial)
         # A plain Keras Tuner chief publishes nothing: the worker does, on the store it shares (a
         # worker that writes through the chief never gets here: a plain chief refuses viaChief).
-        if self.access.plain_chief and isinstance(self.store, ArtifactStore):
-            publish_attempt(self.store, trial.trial_id, self.tuner_id)
+        if access.plain_chief and isinstance(self.store, ArtifactStore):
+            publish_attempt(self.store, trial.trial_id, worker)
 
-    def _staged(self, trial: Trial, name: str) -> str:
-        return attempt_key(trial.trial_id, self.tuner_id, name)
+    def _staged(self, trial: Trial, worker: str, name: str) -> str:
+        return attempt_key(trial.trial_id, worker, name)
 
     def _is_candidate(self, outcome: Outcome, keep: int | None = None) -> bool:
         """Could this result be among the best `keep` (`keepModels`)? Then its model is worth saving."""

@@ -82,6 +82,7 @@ def check_spec(spec: Spec) -> None:
                 _check_optimizer_hp(spec.hyperparameters[seen[name]], seen[name])
     _check_training_refs(spec, seen)
     _check_pruning(spec)
+    _check_fusion(spec)
     if spec.tuner.algorithm == "grid":
         for i, hp in enumerate(spec.hyperparameters):
             if isinstance(hp, FloatHP) and hp.step is None:
@@ -98,6 +99,26 @@ def check_spec(spec: Spec) -> None:
                 "tuner.objective.name",
                 f"{objective!r} is not a metric this model reports; one of {sorted(known)}",
             )
+
+
+def _check_fusion(spec: Spec) -> None:
+    """Fused trials train a group from the first epoch together: not Hyperband's trials, which
+    continue other trials' checkpoints; and not more at once than the search has trials."""
+    fuse = spec.distribution.fuse_trials
+    if fuse == 1:
+        return
+    if spec.tuner.algorithm == "hyperband":
+        raise field_error(
+            "distribution.fuseTrials",
+            f"is {fuse}, but algorithm: hyperband continues trials from other trials' checkpoints, "
+            "which a fused group cannot; set fuseTrials: 1, or use random, bayesian or grid",
+        )
+    if isinstance(fuse, int) and spec.tuner.max_trials is not None and fuse > spec.tuner.max_trials:
+        raise field_error(
+            "distribution.fuseTrials",
+            f"is {fuse}, more than the search's trials (tuner.maxTrials: {spec.tuner.max_trials}); "
+            f"set it to at most {spec.tuner.max_trials}",
+        )
 
 
 def _check_pruning(spec: Spec) -> None:

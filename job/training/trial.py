@@ -146,9 +146,16 @@ def freeze_long_lived() -> None:
     gc.freeze()
 
 
-def check_fit(training: TrainingSpec, data: Dataset) -> None:
-    """Refuse, before any training, a tuned batch size that streamed data would ignore."""
+def check_fit(training: TrainingSpec, data: Dataset, fused: bool = False) -> None:
+    """Refuse, before any training, a tuned batch size that streamed data would ignore, and fused
+    trials on streamed data (a group's members share each batch, which a stream hands out once)."""
     streams = data.streams
+    if streams is not None and fused:
+        raise DataError(
+            f"spec.distribution.fuseTrials is set, but the data is {streams.kind}s: a fused "
+            "group shares each batch among its trials, which needs arrays. Return arrays from the "
+            "loader, or set fuseTrials: 1"
+        )
     if streams is not None and streams.batched and isinstance(training.batch_size, str):
         raise DataError(
             f"spec.training.batchSize names hyperparameter {training.batch_size!r}, but the data is "

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import grpc
 
-from job.output.layout import OWNER_KEY, SEARCH_STATUS_KEY, SNAPSHOT_KEY, parse_trial_key
+from job.output.layout import OWNER_KEY, SEARCH_STATUS_KEY, SNAPSHOT_KEY, parse_trial_key, speaks_for
 from job.storage import ArtifactStore, StorageError
 from job.wire.protocol import (
     ARTIFACTS_SERVICE,
@@ -39,12 +39,14 @@ def _segments_safe(key: str) -> bool:
 
 
 def writable(key: str, tuner_id: str) -> bool:
-    """May the worker `tuner_id` write `key`? Only its own staged attempt files."""
+    """May the worker `tuner_id` write `key`? Only its own staged attempt files (its fused
+    members' among them)."""
     parsed = parse_trial_key(key)
     return (
         parsed is not None
         and _segments_safe(key)
-        and parsed.worker == tuner_id
+        and parsed.worker is not None
+        and speaks_for(tuner_id, parsed.worker)
         and parsed.name != ""
         and "/" not in parsed.name
     )

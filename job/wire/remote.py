@@ -12,6 +12,7 @@ alone (a failed trial ends FAILED, without its error text).
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -182,6 +183,13 @@ class RemoteOracle:
 
     def close(self) -> None:
         self.channel.close()
+
+    def member(self, tuner_id: str) -> RemoteOracle:
+        """This connection, speaking as `tuner_id`: a fused group's member (job/training/fused.py)."""
+        other = copy.copy(self)
+        other.tuner_id = tuner_id
+        other.metadata = ((TUNER_ID_KEY, tuner_id),)
+        return other
 
     def call(self, name: str, call: Callable[..., T], request: Any, between_trials: bool = False) -> T:
         def transient(err: BaseException) -> bool:
