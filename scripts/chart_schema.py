@@ -170,6 +170,11 @@ def chart_values_schema() -> dict[str, Schema]:
                 **_placement("worker"),
                 "backoffLimitPerIndex": _integer(description="Restarts of each worker index."),
                 "runtimeClassName": _string("A RuntimeClass for worker pods, e.g. nvidia."),
+                "spot": _closed(
+                    {"enabled": _BOOLEAN, "required": _BOOLEAN},
+                    "Spot (preemptible) nodes for the workers: their taints tolerated, their labels "
+                    "preferred (required: only them).",
+                ),
                 "image": _closed(
                     {"repository": _string(), "tag": _string()},
                     "Another image for worker pods (empty: the chart's), e.g. your Keras Tuner script's.",

@@ -34,7 +34,24 @@ securityContext:
 nodeSelector:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with $roleValues.affinity }}
+{{- $affinity := $roleValues.affinity | default dict }}
+{{- $spot := and (eq $role "worker") $values.worker.spot.enabled }}
+{{- if and $spot (not (hasKey $affinity "nodeAffinity")) }}
+{{- $terms := list }}
+{{- range $label := list (list "cloud.google.com/gke-spot" "true") (list "eks.amazonaws.com/capacityType" "SPOT") (list "kubernetes.azure.com/scalesetpriority" "spot") (list "karpenter.sh/capacity-type" "spot") }}
+{{- $terms = append $terms (dict "matchExpressions" (list (dict "key" (index $label 0) "operator" "In" "values" (list (index $label 1))))) }}
+{{- end }}
+{{- if $values.worker.spot.required }}
+{{- $affinity = merge (dict "nodeAffinity" (dict "requiredDuringSchedulingIgnoredDuringExecution" (dict "nodeSelectorTerms" $terms))) $affinity }}
+{{- else }}
+{{- $preferred := list }}
+{{- range $term := $terms }}
+{{- $preferred = append $preferred (dict "weight" 100 "preference" $term) }}
+{{- end }}
+{{- $affinity = merge (dict "nodeAffinity" (dict "preferredDuringSchedulingIgnoredDuringExecution" $preferred)) $affinity }}
+{{- end }}
+{{- end }}
+{{- with $affinity }}
 affinity:
   {{- toYaml . | nindent 2 }}
 {{- end }}
@@ -43,6 +60,10 @@ topologySpreadConstraints:
   {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- $tolerations := $roleValues.tolerations }}
+{{- if $spot }}
+{{- $tolerations = append $tolerations (dict "key" "cloud.google.com/gke-spot" "operator" "Equal" "value" "true" "effect" "NoSchedule") }}
+{{- $tolerations = append $tolerations (dict "key" "kubernetes.azure.com/scalesetpriority" "operator" "Equal" "value" "spot" "effect" "NoSchedule") }}
+{{- end }}
 {{- if and $gpu $values.gpu.tolerate }}
 {{- $tolerations = append $tolerations (dict "key" "nvidia.com/gpu" "operator" "Exists" "effect" "NoSchedule") }}
 {{- end }}

@@ -3,7 +3,16 @@ publishes the attempt it counted as the trial's own."""
 
 from __future__ import annotations
 
-from job.output.layout import attempts_prefix, parse_trial_key, trial_key
+import json
+
+from job.output.layout import (
+    RESUME_STATE,
+    attempt_key,
+    attempts_prefix,
+    is_checkpoint,
+    parse_trial_key,
+    trial_key,
+)
 from job.storage import ArtifactStore
 
 
@@ -14,6 +23,28 @@ def publish_attempt(store: ArtifactStore, trial_id: str, worker: str) -> None:
     staged.sort(key=lambda key: key.endswith("/trial.json"))
     for key in staged:
         parsed = parse_trial_key(key)
-        if parsed is not None:
+        if parsed is not None and not is_checkpoint(parsed.name):
             store.copy(key, trial_key(trial_id, parsed.name))
     store.delete(attempts_prefix(trial_id, worker))
+    published = trial_key(trial_id, RESUME_STATE)  # the checkpoint it may have resumed from
+    if store.exists(published):
+        state = json.loads(store.read_text(published))
+        store.delete(published)
+        for name in (state.get("weights"), state.get("bestWeights")):
+            if name:
+                store.delete(trial_key(trial_id, str(name)))
+
+
+def publish_checkpoint(store: ArtifactStore, trial_id: str, worker: str) -> bool:
+    """Make the last checkpoint `worker` staged for a trial it lost the trial's own (trials/<id>/
+    resume.json and the files it names, resume.json last), for the next worker to continue from.
+    False when the worker staged none."""
+    state_key = attempt_key(trial_id, worker, RESUME_STATE)
+    if not store.exists(state_key):
+        return False
+    state = json.loads(store.read_text(state_key))
+    for name in (state.get("weights"), state.get("bestWeights")):
+        if name:
+            store.copy(attempt_key(trial_id, worker, str(name)), trial_key(trial_id, str(name)))
+    store.write_text(trial_key(trial_id, RESUME_STATE), json.dumps(state))
+    return True

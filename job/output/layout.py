@@ -24,6 +24,14 @@ MANIFEST_KEY = "best/manifest.json"
 REPORT_KEY = "report.html"
 
 
+RESUME_STATE = "resume.json"  # a running trial's checkpoint (job/training/checkpoint.py); its files: resume-*
+
+
+def is_checkpoint(name: str) -> bool:
+    """Whether a trial file is part of a running trial's checkpoint, not of its result."""
+    return name == RESUME_STATE or name.startswith("resume-")
+
+
 def trial_key(trial_id: str, name: str) -> str:
     return f"trials/{trial_id}/{name}"
 

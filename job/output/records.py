@@ -57,6 +57,7 @@ class TrialRecord:
     # Where the model is when not in the output: a plain Keras Tuner worker keeps its own.
     model_location: str | None = None
     pruned: dict[str, Any] | None = None  # {"epoch", "reason"} of a trial stopped early
+    resumed: dict[str, Any] | None = None  # {"epochs", "worker"}: continued from a lost worker's checkpoint
 
     def to_json(self) -> str:
         body = {
@@ -72,6 +73,7 @@ class TrialRecord:
             "modelSaved": self.model_saved,
             **({"modelLocation": self.model_location} if self.model_location else {}),
             **({"pruned": self.pruned} if self.pruned else {}),
+            **({"resumed": self.resumed} if self.resumed else {}),
             "finishedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         return json.dumps(finite_json(body), indent=2)

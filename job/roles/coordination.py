@@ -4,6 +4,7 @@ snapshot."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
@@ -11,7 +12,7 @@ from prometheus_client import CollectorRegistry
 from job import __version__
 from job.kt_adapter import HyperParameters, Oracle, Trial
 from job.observability.metrics import SearchMetrics
-from job.output.attempts import publish_attempt
+from job.output.attempts import publish_attempt, publish_checkpoint
 from job.output.layout import trial_key
 from job.output.records import chief_record
 from job.search.coordinator import Coordinator
@@ -21,6 +22,8 @@ from job.search.retention import ModelRetention
 from job.search.snapshot import Snapshotter, load_snapshot
 from job.spec.models import JobSpec
 from job.storage import Store
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,12 @@ class OutputEvents:
 
     def trial_ended(self) -> None:
         self.snapshots.flush()
+
+    def trial_requeued(self, trial_id: str, tuner_id: str) -> None:
+        if publish_checkpoint(self.store, trial_id, tuner_id):
+            log.info(
+                "trial %s: %s's last checkpoint is the trial's now, to continue from", trial_id, tuner_id
+            )
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,11 @@ class SearchEvents(Protocol):
 
     def trial_ended(self) -> None: ...
 
+    def trial_requeued(self, trial_id: str, tuner_id: str) -> None:
+        """The trial goes to another worker (or again to `tuner_id`, restarted): the checkpoint
+        `tuner_id` staged becomes the trial's, to continue from."""
+        ...
+
 
 class NoEvents:
     """Events that go nowhere: a coordinator in a test or a benchmark with no output."""
@@ -75,6 +80,9 @@ class NoEvents:
         pass
 
     def trial_ended(self) -> None:
+        pass
+
+    def trial_requeued(self, trial_id: str, tuner_id: str) -> None:
         pass
 
 
@@ -168,6 +176,7 @@ class Coordinator:
                 else:
                     lease.renewed = self.clock()
                     log.info("trial %s handed again to %s (it restarted)", trial.trial_id, tuner_id)
+                    self._hand_over_checkpoint(trial.trial_id, tuner_id)
                 self._update_running()
                 self._changed(trial.trial_id)
             return trial
@@ -342,6 +351,7 @@ class Coordinator:
         if self.trial_pruner is not None:
             self.trial_pruner.forget(trial_id)  # it trains again from the start elsewhere
         if self.losses[trial_id] < self.max_worker_losses:
+            self._hand_over_checkpoint(trial_id, tuner_id)
             requeue(self.oracle, tuner_id, trial)
             log.warning("trial %s requeued: %s", trial_id, reason)
             if self.metrics is not None:
@@ -352,6 +362,18 @@ class Coordinator:
         failed.message = given_up(reason, self.losses[trial_id])
         log.error("trial %s failed: %s", trial_id, failed.message)
         self._end(failed, seconds=self._elapsed(trial_id))
+
+    def _hand_over_checkpoint(self, trial_id: str, tuner_id: str) -> None:
+        """Publish the checkpoint of a trial that changes hands; without it, the trial starts over."""
+        try:
+            self.events.trial_requeued(trial_id, tuner_id)
+        except Exception as err:
+            log.warning(
+                "trial %s: %s's checkpoint could not be handed on (%s); it starts over",
+                trial_id,
+                tuner_id,
+                err,
+            )
 
     def _end(self, trial: Trial, seconds: float | None) -> None:
         try:

@@ -26,6 +26,7 @@ from job.spec.objective import is_better
 from job.storage import ArtifactStore, WorkerStore
 from job.supervision.recycle import MemoryWatch
 from job.training import device, fused
+from job.training.checkpoint import Checkpointer, Resume, fingerprint, load_resume
 from job.training.data import Dataset
 from job.training.space import BuildModel
 from job.training.trial import Outcome, freeze_long_lived, run_trial
@@ -169,6 +170,7 @@ class TrialLoop:
             )
             setting = 1
         self.width = GroupWidth(setting)  # trials a fused group trains (job/search/fusion.py)
+        self.fingerprint = fingerprint(job)  # what a checkpoint must match to be resumed
 
     def run(self) -> int:
         """Run trials until the search says stop. Returns how many trials this worker ran.
@@ -212,6 +214,7 @@ class TrialLoop:
     def run_one(self, trial: Trial) -> None:
         tuner = self.job.spec.tuner
         self._announce(trial, self.tuner_id)
+        checkpointer, resume = self._checkpoints(trial)
         with self.access.lease(trial.trial_id) as lease:
             outcome = run_trial(
                 trial.hyperparameters,
@@ -223,11 +226,40 @@ class TrialLoop:
                 on_epoch=self._epoch_reporter(trial, self.tuner_id, lease),
                 should_stop=lambda: lease.lost or lease.pruned is not None,
                 weights_of=self._weights_of,
+                checkpointer=checkpointer,
+                resume=resume,
             )
+            if checkpointer is not None and checkpointer.seconds_spent:
+                log.debug(
+                    "%s: trial %s: %.2f s writing checkpoints",
+                    self.tuner_id,
+                    trial.trial_id,
+                    checkpointer.seconds_spent,
+                )
             if not self._still_ours(trial, self.tuner_id, lease):
                 return
             self._record(trial, outcome, lease.pruned)
         self.trials_run += 1
+
+    def _checkpoints(self, trial: Trial) -> tuple[Checkpointer | None, Resume | None]:
+        """The trial's checkpoint writer, and the checkpoint it continues from if a lost worker
+        left one (spec.training.checkpointSeconds; job/training/checkpoint.py)."""
+        every = self.job.spec.training.checkpoint_seconds
+        if every is None or self.job.spec.tuner.algorithm == "hyperband":
+            return None, None
+        scratch = Path(self._scratch.name)
+        resume = load_resume(self.store, trial.trial_id, self.fingerprint, scratch, self.tuner_id)
+        if resume is not None:
+            log.info(
+                "%s: trial %s continues at epoch %d from %s's checkpoint",
+                self.tuner_id,
+                trial.trial_id,
+                resume.state.epoch + 1,
+                resume.worker,
+            )
+        return Checkpointer(
+            self.store, trial.trial_id, self.tuner_id, self.fingerprint, every, scratch
+        ), resume
 
     def _more_trials(self) -> list[Assigned]:
         """Up to fuseTrials - 1 more trials for a fused group, each under a member's own tuner id;
@@ -385,6 +417,7 @@ class TrialLoop:
             seconds=outcome.seconds,
             model_saved=model_saved,
             pruned={"epoch": pruned.epoch, "reason": pruned.reason} if pruned else None,
+            resumed=outcome.resumed,
         )
         self.store.write_text(self._staged(trial, worker, "trial.json"), record.to_json())
         if self.metrics is not None:

@@ -50,6 +50,14 @@ class TrainingSpec(SpecModel):
     mixed_precision: bool = Field(
         False, description="mixed_float16 compute on GPUs (float32 weights); off on CPUs."
     )
+    checkpoint_seconds: float | None = Field(
+        60.0,
+        ge=0,
+        le=86400,
+        description="A running trial's checkpoint (weights, optimizer, epoch, early stopping) is written "
+        "at the end of an epoch at most this often, so a trial that loses its worker continues from "
+        "it on the next; 0: every epoch; null: never (a lost trial starts again from epoch 1).",
+    )
     scan_steps: bool | Literal["auto"] = Field(
         "auto",
         description="JAX: run each call's steps in one compiled lax.scan, one dispatch instead of one "

@@ -23,6 +23,7 @@ import numpy as np
 from job.spec.objective import is_better
 from job.spec.settings import TrainingSpec
 from job.spec.tuner import Objective
+from job.training.checkpoint import Checkpointer, Resume, TrialState
 from job.training.data import DataError, Dataset
 from job.training.space import BuildModel, HyperModelBuilder, check_built
 
@@ -53,6 +54,7 @@ class Outcome:
     error: str | None = None
     model: keras.Model | None = None
     seconds: float = 0.0
+    resumed: dict[str, Any] | None = None  # {"epochs", "worker"}: continued from a checkpoint
 
     @property
     def ok(self) -> bool:
@@ -62,16 +64,43 @@ class Outcome:
 class _BestEpoch(keras.callbacks.Callback):
     """Keeps the weights and metrics of the best epoch in memory, and reports every epoch."""
 
-    def __init__(self, objective: Objective, on_epoch: EpochHook | None, should_stop: Callable[[], bool]):
+    def __init__(
+        self,
+        objective: Objective,
+        on_epoch: EpochHook | None,
+        should_stop: Callable[[], bool],
+        checkpointer: Checkpointer | None = None,
+        stopping: keras.callbacks.EarlyStopping | None = None,
+    ):
         super().__init__()
         self.objective = objective
         self.on_epoch = on_epoch
         self.should_stop = should_stop
+        self.checkpointer = checkpointer
+        self.stopping = stopping  # runs before this callback, so its state is the epoch's
         self.best: float | None = None
         self.best_epoch = 0
         self.best_logs: dict[str, float] = {}
         self.best_weights: list[np.ndarray] | None = None
         self.epochs: list[dict[str, float]] = []
+
+    def state(self, epochs_done: int) -> TrialState:
+        stopping = None
+        if self.stopping is not None:
+            best = self.stopping.best
+            stopping = {
+                "wait": int(self.stopping.wait),
+                "best": None if best is None else float(best),
+                "bestEpoch": int(self.stopping.best_epoch),
+            }
+        return TrialState(
+            epochs_done, list(self.epochs), self.best, self.best_epoch, self.best_logs, stopping
+        )
+
+    def restore(self, state: TrialState, best_weights: list[np.ndarray] | None) -> None:
+        self.best, self.best_epoch, self.best_logs = state.best, state.best_epoch, dict(state.best_logs)
+        self.epochs = list(state.history)
+        self.best_weights = best_weights
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         metrics = {k: float(v) for k, v in (logs or {}).items()}
@@ -93,6 +122,8 @@ class _BestEpoch(keras.callbacks.Callback):
             self.on_epoch(epoch, metrics)
         if self.should_stop():
             self.model.stop_training = True
+        if self.checkpointer is not None and not self.model.stop_training and self.checkpointer.due():
+            self.checkpointer.write(self.model, self.state(epoch + 1), self.best_weights)
 
     def adopt(self, returned: object, source: str) -> None:
         """Metrics a HyperModel's fit returned without passing the callbacks on to Keras (a custom
@@ -118,6 +149,21 @@ class _BestEpoch(keras.callbacks.Callback):
             raise TrialFailure(f"{source} returned a History without epochs")
         for epoch, metrics in enumerate(epochs):
             self.on_epoch_end(epoch, metrics)
+
+
+class _EarlyStopping(keras.callbacks.EarlyStopping):
+    """Keras' EarlyStopping, continuing from a checkpoint's count when the trial is resumed."""
+
+    def __init__(self, restored: dict[str, Any] | None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.restored = restored
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        super().on_train_begin(logs)
+        if self.restored is not None:
+            self.wait = int(self.restored["wait"])
+            self.best = self.restored["best"]
+            self.best_epoch = int(self.restored["bestEpoch"])
 
 
 def _number(value: object, what: str) -> float:
@@ -174,8 +220,14 @@ def run_trial(
     on_epoch: EpochHook | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     weights_of: WeightsLookup | None = None,
+    checkpointer: Checkpointer | None = None,
+    resume: Resume | None = None,
 ) -> Outcome:
-    """Train `executions` models for these values; never raises for a failing trial."""
+    """Train `executions` models for these values; never raises for a failing trial.
+
+    `checkpointer` writes epoch checkpoints and `resume` continues from one (job/training/
+    checkpoint.py); both apply to one execution of a model trained by Keras' own fit, not to
+    Hyperband's trials (which continue from other trials' weights) nor a HyperModel's own fit."""
     started = time.perf_counter()
     outcome = Outcome()
     best_value: float | None = None
@@ -202,20 +254,36 @@ def run_trial(
                     path = weights_of(str(parent))
                     if path is not None:
                         model.load_weights(str(path))
-            tracker = _BestEpoch(objective, on_epoch, should_stop)
-            callbacks: list[keras.callbacks.Callback] = [tracker]
+            own_fit = isinstance(build_model, HyperModelBuilder) and build_model.overrides_fit
+            resumable = executions == 1 and not hyperband and not own_fit
+            resumed = resume if resumable else None
+            stopping = None
             if training.early_stopping is not None:
                 stop = training.early_stopping
-                callbacks.append(
-                    keras.callbacks.EarlyStopping(
-                        monitor=stop.monitor, patience=stop.patience, min_delta=stop.min_delta
-                    )
+                stopping = _EarlyStopping(
+                    resumed.state.stopping if resumed is not None else None,
+                    monitor=stop.monitor,
+                    patience=stop.patience,
+                    min_delta=stop.min_delta,
                 )
+            tracker = _BestEpoch(
+                objective, on_epoch, should_stop, checkpointer if resumable else None, stopping
+            )
+            callbacks: list[keras.callbacks.Callback] = [tracker] if stopping is None else [stopping, tracker]
             args, kwargs = data.fit_arguments(batch_size, training.validation_batch_size or batch_size)
             kwargs.update(epochs=epochs, callbacks=callbacks, verbose=training.verbose)
             if hyperband:
                 kwargs["initial_epoch"] = initial_epoch
-            if isinstance(build_model, HyperModelBuilder) and build_model.overrides_fit:
+            if resumed is not None:
+                model.optimizer.build(model.trainable_variables)
+                model.load_weights(str(resumed.weights))
+                state = resumed.state
+                last_is_best = state.best_epoch == state.epoch - 1
+                tracker.restore(state, model.get_weights() if last_is_best else resumed.best_weights)
+                kwargs["initial_epoch"] = state.epoch
+                outcome.resumed = {"epochs": state.epoch, "worker": resumed.worker}
+            if own_fit:
+                assert isinstance(build_model, HyperModelBuilder)
                 returned = _hypermodel_fit(build_model, hp, model, args, kwargs, hyperband)
                 if tracker.best is None:
                     tracker.set_model(model)

@@ -688,3 +688,45 @@ def test_plain_keras_tuner_workers_run_their_script_with_a_tuner_id_from_the_ind
     )
     # hptune's own workers take their id from JOB_COMPLETION_INDEX: no variable set for them.
     assert "KERASTUNER_TUNER_ID" not in literal_env(container(scenarios["default-values"], "worker"))
+
+
+SPOT_LABELS = {
+    "cloud.google.com/gke-spot": ["true"],
+    "eks.amazonaws.com/capacityType": ["SPOT"],
+    "kubernetes.azure.com/scalesetpriority": ["spot"],
+    "karpenter.sh/capacity-type": ["spot"],
+}
+
+
+def test_spot_workers_tolerate_and_require_spot_nodes_and_the_chief_stays_off_them(
+    scenarios: dict[str, list[Obj]],
+) -> None:
+    objs = scenarios["spot-values"]
+    worker, chief = pod_spec(objs, "worker"), pod_spec(objs, "chief")
+    keys = {t["key"] for t in worker["tolerations"]}
+    assert keys == {"nvidia.com/gpu", "cloud.google.com/gke-spot", "kubernetes.azure.com/scalesetpriority"}
+    required = worker["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    terms = [t["matchExpressions"] for t in required["nodeSelectorTerms"]]
+    assert {e[0]["key"]: e[0]["values"] for e in terms} == SPOT_LABELS and all(len(e) == 1 for e in terms)
+    assert "affinity" not in chief
+    assert not any("spot" in t["key"] for t in chief.get("tolerations", []))
+
+
+def test_spot_is_preferred_unless_required_and_a_users_node_affinity_wins() -> None:
+    preferred = pod_spec(render({"worker": {"spot": {"enabled": True}}}), "worker")["affinity"][
+        "nodeAffinity"
+    ]
+    weighted = preferred["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert [w["weight"] for w in weighted] == [100] * 4
+    assert {w["preference"]["matchExpressions"][0]["key"] for w in weighted} == set(SPOT_LABELS)
+    own = {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {"matchExpressions": [{"key": "pool", "operator": "In", "values": ["gpu"]}]}
+                ]
+            }
+        }
+    }
+    objs = render({"worker": {"spot": {"enabled": True}, "affinity": own}})
+    assert pod_spec(objs, "worker")["affinity"] == own

@@ -53,6 +53,9 @@ class RecordedEvents:
     def trial_ended(self) -> None:
         self.seen.append(("ended",))
 
+    def trial_requeued(self, trial_id: str, tuner_id: str) -> None:
+        self.seen.append(("requeued", trial_id, tuner_id))
+
     def plain(self) -> list[tuple[Any, ...]]:
         return [event[1:] for event in self.seen if event[0] == "plain"]
 

@@ -1,0 +1,178 @@
+"""Epoch checkpoints of a running trial, so a trial that loses its worker continues where it was.
+
+At the end of an epoch (at most every `spec.training.checkpointSeconds`), the worker stages the
+trial's state under its own attempt keys, `trials/<id>/attempts/<worker>/`:
+
+    resume-a.weights.h5 | resume-b.weights.h5   the model's weights and optimizer state (two slots, so
+                                                 the one `resume.json` names is never half-written)
+    resume-a-best.npz | resume-b-best.npz        the best epoch's weights, when it is not the last
+    resume.json                                  written last: the epoch reached, the history, the best
+                                                 epoch, early stopping's state, the slot, the spec's
+                                                 fingerprint
+
+When the chief takes the trial back (its worker stopped responding) it publishes that checkpoint as
+`trials/<id>/resume.json` (and its files), which the next worker to take the trial reads
+(`load_resume`) and continues from, at the next epoch. A checkpoint that cannot be read, or was
+written for another spec, is reported and the trial starts fresh. A store that refuses a checkpoint
+is warned about once; the trial goes on without.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from job.output.layout import RESUME_STATE, attempt_key, trial_key
+from job.spec.models import JobSpec
+from job.storage import WorkerStore
+
+log = logging.getLogger(__name__)
+
+
+def fingerprint(job: JobSpec) -> str:
+    """What a checkpoint must have been written under to be resumed: the model, training and data
+    sections of the spec (a checkpoint of another model cannot be loaded into this one)."""
+    spec = job.spec
+    parts = [part.model_dump(mode="json") for part in (spec.model, spec.training, spec.data)]
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass
+class TrialState:
+    """What decides a trial's end, as of an epoch: its epochs' metrics, its best epoch, and
+    early stopping's count."""
+
+    epoch: int  # epochs done
+    history: list[dict[str, float]]
+    best: float | None
+    best_epoch: int
+    best_logs: dict[str, float]
+    stopping: dict[str, Any] | None = None  # EarlyStopping: wait, best, best_epoch
+
+
+@dataclass
+class Resume:
+    """A checkpoint read back: the state, and the weights on local disk."""
+
+    state: TrialState
+    worker: str
+    weights: Path  # model and optimizer
+    best_weights: list[np.ndarray] | None  # the best epoch's, when it is not the last
+
+
+@dataclass
+class Checkpointer:
+    """Writes a running trial's checkpoints under its worker's attempt keys."""
+
+    store: WorkerStore
+    trial_id: str
+    worker: str
+    fingerprint: str
+    every_seconds: float
+    scratch: Path
+    _last: float = field(default=0.0, init=False)
+    _refused: bool = field(default=False, init=False)
+    seconds_spent: float = field(default=0.0, init=False)
+
+    def __post_init__(self) -> None:
+        self._last = time.monotonic()  # the first after `every_seconds` of training (0: every epoch)
+
+    def due(self) -> bool:
+        return not self._refused and time.monotonic() - self._last >= self.every_seconds
+
+    def write(self, model: keras.Model, state: TrialState, best_weights: list[np.ndarray] | None) -> None:
+        started = time.perf_counter()
+        slot = "ab"[state.epoch % 2]
+        try:
+            local = self.scratch / f"{self.trial_id}-resume-{slot}.weights.h5"
+            model.save_weights(str(local))
+            self.store.put_file(local, self._key(f"resume-{slot}.weights.h5"))
+            best = None
+            if best_weights is not None and state.best_epoch != state.epoch - 1:
+                buffer = io.BytesIO()
+                np.savez(buffer, *best_weights)
+                best = f"resume-{slot}-best.npz"
+                self.store.write_bytes(self._key(best), buffer.getvalue())
+            body = {
+                "trialId": self.trial_id,
+                "worker": self.worker,
+                "fingerprint": self.fingerprint,
+                "weights": f"resume-{slot}.weights.h5",
+                "bestWeights": best,
+                "epoch": state.epoch,
+                "history": state.history,
+                "best": state.best,
+                "bestEpoch": state.best_epoch,
+                "bestLogs": state.best_logs,
+                "earlyStopping": state.stopping,
+            }
+            self.store.write_text(self._key(RESUME_STATE), json.dumps(body))
+        except Exception as err:
+            self._refused = True
+            log.warning(
+                "%s: trial %s: its checkpoint could not be written (%s: %s); it goes on without "
+                "checkpoints, and would start again from epoch 1 if it lost this worker",
+                self.worker,
+                self.trial_id,
+                type(err).__name__,
+                err,
+            )
+            return
+        self._last = time.monotonic()
+        self.seconds_spent += time.perf_counter() - started
+
+    def _key(self, name: str) -> str:
+        return attempt_key(self.trial_id, self.worker, name)
+
+
+def load_resume(
+    store: WorkerStore, trial_id: str, expected: str, scratch: Path, worker: str
+) -> Resume | None:
+    """The trial's published checkpoint, or None (none, unreadable or another spec's: said why)."""
+    key = trial_key(trial_id, RESUME_STATE)
+    try:
+        if not store.exists(key):
+            return None
+        body = json.loads(store.read_text(key))
+        if body.get("fingerprint") != expected:
+            log.warning(
+                "%s: trial %s has a checkpoint written for another spec (%s); starting it from epoch 1",
+                worker,
+                trial_id,
+                store.url(key),
+            )
+            return None
+        weights = scratch / f"{trial_id}-resumed.weights.h5"
+        store.get_file(trial_key(trial_id, str(body["weights"])), weights)
+        best = None
+        if body.get("bestWeights"):
+            with np.load(io.BytesIO(store.read_bytes(trial_key(trial_id, str(body["bestWeights"]))))) as npz:
+                best = [npz[f"arr_{i}"] for i in range(len(npz.files))]
+        state = TrialState(
+            epoch=int(body["epoch"]),
+            history=[{str(k): float(v) for k, v in epoch.items()} for epoch in body["history"]],
+            best=None if body["best"] is None else float(body["best"]),
+            best_epoch=int(body["bestEpoch"]),
+            best_logs={str(k): float(v) for k, v in body["bestLogs"].items()},
+            stopping=body.get("earlyStopping"),
+        )
+        return Resume(state, str(body.get("worker", "?")), weights, best)
+    except Exception as err:
+        log.warning(
+            "%s: trial %s: its checkpoint %s cannot be read (%s: %s); starting it from epoch 1",
+            worker,
+            trial_id,
+            store.url(key),
+            type(err).__name__,
+            err,
+        )
+        return None

@@ -1,0 +1,143 @@
+"""Preemption-safe trials (job/training/checkpoint.py): a trial interrupted after an epoch and
+continued from its checkpoint ends as it would have uninterrupted; a checkpoint that cannot be
+used is reported and the trial starts fresh; and with real processes, a worker SIGKILLed mid-trial
+leaves a checkpoint the chief hands to the next worker, which continues at the next epoch."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from job.output.attempts import publish_checkpoint
+from job.output.layout import trial_key
+from job.storage import Store
+from job.training.checkpoint import Checkpointer, fingerprint, load_resume
+from job.training.space import make_builder
+from job.training.trial import run_trial
+from tests.support.fused import MEMBERS, group_job, in_order, values
+from tests.support.processes import search
+
+
+class Preempted(Exception):
+    """The worker's process is gone (what a SIGKILL does to a trial, in process)."""
+
+
+def test_a_resumed_trial_ends_as_it_would_have_uninterrupted(tmp_path: Path) -> None:
+    # Five epochs; early stopping whose count (no epoch improves val_loss by 5) stops it after the
+    # fourth, so its state must come back with the weights and the optimizer's.
+    job = group_job(epochs=5, earlyStopping={"monitor": "val_loss", "patience": 3, "minDelta": 5.0})
+    data = in_order()
+    build = make_builder(job, data.output_units, data.input_shape, None)
+    start = build(values(MEMBERS[1])).get_weights()
+
+    def same_start(hp):
+        model = build(hp)
+        model.set_weights(start)
+        return model
+
+    hp, training, objective = values(MEMBERS[1]), job.spec.training, job.spec.tuner.objective
+    whole = run_trial(hp, same_start, data, training, objective)
+    assert whole.ok and len(whole.history[0]) == 4
+
+    store, scratch = Store(str(tmp_path / "out")), tmp_path / "scratch"
+    scratch.mkdir()
+    writer = Checkpointer(store, "0", "tuner0", fingerprint(job), 0.0, scratch)
+
+    def killed_in_epoch_3(epoch: int, logs: dict[str, float]) -> None:
+        if epoch == 2:
+            raise Preempted
+
+    first = run_trial(
+        hp, same_start, data, training, objective, on_epoch=killed_in_epoch_3, checkpointer=writer
+    )
+    assert first.error is not None and "Preempted" in first.error
+    assert publish_checkpoint(store, "0", "tuner0")
+    resume = load_resume(store, "0", fingerprint(job), scratch, "tuner1")
+    assert resume is not None and resume.state.epoch == 2 and resume.worker == "tuner0"
+    rest = run_trial(hp, build, data, training, objective, resume=resume)  # fresh weights: replaced
+    assert rest.ok and rest.resumed == {"epochs": 2, "worker": "tuner0"}
+    assert len(rest.history[0]) == 4, "early stopping's count came back with the checkpoint"
+    for epoch, (a, b) in enumerate(zip(whole.history[0], rest.history[0], strict=True)):
+        for name in a:
+            assert abs(a[name] - b[name]) <= 1e-5, f"epoch {epoch + 1} {name}: {a[name]} against {b[name]}"
+    assert rest.best_step == whole.best_step and rest.metrics == pytest.approx(whole.metrics, abs=1e-5)
+    assert rest.model is not None and whole.model is not None
+    for a, b in zip(whole.model.get_weights(), rest.model.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_a_checkpoint_that_cannot_be_used_is_reported_and_the_trial_starts_fresh(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    job = group_job(epochs=2)
+    store, scratch = Store(str(tmp_path / "out")), tmp_path
+    store.write_text(trial_key("0", "resume.json"), '{"fingerprint": "other", "epoch": 1}')
+    store.write_text(trial_key("1", "resume.json"), '{"fingerprint": "' + fingerprint(job) + '", "epo')
+    with caplog.at_level(logging.WARNING):
+        assert load_resume(store, "0", fingerprint(job), scratch, "tuner1") is None
+        assert load_resume(store, "1", fingerprint(job), scratch, "tuner1") is None
+        assert load_resume(store, "2", fingerprint(job), scratch, "tuner1") is None  # none: silent
+    assert "trial 0 has a checkpoint written for another spec" in caplog.text
+    assert "trial 1: its checkpoint" in caplog.text and "cannot be read" in caplog.text
+    assert "trial 2" not in caplog.text
+
+
+def test_a_store_that_refuses_checkpoints_is_warned_about_once_and_the_trial_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    job = group_job(epochs=3)
+    data = in_order()
+    build = make_builder(job, data.output_units, data.input_shape, None)
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the output's directories would be")
+    writer = Checkpointer(Store(str(blocked)), "0", "tuner0", fingerprint(job), 0.0, tmp_path)
+    with caplog.at_level(logging.WARNING):
+        outcome = run_trial(
+            values(MEMBERS[0]), build, data, job.spec.training, job.spec.tuner.objective, checkpointer=writer
+        )
+    assert outcome.ok and len(outcome.history[0]) == 3
+    assert caplog.text.count("its checkpoint could not be written") == 1
+
+
+def test_a_worker_killed_mid_trial_leaves_its_trial_to_continue_on_another(
+    write_spec: Callable[..., Path], tmp_path: Path
+) -> None:
+    fast = {"heartbeatSeconds": 0.5, "leaseSeconds": 3, "lingerSeconds": 10}
+    spec = write_spec(
+        {
+            "spec": {
+                "tuner": {"maxTrials": 3},
+                "training": {"epochs": 20, "batchSize": 16, "checkpointSeconds": 0},
+                "distribution": fast,
+                "output": {"viaChief": True},
+            }
+        }
+    )
+    with search(spec, tmp_path) as s:
+        chief = s.chief()
+        victim, other = s.worker(0), s.worker(1)
+        trial_id = victim.wait_for_log(r"tuner0: running trial (\w+) \(", timeout=180).group(1)
+        victim.wait_for_log(rf": trial {trial_id} epoch 2 done: ", timeout=120)
+        victim.kill(signal.SIGKILL)
+        other.wait_for_log(
+            rf"tuner1: trial {trial_id} continues at epoch \d+ from tuner0's checkpoint", timeout=180
+        )
+        assert chief.wait(timeout=300) == 0, chief.log[-3000:]
+        assert other.wait(timeout=60) == 0, other.log[-3000:]
+    out = tmp_path / "out"
+    records = {
+        r["trialId"]: r for r in (json.loads(p.read_text()) for p in (out / "trials").glob("*/trial.json"))
+    }
+    assert [r["status"] for r in records.values()] == ["completed"] * 3
+    resumed = records[trial_id]["resumed"]
+    assert resumed["worker"] == "tuner0" and resumed["epochs"] >= 2
+    assert len(records[trial_id]["history"][0]) == 20, "the resumed trial's history is whole"
+    assert not list(out.glob("trials/*/resume*")), "a finished trial keeps no checkpoint"
+    assert keras.models.load_model(out / "best" / "model.keras") is not None
