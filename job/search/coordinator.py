@@ -333,6 +333,27 @@ class Coordinator:
                 self._changed(*expired)
         return expired
 
+    def give_back(self, tuner_id: str, trial_id: str) -> bool:
+        """A worker that is stopping (SIGTERM: a spot reclaim, a drain) hands its running trial
+        back: it goes to the queue at once, with its last checkpoint, not counted as a lost worker
+        (the trial did nothing wrong). False when the trial is not running on `tuner_id`."""
+        with self.lock:
+            lease = self.leases.get(tuner_id)
+            ongoing = self.oracle.ongoing_trials.get(tuner_id)
+            if lease is None or ongoing is None or ongoing.trial_id != trial_id:
+                return False
+            del self.leases[tuner_id]
+            if self.trial_pruner is not None:
+                self.trial_pruner.forget(trial_id)
+            self._hand_over_checkpoint(trial_id, tuner_id)
+            requeue(self.oracle, tuner_id, ongoing)
+            log.warning("trial %s handed back by %s (it is stopping); requeued", trial_id, tuner_id)
+            if self.metrics is not None:
+                self.metrics.trial_ended("requeued", None)
+            self._update_running()
+            self._changed(trial_id)
+        return True
+
     def _take_back(self, tuner_id: str, trial: Trial, silent: float, lease_seconds: float) -> None:
         trial_id = trial.trial_id
         self.losses[trial_id] = self.losses.get(trial_id, 0) + 1

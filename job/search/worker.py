@@ -66,6 +66,10 @@ class OracleAccess(Protocol):
 
     def lease(self, trial_id: str) -> contextlib.AbstractContextManager[LeaseHandle]: ...
 
+    def give_back(self, trial_id: str) -> bool:
+        """Hand a running trial back at once: this worker is stopping (SIGTERM)."""
+        ...
+
     def member(self, tuner_id: str) -> OracleAccess:
         """The same search, spoken to as `tuner_id`: a fused group's other members (Keras Tuner's
         oracles keep one running trial per tuner id)."""
@@ -129,6 +133,9 @@ class LocalAccess:
 
     def member(self, tuner_id: str) -> LocalAccess:
         return LocalAccess(self.coordinator, tuner_id)
+
+    def give_back(self, trial_id: str) -> bool:
+        return self.coordinator.give_back(self.tuner_id, trial_id)
 
 
 class TrialLoop:
@@ -215,7 +222,7 @@ class TrialLoop:
         tuner = self.job.spec.tuner
         self._announce(trial, self.tuner_id)
         checkpointer, resume = self._checkpoints(trial)
-        with self.access.lease(trial.trial_id) as lease:
+        with self.access.lease(trial.trial_id) as lease, self._given_back_if_stopped([(trial, self.access)]):
             outcome = run_trial(
                 trial.hyperparameters,
                 self.build_model,
@@ -240,6 +247,24 @@ class TrialLoop:
                 return
             self._record(trial, outcome, lease.pruned)
         self.trials_run += 1
+
+    @contextlib.contextmanager
+    def _given_back_if_stopped(self, running: list[tuple[Trial, OracleAccess]]) -> Iterator[None]:
+        """A stop signal (SIGTERM arrives as KeyboardInterrupt: a spot reclaim, a drain) hands the
+        running trials back to the chief at once, with their last checkpoints, before this worker
+        leaves."""
+        try:
+            yield
+        except KeyboardInterrupt:
+            for trial, access in running:
+                handed = access.give_back(trial.trial_id)
+                log.warning(
+                    "%s: stopping (a signal): trial %s %s",
+                    self.tuner_id,
+                    trial.trial_id,
+                    "handed back to the chief" if handed else "left to its lease",
+                )
+            raise
 
     def _checkpoints(self, trial: Trial) -> tuple[Checkpointer | None, Resume | None]:
         """The trial's checkpoint writer, and the checkpoint it continues from if a lost worker
@@ -296,6 +321,7 @@ class TrialLoop:
     def _run_group(self, group: list[Assigned]) -> None:
         with contextlib.ExitStack() as stack:
             leases = [stack.enter_context(entry.access.lease(entry.trial.trial_id)) for entry in group]
+            stack.enter_context(self._given_back_if_stopped([(e.trial, e.access) for e in group]))
             for entry in group:
                 self._announce(entry.trial, entry.tuner_id)
             self._train_fused(list(zip(group, leases, strict=True)))

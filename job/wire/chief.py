@@ -29,6 +29,7 @@ from job.storage import ArtifactStore
 from job.wire.artifacts import ArtifactService
 from job.wire.protocol import (
     CONTROL_SERVICE,
+    GIVE_BACK,
     HEARTBEAT,
     TRIAL_MESSAGE,
     decode_json,
@@ -116,6 +117,9 @@ class OracleService(service_grpc.OracleServicer):
             return {"keep": keep}
         return {"keep": keep, "prune": {"epoch": pruned.epoch, "reason": pruned.reason}}
 
+    def give_back(self, request: dict[str, Any], context: grpc.ServicerContext) -> dict[str, Any]:
+        return {"requeued": self.coordinator.give_back(str(request["tunerId"]), str(request["trialId"]))}
+
     def trial_message(self, request: dict[str, Any], context: grpc.ServicerContext) -> dict[str, Any]:
         with self.lock:
             self.messages[str(request["trialId"])] = str(request["message"])
@@ -130,7 +134,11 @@ def control_handler(servicer: OracleService) -> grpc.GenericRpcHandler:
 
     return grpc.method_handlers_generic_handler(
         CONTROL_SERVICE,
-        {HEARTBEAT: method(servicer.heartbeat), TRIAL_MESSAGE: method(servicer.trial_message)},
+        {
+            HEARTBEAT: method(servicer.heartbeat),
+            TRIAL_MESSAGE: method(servicer.trial_message),
+            GIVE_BACK: method(servicer.give_back),
+        },
     )
 
 

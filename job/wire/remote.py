@@ -27,6 +27,7 @@ from job.kt_adapter import HyperParameters, Status, Trial, new_trial, service, s
 from job.retry import Backoff
 from job.search.pruning import Pruned
 from job.wire.protocol import (
+    GIVE_BACK,
     HEARTBEAT,
     TRIAL_MESSAGE,
     TUNER_ID_KEY,
@@ -162,6 +163,11 @@ class RemoteOracle:
             request_serializer=encode_json,
             response_deserializer=decode_json,
         )
+        self._give_back = self.channel.unary_unary(
+            method_path(GIVE_BACK),
+            request_serializer=encode_json,
+            response_deserializer=decode_json,
+        )
         self._message = self.channel.unary_unary(
             method_path(TRIAL_MESSAGE),
             request_serializer=encode_json,
@@ -264,6 +270,26 @@ class RemoteOracle:
             # The error cannot reach a plain chief: a retry there would repeat it unexplained.
             trial.status = Status.FAILED
         self.call("EndTrial", self.stub.EndTrial, service.EndTrialRequest(trial=trial.to_proto()))
+
+    def give_back(self, trial_id: str) -> bool:
+        """Hand a trial back to the chief at once (this worker is stopping), so the next worker
+        continues it from its last checkpoint without waiting for the lease to run out. Best
+        effort, a few seconds at most: a plain chief, or no answer, leaves it to the lease."""
+        if self.plain_chief:
+            return False
+        try:
+            reply = self._give_back(
+                {"tunerId": self.tuner_id, "trialId": trial_id}, timeout=5.0, metadata=self.metadata
+            )
+        except grpc.RpcError as err:
+            log.warning(
+                "%s: trial %s not handed back (%s); its lease will run out",
+                self.tuner_id,
+                trial_id,
+                err.code(),
+            )
+            return False
+        return bool(reply.get("requeued"))
 
     def get_best_trials(self, num_trials: int) -> list[Trial]:
         response = self.call(

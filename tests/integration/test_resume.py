@@ -15,6 +15,7 @@ import keras
 import numpy as np
 import pytest
 
+from job.errors import EXIT_INTERRUPTED
 from job.output.attempts import publish_checkpoint
 from job.output.layout import trial_key
 from job.storage import Store
@@ -141,3 +142,38 @@ def test_a_worker_killed_mid_trial_leaves_its_trial_to_continue_on_another(
     assert len(records[trial_id]["history"][0]) == 20, "the resumed trial's history is whole"
     assert not list(out.glob("trials/*/resume*")), "a finished trial keeps no checkpoint"
     assert keras.models.load_model(out / "best" / "model.keras") is not None
+
+
+def test_a_worker_told_to_stop_hands_its_trial_back_at_once(
+    write_spec: Callable[..., Path], tmp_path: Path
+) -> None:
+    # A lease of 10 minutes: had the stopped worker's trial waited for it, the search would not end
+    # within the test's deadlines.
+    slow_lease = {"heartbeatSeconds": 0.5, "leaseSeconds": 600, "lingerSeconds": 10}
+    spec = write_spec(
+        {
+            "spec": {
+                "tuner": {"maxTrials": 3},
+                "training": {"epochs": 20, "batchSize": 16, "checkpointSeconds": 0},
+                "distribution": slow_lease,
+            }
+        }
+    )
+    with search(spec, tmp_path) as s:
+        chief = s.chief()
+        victim, other = s.worker(0), s.worker(1)
+        trial_id = victim.wait_for_log(r"tuner0: running trial (\w+) \(", timeout=180).group(1)
+        victim.wait_for_log(rf": trial {trial_id} epoch 2 done: ", timeout=120)
+        victim.kill(signal.SIGTERM)
+        assert victim.wait(timeout=60) == EXIT_INTERRUPTED, victim.log[-3000:]
+        assert f"tuner0: stopping (a signal): trial {trial_id} handed back to the chief" in victim.log
+        chief.wait_for_log(
+            rf"trial {trial_id} handed back by tuner0 \(it is stopping\); requeued", timeout=30
+        )
+        other.wait_for_log(
+            rf"tuner1: trial {trial_id} continues at epoch \d+ from tuner0's checkpoint", timeout=240
+        )
+        assert chief.wait(timeout=300) == 0, chief.log[-3000:]
+    records = [json.loads(p.read_text()) for p in (tmp_path / "out" / "trials").glob("*/trial.json")]
+    assert sorted(r["status"] for r in records) == ["completed"] * 3
+    assert next(r for r in records if r["trialId"] == trial_id)["resumed"]["worker"] == "tuner0"
