@@ -177,3 +177,39 @@ def test_a_worker_told_to_stop_hands_its_trial_back_at_once(
     records = [json.loads(p.read_text()) for p in (tmp_path / "out" / "trials").glob("*/trial.json")]
     assert sorted(r["status"] for r in records) == ["completed"] * 3
     assert next(r for r in records if r["trialId"] == trial_id)["resumed"]["worker"] == "tuner0"
+
+
+def test_the_chief_restarted_while_a_resumed_trial_runs_loses_nothing(
+    write_spec: Callable[..., Path], tmp_path: Path
+) -> None:
+    fast = {"heartbeatSeconds": 0.5, "leaseSeconds": 3, "lingerSeconds": 10}
+    spec = write_spec(
+        {
+            "spec": {
+                "tuner": {"maxTrials": 3},
+                "training": {"epochs": 20, "batchSize": 16, "checkpointSeconds": 0},
+                "distribution": fast,
+            }
+        }
+    )
+    with search(spec, tmp_path) as s:
+        chief = s.chief()
+        victim, other = s.worker(0), s.worker(1)
+        trial_id = victim.wait_for_log(r"tuner0: running trial (\w+) \(", timeout=180).group(1)
+        victim.wait_for_log(rf": trial {trial_id} epoch 2 done: ", timeout=120)
+        victim.kill(signal.SIGKILL)
+        other.wait_for_log(rf"tuner1: trial {trial_id} continues at epoch (\d+) ", timeout=180)
+        # The resumed trial trains on; the chief dies and a new one resumes from its snapshot.
+        other.wait_for_log(rf"tuner1: trial {trial_id} epoch \d+ done: ", timeout=120)
+        chief.kill(signal.SIGKILL)
+        chief.wait(timeout=30)
+        restarted = s.chief()
+        assert restarted.wait(timeout=300) == 0, restarted.log[-3000:]
+        assert other.wait(timeout=60) == 0, other.log[-3000:]
+    records = {
+        r["trialId"]: r
+        for r in (json.loads(p.read_text()) for p in (tmp_path / "out" / "trials").glob("*/trial.json"))
+    }
+    assert sorted(r["status"] for r in records.values()) == ["completed"] * 3
+    assert records[trial_id]["resumed"]["worker"] == "tuner0"
+    assert len(records[trial_id]["history"][0]) == 20
