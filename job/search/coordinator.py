@@ -65,8 +65,9 @@ class SearchEvents(Protocol):
     def trial_ended(self) -> None: ...
 
     def trial_requeued(self, trial_id: str, tuner_id: str) -> None:
-        """The trial goes to another worker (or again to `tuner_id`, restarted): the checkpoint
-        `tuner_id` staged becomes the trial's, to continue from."""
+        """The trial, lost by `tuner_id`, is about to run again (on another worker, or on
+        `tuner_id` restarted): the checkpoint `tuner_id` staged becomes the trial's, to continue
+        from."""
         ...
 
 
@@ -132,6 +133,9 @@ class Coordinator:
         self.version = 0  # bumped on every state change worth a snapshot
         self.awaited: set[str] = set()  # workers a resumed chief must still tell to stop
         self._trial_json: dict[str, str] = {}
+        # Trials taken back from a worker, by the worker whose checkpoint they continue from
+        # (published when the next worker asks, `hand_over_checkpoint`).
+        self.handed_over: dict[str, str] = {}
         self.changed = threading.Condition(self.lock)
 
     # -- the Keras Tuner oracle protocol, with ownership --------------------------------------
@@ -176,7 +180,7 @@ class Coordinator:
                 else:
                     lease.renewed = self.clock()
                     log.info("trial %s handed again to %s (it restarted)", trial.trial_id, tuner_id)
-                    self._hand_over_checkpoint(trial.trial_id, tuner_id)
+                    self.handed_over[trial.trial_id] = tuner_id
                 self._update_running()
                 self._changed(trial.trial_id)
             return trial
@@ -345,7 +349,7 @@ class Coordinator:
             del self.leases[tuner_id]
             if self.trial_pruner is not None:
                 self.trial_pruner.forget(trial_id)
-            self._hand_over_checkpoint(trial_id, tuner_id)
+            self.handed_over[trial_id] = tuner_id
             requeue(self.oracle, tuner_id, ongoing)
             log.warning("trial %s handed back by %s (it is stopping); requeued", trial_id, tuner_id)
             if self.metrics is not None:
@@ -372,7 +376,7 @@ class Coordinator:
         if self.trial_pruner is not None:
             self.trial_pruner.forget(trial_id)  # it trains again from the start elsewhere
         if self.losses[trial_id] < self.max_worker_losses:
-            self._hand_over_checkpoint(trial_id, tuner_id)
+            self.handed_over[trial_id] = tuner_id
             requeue(self.oracle, tuner_id, trial)
             log.warning("trial %s requeued: %s", trial_id, reason)
             if self.metrics is not None:
@@ -384,15 +388,22 @@ class Coordinator:
         log.error("trial %s failed: %s", trial_id, failed.message)
         self._end(failed, seconds=self._elapsed(trial_id))
 
-    def _hand_over_checkpoint(self, trial_id: str, tuner_id: str) -> None:
-        """Publish the checkpoint of a trial that changes hands; without it, the trial starts over."""
+    def hand_over_checkpoint(self, tuner_id: str, trial_id: str) -> None:
+        """Asked by the worker that now runs a trial, before it trains: the checkpoint of the worker
+        that lost the trial becomes the trial's (`SearchEvents.trial_requeued`), for it to continue
+        from. Storage is written here, outside the lock; a failure means the trial starts over."""
+        with self.lock:
+            lease = self.leases.get(tuner_id)
+            if lease is None or lease.trial_id != trial_id or trial_id not in self.handed_over:
+                return
+            previous = self.handed_over.pop(trial_id)
         try:
-            self.events.trial_requeued(trial_id, tuner_id)
+            self.events.trial_requeued(trial_id, previous)
         except Exception as err:
             log.warning(
                 "trial %s: %s's checkpoint could not be handed on (%s); it starts over",
                 trial_id,
-                tuner_id,
+                previous,
                 err,
             )
 

@@ -70,6 +70,10 @@ class OracleAccess(Protocol):
         """Hand a running trial back at once: this worker is stopping (SIGTERM)."""
         ...
 
+    def hand_over(self, trial_id: str) -> None:
+        """Before training: the checkpoint of the worker that lost this trial, published."""
+        ...
+
     def member(self, tuner_id: str) -> OracleAccess:
         """The same search, spoken to as `tuner_id`: a fused group's other members (Keras Tuner's
         oracles keep one running trial per tuner id)."""
@@ -136,6 +140,9 @@ class LocalAccess:
 
     def give_back(self, trial_id: str) -> bool:
         return self.coordinator.give_back(self.tuner_id, trial_id)
+
+    def hand_over(self, trial_id: str) -> None:
+        self.coordinator.hand_over_checkpoint(self.tuner_id, trial_id)
 
 
 class TrialLoop:
@@ -273,6 +280,7 @@ class TrialLoop:
         if every is None or self.job.spec.tuner.algorithm == "hyperband":
             return None, None
         scratch = Path(self._scratch.name)
+        self.access.hand_over(trial.trial_id)
         resume = load_resume(self.store, trial.trial_id, self.fingerprint, scratch, self.tuner_id)
         if resume is not None:
             log.info(

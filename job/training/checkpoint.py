@@ -10,9 +10,10 @@ trial's state under its own attempt keys, `trials/<id>/attempts/<worker>/`:
                                                  epoch, early stopping's state, the slot, the spec's
                                                  fingerprint
 
-When the chief takes the trial back (its worker stopped responding) it publishes that checkpoint as
-`trials/<id>/resume.json` (and its files), which the next worker to take the trial reads
-(`load_resume`) and continues from, at the next epoch. A checkpoint that cannot be read, or was
+When the chief takes the trial back (its worker stopped responding, was told to stop, or restarted),
+the worker that runs it next asks the chief, before it trains, to publish that checkpoint as
+`trials/<id>/resume.json` (and its files); it reads it (`load_resume`) and continues at the next
+epoch. A checkpoint that cannot be read, or was
 written for another spec, is reported and the trial starts fresh. A store that refuses a checkpoint
 is warned about once; the trial goes on without.
 """

@@ -30,6 +30,7 @@ from job.wire.artifacts import ArtifactService
 from job.wire.protocol import (
     CONTROL_SERVICE,
     GIVE_BACK,
+    HAND_OVER,
     HEARTBEAT,
     TRIAL_MESSAGE,
     decode_json,
@@ -120,6 +121,10 @@ class OracleService(service_grpc.OracleServicer):
     def give_back(self, request: dict[str, Any], context: grpc.ServicerContext) -> dict[str, Any]:
         return {"requeued": self.coordinator.give_back(str(request["tunerId"]), str(request["trialId"]))}
 
+    def hand_over(self, request: dict[str, Any], context: grpc.ServicerContext) -> dict[str, Any]:
+        self.coordinator.hand_over_checkpoint(str(request["tunerId"]), str(request["trialId"]))
+        return {}
+
     def trial_message(self, request: dict[str, Any], context: grpc.ServicerContext) -> dict[str, Any]:
         with self.lock:
             self.messages[str(request["trialId"])] = str(request["message"])
@@ -138,6 +143,7 @@ def control_handler(servicer: OracleService) -> grpc.GenericRpcHandler:
             HEARTBEAT: method(servicer.heartbeat),
             TRIAL_MESSAGE: method(servicer.trial_message),
             GIVE_BACK: method(servicer.give_back),
+            HAND_OVER: method(servicer.hand_over),
         },
     )
 

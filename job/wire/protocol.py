@@ -7,6 +7,8 @@ failed trial's error text; its messages are JSON objects:
     Heartbeat     {"tunerId", "trialId", "epoch", "logs"}  ->  {"keep": bool, "prune"?: {"epoch", "reason"}}
     TrialMessage  {"tunerId", "trialId", "message"}        ->  {}
     GiveBack      {"tunerId", "trialId"}                   ->  {"requeued": bool}   (a worker stopping)
+    HandOver      {"tunerId", "trialId"}                   ->  {}   (before training: publish the
+                                                               checkpoint of the worker that lost it)
 
 With `spec.output.viaChief`, the `hptune.Artifacts` service (`ARTIFACTS_SERVICE`) carries a worker's
 reads and writes of the output to the chief, which performs them on its own store
@@ -27,6 +29,7 @@ CONTROL_SERVICE = "hptune.Control"
 HEARTBEAT = "Heartbeat"
 TRIAL_MESSAGE = "TrialMessage"
 GIVE_BACK = "GiveBack"
+HAND_OVER = "HandOver"
 ARTIFACTS_SERVICE = "hptune.Artifacts"
 WRITE, READ, EXISTS = "Write", "Read", "Exists"
 CHUNK_BYTES = 1 << 20  # gRPC's default message limit is 4 MiB: objects travel in 1 MiB pieces

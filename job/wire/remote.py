@@ -28,6 +28,7 @@ from job.retry import Backoff
 from job.search.pruning import Pruned
 from job.wire.protocol import (
     GIVE_BACK,
+    HAND_OVER,
     HEARTBEAT,
     TRIAL_MESSAGE,
     TUNER_ID_KEY,
@@ -163,6 +164,11 @@ class RemoteOracle:
             request_serializer=encode_json,
             response_deserializer=decode_json,
         )
+        self._hand_over = self.channel.unary_unary(
+            method_path(HAND_OVER),
+            request_serializer=encode_json,
+            response_deserializer=decode_json,
+        )
         self._give_back = self.channel.unary_unary(
             method_path(GIVE_BACK),
             request_serializer=encode_json,
@@ -290,6 +296,20 @@ class RemoteOracle:
             )
             return False
         return bool(reply.get("requeued"))
+
+    def hand_over(self, trial_id: str) -> None:
+        """Before training a trial: have the chief publish the checkpoint of the worker that lost
+        it, if any. A plain chief, or no answer, means the trial starts from epoch 1."""
+        if self.plain_chief:
+            return
+        try:
+            self._hand_over(
+                {"tunerId": self.tuner_id, "trialId": trial_id},
+                timeout=self.call_timeout,
+                metadata=self.metadata,
+            )
+        except grpc.RpcError as err:
+            log.warning("%s: trial %s: no checkpoint handed over (%s)", self.tuner_id, trial_id, err.code())
 
     def get_best_trials(self, num_trials: int) -> list[Trial]:
         response = self.call(

@@ -23,7 +23,28 @@ from job.training.checkpoint import Checkpointer, fingerprint, load_resume
 from job.training.space import make_builder
 from job.training.trial import run_trial
 from tests.support.fused import MEMBERS, group_job, in_order, values
-from tests.support.processes import search
+from tests.support.processes import Proc, search
+
+LONG_TRIALS = {"tuner": {"maxTrials": 3}, "training": {"epochs": 20, "batchSize": 16, "checkpointSeconds": 0}}
+FAST_LEASES = {"heartbeatSeconds": 0.5, "leaseSeconds": 3, "lingerSeconds": 10}
+
+
+def _long_search(write_spec: Callable[..., Path], distribution: dict, **spec: dict) -> Path:
+    """Three 20-epoch trials with a checkpoint every epoch."""
+    return write_spec({"spec": {**LONG_TRIALS, "distribution": distribution, **spec}})
+
+
+def _in_its_third_epoch(victim: Proc) -> str:
+    """The id of the victim's first trial, once the trial has finished its second epoch."""
+    trial_id = victim.wait_for_log(r"tuner0: running trial (\w+) \(", timeout=180).group(1)
+    victim.wait_for_log(rf": trial {trial_id} epoch 2 done: ", timeout=120)
+    return trial_id
+
+
+def _records(out: Path) -> dict[str, dict]:
+    return {
+        r["trialId"]: r for r in (json.loads(p.read_text()) for p in (out / "trials").glob("*/trial.json"))
+    }
 
 
 class Preempted(Exception):
@@ -110,22 +131,11 @@ def test_a_store_that_refuses_checkpoints_is_warned_about_once_and_the_trial_goe
 def test_a_worker_killed_mid_trial_leaves_its_trial_to_continue_on_another(
     write_spec: Callable[..., Path], tmp_path: Path
 ) -> None:
-    fast = {"heartbeatSeconds": 0.5, "leaseSeconds": 3, "lingerSeconds": 10}
-    spec = write_spec(
-        {
-            "spec": {
-                "tuner": {"maxTrials": 3},
-                "training": {"epochs": 20, "batchSize": 16, "checkpointSeconds": 0},
-                "distribution": fast,
-                "output": {"viaChief": True},
-            }
-        }
-    )
+    spec = _long_search(write_spec, FAST_LEASES, output={"viaChief": True})
     with search(spec, tmp_path) as s:
         chief = s.chief()
         victim, other = s.worker(0), s.worker(1)
-        trial_id = victim.wait_for_log(r"tuner0: running trial (\w+) \(", timeout=180).group(1)
-        victim.wait_for_log(rf": trial {trial_id} epoch 2 done: ", timeout=120)
+        trial_id = _in_its_third_epoch(victim)
         victim.kill(signal.SIGKILL)
         other.wait_for_log(
             rf"tuner1: trial {trial_id} continues at epoch \d+ from tuner0's checkpoint", timeout=180
@@ -133,9 +143,7 @@ def test_a_worker_killed_mid_trial_leaves_its_trial_to_continue_on_another(
         assert chief.wait(timeout=300) == 0, chief.log[-3000:]
         assert other.wait(timeout=60) == 0, other.log[-3000:]
     out = tmp_path / "out"
-    records = {
-        r["trialId"]: r for r in (json.loads(p.read_text()) for p in (out / "trials").glob("*/trial.json"))
-    }
+    records = _records(out)
     assert [r["status"] for r in records.values()] == ["completed"] * 3
     resumed = records[trial_id]["resumed"]
     assert resumed["worker"] == "tuner0" and resumed["epochs"] >= 2
@@ -149,21 +157,11 @@ def test_a_worker_told_to_stop_hands_its_trial_back_at_once(
 ) -> None:
     # A lease of 10 minutes: had the stopped worker's trial waited for it, the search would not end
     # within the test's deadlines.
-    slow_lease = {"heartbeatSeconds": 0.5, "leaseSeconds": 600, "lingerSeconds": 10}
-    spec = write_spec(
-        {
-            "spec": {
-                "tuner": {"maxTrials": 3},
-                "training": {"epochs": 20, "batchSize": 16, "checkpointSeconds": 0},
-                "distribution": slow_lease,
-            }
-        }
-    )
+    spec = _long_search(write_spec, {**FAST_LEASES, "leaseSeconds": 600})
     with search(spec, tmp_path) as s:
         chief = s.chief()
         victim, other = s.worker(0), s.worker(1)
-        trial_id = victim.wait_for_log(r"tuner0: running trial (\w+) \(", timeout=180).group(1)
-        victim.wait_for_log(rf": trial {trial_id} epoch 2 done: ", timeout=120)
+        trial_id = _in_its_third_epoch(victim)
         victim.kill(signal.SIGTERM)
         assert victim.wait(timeout=60) == EXIT_INTERRUPTED, victim.log[-3000:]
         assert f"tuner0: stopping (a signal): trial {trial_id} handed back to the chief" in victim.log
@@ -174,29 +172,19 @@ def test_a_worker_told_to_stop_hands_its_trial_back_at_once(
             rf"tuner1: trial {trial_id} continues at epoch \d+ from tuner0's checkpoint", timeout=240
         )
         assert chief.wait(timeout=300) == 0, chief.log[-3000:]
-    records = [json.loads(p.read_text()) for p in (tmp_path / "out" / "trials").glob("*/trial.json")]
-    assert sorted(r["status"] for r in records) == ["completed"] * 3
-    assert next(r for r in records if r["trialId"] == trial_id)["resumed"]["worker"] == "tuner0"
+    records = _records(tmp_path / "out")
+    assert sorted(r["status"] for r in records.values()) == ["completed"] * 3
+    assert records[trial_id]["resumed"]["worker"] == "tuner0"
 
 
 def test_the_chief_restarted_while_a_resumed_trial_runs_loses_nothing(
     write_spec: Callable[..., Path], tmp_path: Path
 ) -> None:
-    fast = {"heartbeatSeconds": 0.5, "leaseSeconds": 3, "lingerSeconds": 10}
-    spec = write_spec(
-        {
-            "spec": {
-                "tuner": {"maxTrials": 3},
-                "training": {"epochs": 20, "batchSize": 16, "checkpointSeconds": 0},
-                "distribution": fast,
-            }
-        }
-    )
+    spec = _long_search(write_spec, FAST_LEASES)
     with search(spec, tmp_path) as s:
         chief = s.chief()
         victim, other = s.worker(0), s.worker(1)
-        trial_id = victim.wait_for_log(r"tuner0: running trial (\w+) \(", timeout=180).group(1)
-        victim.wait_for_log(rf": trial {trial_id} epoch 2 done: ", timeout=120)
+        trial_id = _in_its_third_epoch(victim)
         victim.kill(signal.SIGKILL)
         other.wait_for_log(rf"tuner1: trial {trial_id} continues at epoch (\d+) ", timeout=180)
         # The resumed trial trains on; the chief dies and a new one resumes from its snapshot.
@@ -206,10 +194,7 @@ def test_the_chief_restarted_while_a_resumed_trial_runs_loses_nothing(
         restarted = s.chief()
         assert restarted.wait(timeout=300) == 0, restarted.log[-3000:]
         assert other.wait(timeout=60) == 0, other.log[-3000:]
-    records = {
-        r["trialId"]: r
-        for r in (json.loads(p.read_text()) for p in (tmp_path / "out" / "trials").glob("*/trial.json"))
-    }
+    records = _records(tmp_path / "out")
     assert sorted(r["status"] for r in records.values()) == ["completed"] * 3
     assert records[trial_id]["resumed"]["worker"] == "tuner0"
     assert len(records[trial_id]["history"][0]) == 20

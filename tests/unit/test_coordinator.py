@@ -180,11 +180,16 @@ def test_a_worker_that_is_stopping_hands_its_trial_back_at_once_not_counted_as_l
     trial = ask(coordinator, "w1")
     assert coordinator.give_back("w2", trial.trial_id) is False, "not w2's trial"
     assert coordinator.give_back("w1", trial.trial_id) is True
-    assert search.events.seen[-1] == ("requeued", trial.trial_id, "w1"), "its checkpoint handed on"
     assert coordinator.heartbeat("w1", trial.trial_id, 1, {}) is False, "no longer w1's"
     assert ask(coordinator, "w2").trial_id == trial.trial_id, "at once: no lease to wait out"
     assert coordinator.losses.get(trial.trial_id, 0) == 0
     assert coordinator.give_back("w1", trial.trial_id) is False
+    coordinator.hand_over_checkpoint("w3", trial.trial_id)  # not w3's trial: nothing handed over
+    assert ("requeued", trial.trial_id, "w1") not in search.events.seen
+    coordinator.hand_over_checkpoint("w2", trial.trial_id)
+    assert search.events.seen[-1] == ("requeued", trial.trial_id, "w1"), "w1's checkpoint, to w2"
+    coordinator.hand_over_checkpoint("w2", trial.trial_id)
+    assert search.events.seen.count(("requeued", trial.trial_id, "w1")) == 1, "once"
 
 
 def test_a_heartbeat_for_a_trial_not_owned_is_refused(tmp_path: Path) -> None:
