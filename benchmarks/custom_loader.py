@@ -18,13 +18,12 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+from benchmarks.child import REPO, in_child
+
 LOADER = "benchmarks.custom_loader:builtin_arrays"
 
 
@@ -79,19 +78,8 @@ def search(
 
 
 def _child(side: str, args: argparse.Namespace) -> dict[str, Any]:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     call = f"search({side!r}, {args.source!r}, {args.samples!r}, {args.trials}, {args.epochs}, {args.seed})"
-    code = (
-        "import json; from benchmarks.custom_loader import search; "
-        f"print('RESULT ' + json.dumps({call}, default=float))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True, check=False
-    )
-    line = next((ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")), None)
-    if line is None:
-        raise RuntimeError(f"{side} run failed:\n{out.stdout[-2000:]}\n{out.stderr[-4000:]}")
-    return json.loads(line[len("RESULT ") :])
+    return in_child("from benchmarks.custom_loader import search", call, f"{side} run")
 
 
 def main() -> None:

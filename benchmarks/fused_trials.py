@@ -18,12 +18,10 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+from benchmarks.child import REPO, in_child
 
 
 def fused_search(trials: int, epochs: int, seed: int, data_dir: Path, fuse: int) -> dict[str, Any]:
@@ -47,24 +45,13 @@ def fused_search(trials: int, epochs: int, seed: int, data_dir: Path, fuse: int)
 
 
 def _child(side: str, backend: str, trials: int, epochs: int, seed: int, data_dir: str) -> dict[str, Any]:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": backend}
     if side == "plain":
         call = f"plain_keras_tuner({trials}, {epochs}, {seed}, Path({data_dir!r}))"
-        module = "benchmarks.trial_throughput import plain_keras_tuner"
+        imports = "from benchmarks.trial_throughput import plain_keras_tuner"
     else:
         call = f"fused_search({trials}, {epochs}, {seed}, Path({data_dir!r}), {int(side)})"
-        module = "benchmarks.fused_trials import fused_search"
-    code = (
-        f"import json; from pathlib import Path; from {module}; "
-        f"print('RESULT ' + json.dumps({call}, default=float))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True, check=False
-    )
-    line = next((ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")), None)
-    if line is None:
-        raise RuntimeError(f"{side} on {backend} failed:\n{out.stdout[-2000:]}\n{out.stderr[-4000:]}")
-    return json.loads(line[len("RESULT ") :])
+        imports = "from benchmarks.fused_trials import fused_search"
+    return in_child(imports, call, f"{side} on {backend}", KERAS_BACKEND=backend)
 
 
 def main() -> None:

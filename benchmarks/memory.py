@@ -23,11 +23,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.child import REPO, in_child
 from job.spec.settings import DistributionSpec
 from job.supervision.processes import free_port
 from job.supervision.recycle import resident_bytes
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def rss_mib(pid: int | str = "self") -> float:
@@ -155,18 +154,8 @@ def _declare(hp: Any, job: Any) -> Any:
 
 
 def _plain_in_child(trials: int, mnist: bool, data_dir: str | None) -> dict[str, Any]:
-    code = (
-        "import json; from benchmarks.memory import plain_side; "
-        f"print('RESULT ' + json.dumps(plain_side({trials}, {mnist}, {data_dir!r})))"
-    )
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    out = subprocess.run(
-        [sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True, check=False
-    )
-    line = next((ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")), None)
-    if line is None:
-        raise RuntimeError(f"plain Keras Tuner failed:\n{out.stderr[-4000:]}")
-    return json.loads(line[len("RESULT ") :])
+    call = f"plain_side({trials}, {mnist}, {data_dir!r})"
+    return in_child("from benchmarks.memory import plain_side", call, "plain Keras Tuner")
 
 
 def main() -> None:

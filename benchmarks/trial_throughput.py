@@ -16,14 +16,12 @@ import functools
 import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+from benchmarks.child import REPO, in_child
 
 
 def _mnist(data_dir: Path) -> tuple[Any, ...]:
@@ -130,19 +128,8 @@ SIDES = {
 
 
 def _child(side: str, trials: int, epochs: int, seed: int, data_dir: str) -> dict[str, Any]:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    code = (
-        "import json, sys; from pathlib import Path; from benchmarks.trial_throughput import SIDES; "
-        f"r = SIDES[{side!r}]({trials}, {epochs}, {seed}, Path({data_dir!r})); "
-        "print('RESULT ' + json.dumps(r, default=float))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True, check=False
-    )
-    line = next((ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")), None)
-    if line is None:
-        raise RuntimeError(f"{side} run failed:\n{out.stdout[-2000:]}\n{out.stderr[-4000:]}")
-    return json.loads(line[len("RESULT ") :])
+    call = f"SIDES[{side!r}]({trials}, {epochs}, {seed}, Path({data_dir!r}))"
+    return in_child("from benchmarks.trial_throughput import SIDES", call, f"{side} run")
 
 
 def _mean_scores(side_runs: list[dict[str, Any]]) -> dict[str, float]:
