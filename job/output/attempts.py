@@ -28,11 +28,10 @@ def publish_attempt(store: ArtifactStore, trial_id: str, worker: str) -> None:
     store.delete(attempts_prefix(trial_id, worker))
     published = trial_key(trial_id, RESUME_STATE)  # the checkpoint it may have resumed from
     if store.exists(published):
-        state = json.loads(store.read_text(published))
+        files = _checkpoint_files(json.loads(store.read_text(published)))
         store.delete(published)
-        for name in (state.get("weights"), state.get("bestWeights")):
-            if name:
-                store.delete(trial_key(trial_id, str(name)))
+        for name in files:
+            store.delete(trial_key(trial_id, name))
 
 
 def publish_checkpoint(store: ArtifactStore, trial_id: str, worker: str) -> bool:
@@ -43,8 +42,12 @@ def publish_checkpoint(store: ArtifactStore, trial_id: str, worker: str) -> bool
     if not store.exists(state_key):
         return False
     state = json.loads(store.read_text(state_key))
-    for name in (state.get("weights"), state.get("bestWeights")):
-        if name:
-            store.copy(attempt_key(trial_id, worker, str(name)), trial_key(trial_id, str(name)))
+    for name in _checkpoint_files(state):
+        store.copy(attempt_key(trial_id, worker, name), trial_key(trial_id, name))
     store.write_text(trial_key(trial_id, RESUME_STATE), json.dumps(state))
     return True
+
+
+def _checkpoint_files(state: dict[str, object]) -> list[str]:
+    """The weight files a checkpoint's resume.json names (job/training/checkpoint.py)."""
+    return [str(name) for name in (state.get("weights"), state.get("bestWeights")) if name]

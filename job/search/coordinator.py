@@ -349,11 +349,8 @@ class Coordinator:
             del self.leases[tuner_id]
             if self.trial_pruner is not None:
                 self.trial_pruner.forget(trial_id)
-            self.handed_over[trial_id] = tuner_id
-            requeue(self.oracle, tuner_id, ongoing)
+            self._requeue(tuner_id, ongoing)
             log.warning("trial %s handed back by %s (it is stopping); requeued", trial_id, tuner_id)
-            if self.metrics is not None:
-                self.metrics.trial_ended("requeued", None)
             self._update_running()
             self._changed(trial_id)
         return True
@@ -376,17 +373,21 @@ class Coordinator:
         if self.trial_pruner is not None:
             self.trial_pruner.forget(trial_id)  # it trains again from the start elsewhere
         if self.losses[trial_id] < self.max_worker_losses:
-            self.handed_over[trial_id] = tuner_id
-            requeue(self.oracle, tuner_id, trial)
+            self._requeue(tuner_id, trial)
             log.warning("trial %s requeued: %s", trial_id, reason)
-            if self.metrics is not None:
-                self.metrics.trial_ended("requeued", None)
             return
         failed = copy.copy(trial)
         failed.status = Status.FAILED
         failed.message = given_up(reason, self.losses[trial_id])
         log.error("trial %s failed: %s", trial_id, failed.message)
         self._end(failed, seconds=self._elapsed(trial_id))
+
+    def _requeue(self, tuner_id: str, trial: Trial) -> None:
+        """Back to the queue, to continue from `tuner_id`'s checkpoint (`hand_over_checkpoint`)."""
+        self.handed_over[trial.trial_id] = tuner_id
+        requeue(self.oracle, tuner_id, trial)
+        if self.metrics is not None:
+            self.metrics.trial_ended("requeued", None)
 
     def hand_over_checkpoint(self, tuner_id: str, trial_id: str) -> None:
         """Asked by the worker that now runs a trial, before it trains: the checkpoint of the worker
