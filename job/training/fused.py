@@ -205,9 +205,11 @@ def fuse(members: list[_Member], input_shape: tuple[int, ...], spec: MlpModel) -
     column_rates = np.repeat([m.rates[0] for m in members], widths).astype("float32")
     if column_rates.any():
         x = ColumnDropout(column_rates)(x)
-    outputs, pairs = [], []
+    outputs = []
+    later: list[list[keras.layers.Dense]] = []  # later[k]: member k's own layers after the first
     for k, member in enumerate(members):
         y = Columns(int(edges[k]), int(edges[k + 1]))(x)
+        later.append([])
         for depth, own in enumerate(member.dense[1:], start=1):
             last = depth == len(member.dense) - 1
             layer = keras.layers.Dense(
@@ -217,34 +219,28 @@ def fuse(members: list[_Member], input_shape: tuple[int, ...], spec: MlpModel) -
                 name=member_name(k) if last else None,
             )
             y = layer(y)
-            pairs.append((layer, own))
+            later[k].append(layer)
             if not last and member.rates[depth]:
                 y = keras.layers.Dropout(member.rates[depth])(y)
         outputs.append(y)
     model = keras.Model(inputs, outputs)
     first.kernel.assign(np.concatenate([m.dense[0].kernel.numpy() for m in members], axis=1))
     first.bias.assign(np.concatenate([m.dense[0].bias.numpy() for m in members]))
-    for layer, own in pairs:
-        layer.set_weights(own.get_weights())
+    for member, layers in zip(members, later, strict=True):
+        for layer, own in zip(layers, member.dense[1:], strict=True):
+            layer.set_weights(own.get_weights())
     lrs = [float(keras.ops.convert_to_numpy(m.model.optimizer.learning_rate)) for m in members]
     column_lrs = np.repeat(lrs, widths).astype("float32")
     rates: dict[str, Any] = {first.kernel.path: column_lrs[None, :], first.bias.path: column_lrs}
-    later = len(members[0].dense) - 1
-    for k in range(len(members)):
-        for layer, _ in pairs[k * later : (k + 1) * later]:
-            rates.update({v.path: lrs[k] for v in layer.trainable_variables})
+    for rate, layers in zip(lrs, later, strict=True):
+        for layer in layers:
+            rates.update({v.path: rate for v in layer.trainable_variables})
     model.compile(
         optimizer=per_member_rates(members[0].model.optimizer, rates),
         loss=[spec.loss] * len(members),
         metrics=[list(spec.metrics) for _ in members],
     )
-    later = len(members[0].dense) - 1
-    layout = _Layout(
-        first,
-        edges,
-        [[layer for layer, _ in pairs[k * later : (k + 1) * later]] for k in range(len(members))],
-    )
-    return model, layout
+    return model, _Layout(first, edges, later)
 
 
 def _member_logs(logs: dict[str, Any], index: int) -> dict[str, float]:
