@@ -24,10 +24,16 @@ if TYPE_CHECKING:
 FIXED = ("rank", "trial_id", "status", "best_step", "error")
 
 
+def rank_key(score: float, trial_id: str, direction: Direction) -> tuple[float, str]:
+    """Where a completed trial ranks (smaller is better): by score, a tie by trial id. The one
+    order for the leaderboard, the models kept, and a worker deciding whether to save a model."""
+    return sort_key(score, direction), trial_id
+
+
 def ranked(trials: Sequence[Trial], direction: Direction) -> list[Trial]:
     """Completed trials best first, then the rest in id order."""
     done = [t for t in trials if t.status == COMPLETED and t.score is not None]
-    done.sort(key=lambda t: (sort_key(t.score or 0.0, direction), t.trial_id))
+    done.sort(key=lambda t: rank_key(t.score or 0.0, t.trial_id, direction))
     counted = {t.trial_id for t in done}  # a set: `t not in done` made this O(n^2) per call
     rest = sorted((t for t in trials if t.trial_id not in counted), key=lambda t: t.trial_id)
     return done + rest

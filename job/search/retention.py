@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from job.kt_adapter import Trial
 from job.output.layout import parse_trial_key, trial_key
-from job.output.leaderboard import ranked
+from job.output.leaderboard import rank_key, ranked
 from job.output.records import COMPLETED
 from job.spec.objective import Direction
 from job.storage import Store, WorkerStore
@@ -27,6 +27,19 @@ def save_model(store: WorkerStore, key: str, model: keras.Model) -> None:
         else:
             model.save(str(local))
         store.put_file(local, key)
+
+
+def worth_saving(score: float, trial_id: str, best: Sequence[Trial], keep: int, direction: Direction) -> bool:
+    """Could a trial that ended with `score` be among the best `keep`, given the best trials so far
+    (the chief's answer)? Then its worker saves its model. Ranked as `ModelRetention` ranks, a tie
+    by trial id: a result that ties the k-th best but ranks ahead of it is saved, or the top k
+    would lose a model."""
+    done = [
+        rank_key(t.score, t.trial_id, direction)
+        for t in best
+        if t.status == COMPLETED and t.score is not None
+    ]
+    return len(done) < keep or rank_key(score, trial_id, direction) < max(done)
 
 
 class ModelRetention:

@@ -20,9 +20,8 @@ from job.output.records import TrialRecord, TrialStatus, public_values
 from job.search.coordinator import Coordinator
 from job.search.fusion import GroupWidth
 from job.search.pruning import Pruned
-from job.search.retention import save_model
+from job.search.retention import save_model, worth_saving
 from job.spec.models import JobSpec
-from job.spec.objective import is_better
 from job.storage import ArtifactStore, WorkerStore
 from job.supervision.recycle import MemoryWatch
 from job.training import device, fused
@@ -435,7 +434,7 @@ class TrialLoop:
             if self.job.spec.tuner.algorithm == "hyperband":
                 save_model(self.store, self._staged(trial, worker, "checkpoint.weights.h5"), outcome.model)
             # A pruned trial's model is kept only if it is the best so far (it could still be best/).
-            if self._is_candidate(outcome, keep=1 if pruned else None):
+            if self._is_candidate(trial.trial_id, outcome, keep=1 if pruned else None):
                 save_model(self.store, self._staged(trial, worker, "model.keras"), outcome.model)
                 model_saved = True
         status: TrialStatus = "failed" if not outcome.ok else "pruned" if pruned else "completed"
@@ -480,18 +479,15 @@ class TrialLoop:
     def _staged(self, trial: Trial, worker: str, name: str) -> str:
         return attempt_key(trial.trial_id, worker, name)
 
-    def _is_candidate(self, outcome: Outcome, keep: int | None = None) -> bool:
+    def _is_candidate(self, trial_id: str, outcome: Outcome, keep: int | None = None) -> bool:
         """Could this result be among the best `keep` (`keepModels`)? Then its model is worth saving."""
         objective = self.job.spec.tuner.objective
         keep = keep or self.job.spec.output.keep_models
         value = outcome.metrics.get(objective.name)
         if value is None:
             return False
-        done = [t for t in self.access.get_best_trials(keep) if t.status == Status.COMPLETED]
-        if len(done) < keep:
-            return True
-        worst = done[-1].score
-        return worst is None or is_better(value, worst, objective.direction)
+        best = self.access.get_best_trials(keep)
+        return worth_saving(value, trial_id, best, keep, objective.direction)
 
     def _weights_of(self, trial_id: str) -> Path | None:
         key = trial_key(trial_id, "checkpoint.weights.h5")
