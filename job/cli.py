@@ -59,6 +59,12 @@ def _parser() -> argparse.ArgumentParser:
     local.add_argument("--workers", type=int, help="override spec.distribution.workers")
     local.add_argument("--output", help="override spec.output.uri")
     local.add_argument(
+        "--gpus",
+        default="all",
+        help="the GPUs the workers use, as docker run --gpus takes them: all (default), none, or "
+        "indices/UUIDs such as 0,2 (workers default to one per GPU)",
+    )
+    local.add_argument(
         "--prometheus-targets",
         type=Path,
         help="write a Prometheus file_sd JSON listing every process's /metrics address",
@@ -144,13 +150,31 @@ def _dispatch(args: argparse.Namespace, out: Console, err: Console) -> int:
         return EXIT_OK
     spec_dir = Path(args.spec).resolve().parent
     if args.command == "local":
+        from job.supervision.gpus import choose, visible_gpus
         from job.supervision.local import run_local
 
-        workers = args.workers if args.workers is not None else job.spec.distribution.workers
-        if workers < 1:
-            raise UsageError("--workers must be at least 1")
+        if args.workers is not None and args.workers < 1:
+            raise UsageError(f"--workers must be at least 1; got {args.workers}")
+        visible = visible_gpus(os.environ)
+        gpus = choose(visible, args.gpus).gpus
+        dist = job.spec.distribution
+        if args.workers is not None:
+            workers = args.workers
+        elif "workers" in dist.model_fields_set or not gpus:
+            workers = dist.workers
+        else:
+            workers = len(gpus)  # one worker per GPU when neither the spec nor --workers says
         return run_local(
-            job, Path(args.spec), workers, out, err, output=args.output, targets=args.prometheus_targets
+            job,
+            Path(args.spec),
+            workers,
+            out,
+            err,
+            output=args.output,
+            targets=args.prometheus_targets,
+            gpus=gpus,
+            visible=visible.gpus,
+            on_cpu=args.gpus.strip().lower() == "none",
         )
     return _run(job, spec_dir, args, out, err)
 
@@ -159,13 +183,17 @@ def _run(job: JobSpec, spec_dir: Path, args: argparse.Namespace, out: Console, e
     from job.environment import Standalone, Worker, read_environment
 
     env = read_environment(os.environ)
-    if isinstance(env.role, Worker) and env.trial_slot is None and job.spec.distribution.trials_per_gpu > 1:
+    if isinstance(env.role, Worker) and env.trial_slot is None:
+        from job.supervision.gpus import visible_gpus
         from job.supervision.packing import run_packed
+        from job.supervision.placement import over_trials, require
 
-        base = args.metrics_port if args.metrics_port is not None else job.spec.metrics.port
-        return run_packed(
-            Path(args.spec), env.role, job.spec.distribution.trials_per_gpu, base, err, output=args.output
-        )
+        inventory = visible_gpus(os.environ)
+        require(inventory, env.expected_gpus)
+        placements = over_trials(inventory.gpus, job.spec.distribution.trials_per_gpu, 1, env.gpu_share)
+        if len(placements) > 1:  # one trial process per GPU, trialsPerGpu on each
+            base = args.metrics_port if args.metrics_port is not None else job.spec.metrics.port
+            return run_packed(Path(args.spec), env.role, placements, base, err, output=args.output)
     _import_backend_quietly(args.verbose)
 
     from prometheus_client import CollectorRegistry

@@ -19,6 +19,11 @@ WORKER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 # Set by a worker that restarts itself to release memory (job/supervision/recycle.py), for its next life.
 RESTARTS_VARIABLE = "HPTUNE_WORKER_RESTARTS"
+# Set for a process given GPUs (by the chart from gpu.count, by the process that pinned it): how
+# many it must see (job/supervision/placement.py).
+EXPECT_GPUS_VARIABLE = "HPTUNE_EXPECT_GPUS"
+# Set for a process whose GPU(s) other processes share: how many processes, itself included.
+GPU_SHARE_VARIABLE = "HPTUNE_GPU_SHARE"
 
 
 class BadEnvironment(BadInput):
@@ -82,6 +87,12 @@ class Environment:
     # Who holds the output's lease (job/search/ownership.py): HPTUNE_CHIEF_IDENTITY, else the chief
     # Job (HPTUNE_NAMESPACE/HPTUNE_JOB_NAME) in Kubernetes; None: the process decides.
     chief_identity: str | None = None
+    # GPUs this process was given (HPTUNE_EXPECT_GPUS, set by the chart from gpu.count and by the
+    # process that pinned it); a process that sees fewer stops before any trial. None: not asked.
+    expected_gpus: int | None = None
+    # Processes sharing this process's GPU(s) (HPTUNE_GPU_SHARE: `hptune local` with more workers
+    # than GPUs); a worker that packs trial processes divides the memory further.
+    gpu_share: int = 1
 
 
 def read_environment(env: Mapping[str, str], service_account_dir: Path = SERVICE_ACCOUNT_DIR) -> Environment:
@@ -93,6 +104,8 @@ def read_environment(env: Mapping[str, str], service_account_dir: Path = SERVICE
     restarts = env.get(RESTARTS_VARIABLE, "0")
     if not restarts.isdigit():
         raise BadEnvironment(f"{RESTARTS_VARIABLE}={restarts!r} is not a non-negative integer")
+    expected = _count(env, EXPECT_GPUS_VARIABLE, minimum=0)
+    share = _count(env, GPU_SHARE_VARIABLE, minimum=1)
     return Environment(
         role=read_role(env),
         data_dir=Path(data_dir) if data_dir else None,
@@ -100,7 +113,18 @@ def read_environment(env: Mapping[str, str], service_account_dir: Path = SERVICE
         trial_slot=int(slot) if slot is not None else None,
         restarts=int(restarts),
         chief_identity=_chief_identity(env),
+        expected_gpus=expected,
+        gpu_share=share if share is not None else 1,
     )
+
+
+def _count(env: Mapping[str, str], name: str, minimum: int) -> int | None:
+    text = env.get(name)
+    if text is None or not text.strip():
+        return None
+    if not text.strip().isdigit() or int(text) < minimum:
+        raise BadEnvironment(f"{name}={text!r} is not an integer of at least {minimum}")
+    return int(text)
 
 
 def _chief_identity(env: Mapping[str, str]) -> str | None:

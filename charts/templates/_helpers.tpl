@@ -135,6 +135,11 @@ trialsPerGpu: {{ hasKey $dist "trialsPerGpu" | ternary $dist.trialsPerGpu 1 | in
 metricsPort: {{ hasKey $metrics "port" | ternary $metrics.port 9090 | int }}
 {{- end }}
 
+{{/* Trial processes in one worker pod: one per GPU (gpu.count, at least 1), trialsPerGpu on each. */}}
+{{- define "hptune.trialProcesses" -}}
+{{ mul (max 1 (int .Values.gpu.count)) ((include "hptune.distribution" . | fromYaml).trialsPerGpu | int) }}
+{{- end }}
+
 {{- define "hptune.workers" -}}
 {{ (include "hptune.distribution" . | fromYaml).workers }}
 {{- end }}

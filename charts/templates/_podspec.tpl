@@ -128,6 +128,12 @@ containers:
         value: /tmp
       - name: KERAS_HOME
         value: /scratch/keras
+      {{- if $gpu }}
+      # The GPUs this pod asks for: a worker that sees fewer (no NVIDIA runtime, a CPU-only image)
+      # stops before any trial (exit 2) instead of training on the CPU.
+      - name: HPTUNE_EXPECT_GPUS
+        value: {{ $values.gpu.count | int | quote }}
+      {{- end }}
       {{- with $values.extraEnv }}
       {{- toYaml . | nindent 6 }}
       {{- end }}
@@ -146,8 +152,8 @@ containers:
         containerPort: {{ $metricsPort }}
         protocol: TCP
       {{- if ne $role "chief" }}
-      {{- /* A worker packing n trial processes on its GPU serves metrics on port, port+1, ... */}}
-      {{- range $slot := untilStep 1 ((include "hptune.distribution" $root | fromYaml).trialsPerGpu | int) 1 }}
+      {{- /* A worker with n trial processes (one per GPU, trialsPerGpu on each) serves metrics on port, port+1, ... */}}
+      {{- range $slot := untilStep 1 (include "hptune.trialProcesses" $root | int) 1 }}
       - name: http-metrics-{{ $slot }}
         containerPort: {{ add $metricsPort $slot }}
         protocol: TCP

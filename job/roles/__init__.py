@@ -19,14 +19,16 @@ from job.roles.common import Options, Summary
 from job.roles.standalone import run_standalone
 from job.roles.worker import run_worker
 from job.spec.models import JobSpec
+from job.training import device
 
 
 def run(job: JobSpec, env: Environment, options: Options | None = None) -> Summary:
     options = options or Options()
     role = env.role
-    if isinstance(role, Worker):
-        return run_worker(job, env, role, options)
     if isinstance(role, Chief):
         return run_chief(job, env, role, options)
+    device.require_gpus(env.expected_gpus)  # before any trial: no silent CPU run
+    if isinstance(role, Worker):
+        return run_worker(job, env, role, options)
     assert isinstance(role, Standalone)
     return run_standalone(job, env, options)

@@ -12,6 +12,7 @@ import logging
 import subprocess
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
@@ -19,6 +20,8 @@ from rich.console import Console
 from job.observability.metrics import Progress, progress_from_text
 from job.observability.progress import LiveProgress
 from job.spec.models import JobSpec
+from job.supervision.gpus import Gpu
+from job.supervision.placement import ON_CPU, Placement, idle, over_workers
 from job.supervision.processes import (
     Child,
     child_environment,
@@ -68,7 +71,14 @@ def run_local(
     err: Console,
     output: str | None = None,
     targets: Path | None = None,
+    gpus: Sequence[Gpu] = (),
+    visible: Sequence[Gpu] = (),
+    on_cpu: bool = False,
 ) -> int:
+    """A chief and `workers` workers; the workers pinned over `gpus` (placement.py; `visible`: all
+    the machine shows, those not chosen named idle), or hidden from every GPU with `on_cpu`
+    (`--gpus none`). The chief never takes a GPU."""
+    placements = over_workers(gpus, workers)
     oracle_port = free_port()
     chief = start(
         "chief",
@@ -78,13 +88,14 @@ def run_local(
                 "KERASTUNER_TUNER_ID": "chief",
                 "KERASTUNER_ORACLE_IP": "127.0.0.1",
                 "KERASTUNER_ORACLE_PORT": str(oracle_port),
+                **ON_CPU,
             }
         ),
         chief_metrics,
         err,
     )
     children = [chief]
-    for index in range(workers):
+    for index, placement in enumerate(placements):
         name = f"tuner{index}"
         metrics_port = free_port(job.spec.distribution.trials_per_gpu)
         children.append(
@@ -96,6 +107,7 @@ def run_local(
                         "KERASTUNER_TUNER_ID": name,
                         "KERASTUNER_ORACLE_IP": "127.0.0.1",
                         "KERASTUNER_ORACLE_PORT": str(oracle_port),
+                        **(ON_CPU if on_cpu else placement.environment()),
                     }
                 ),
                 metrics_port,
@@ -109,6 +121,8 @@ def run_local(
         f"{workers} worker(s); Ctrl-C stops them all",
         highlight=False,
     )
+    for line in placement_lines(visible, placements, on_cpu):
+        err.print(f"  {line}", highlight=False)
     stop_on_sigterm()
     try:
         if err.is_terminal:
@@ -129,6 +143,18 @@ def run_local(
     else:
         err.print(f"the chief exited with status {code}: the search did not complete", highlight=False)
     return code
+
+
+def placement_lines(visible: Sequence[Gpu], placements: Sequence[Placement], on_cpu: bool) -> list[str]:
+    """Which worker has which GPUs, and which of the machine's GPUs sit idle."""
+    if on_cpu or not any(p.gpus for p in placements):
+        why = "--gpus none" if on_cpu else "no GPU found"
+        return [f"every worker on the CPU ({why})"]
+    lines = [f"tuner{k}: {p.describe()}" for k, p in enumerate(placements)]
+    unused = idle(visible, placements)
+    if unused:
+        lines.append(f"idle: {', '.join(gpu.label for gpu in unused)}")
+    return lines
 
 
 def _supervise(chief: Child, children: list[Child], job: JobSpec) -> int:

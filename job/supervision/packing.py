@@ -1,20 +1,24 @@
-"""Trial packing: one worker (pod, GPU) runs several trial processes that share its GPU.
+"""Trial processes of one worker: one per GPU it was given, times `trialsPerGpu` on each.
 
-A small model leaves a GPU idle most of the time; several trials at once keep it busy. The worker
-process with `spec.distribution.trialsPerGpu = n > 1` starts n `hptune run` processes with the
-worker ids `<id>-0` .. `<id>-<n-1>` (stable across pod restarts, like the worker's own id), each
-with a 1/n share of the GPU's memory and its own metrics port (`metrics.port + k`), and
-supervises them: it exits when they all have, with the worst status.
+A worker (pod) with several GPUs trains one trial on each (the trials of a search are usually
+small), each process pinned to its GPU (job/supervision/placement.py). A small model also leaves
+a GPU idle most of the time; with `spec.distribution.trialsPerGpu = n > 1` each GPU runs n trial
+processes, each with a 1/n share of its memory. The worker starts them as `hptune run` processes
+with the worker ids `<id>-0` .. `<id>-<k-1>` (stable across pod restarts, like the worker's own id),
+each with its own metrics port (`metrics.port + k`), and supervises them: it exits when they all
+have, with the worst status.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
 
 from job.environment import Worker
+from job.supervision.placement import Placement
 from job.supervision.processes import (
     Child,
     child_environment,
@@ -38,10 +42,15 @@ def slot_metrics_port(base: int, slot: int) -> int:
 
 
 def run_packed(
-    spec: Path, role: Worker, slots: int, metrics_base: int, console: Console, output: str | None = None
+    spec: Path,
+    role: Worker,
+    placements: Sequence[Placement],
+    metrics_base: int,
+    console: Console,
+    output: str | None = None,
 ) -> int:
     children: list[Child] = []
-    for slot in range(slots):
+    for slot, placement in enumerate(placements):
         name = slot_id(role.tuner_id, slot)
         port = slot_metrics_port(metrics_base, slot)
         cmd = run_command(spec, port, output)
@@ -51,15 +60,15 @@ def run_packed(
                 "KERASTUNER_ORACLE_IP": role.address,
                 "KERASTUNER_ORACLE_PORT": str(role.port),
                 "HPTUNE_TRIAL_SLOT": str(slot),
-                **memory_share_environment(slots),
+                **(placement.environment() or memory_share_environment(placement.share)),
             }
         )
         children.append(start(name, cmd, env, port, console))
     log.info(
-        "%s: %d trial processes share this GPU (%s of its memory each)",
+        "%s: %d trial processes: %s",
         role.tuner_id,
-        slots,
-        memory_share_environment(slots)["XLA_PYTHON_CLIENT_MEM_FRACTION"],
+        len(placements),
+        "; ".join(f"{slot_id(role.tuner_id, k)} on {p.describe()}" for k, p in enumerate(placements)),
     )
 
     stop_on_sigterm()

@@ -7,6 +7,7 @@ import logging
 
 import keras
 
+from job.environment import EXPECT_GPUS_VARIABLE, BadEnvironment
 from job.training.data import Dataset
 
 log = logging.getLogger(__name__)
@@ -61,3 +62,37 @@ def memory_in_use() -> dict[str, int]:
     except Exception as err:  # a backend without memory statistics is not an error
         log.debug("no device memory statistics: %s", err)
     return {}
+
+
+def gpus_seen() -> list[str]:
+    """The GPUs the backend itself will train on (starts the backend)."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        return [str(d) for d in jax.devices() if d.platform == "gpu"]
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return [d.name for d in tf.config.list_physical_devices("GPU")]
+    return []
+
+
+def require_gpus(expected: int | None) -> None:
+    """Stop before any trial when this process was given GPUs (HPTUNE_EXPECT_GPUS: the chart's
+    gpu.count, `hptune local --gpus`) and the backend sees fewer: a pod without the NVIDIA runtime
+    or a CPU-only build would otherwise train on the CPU for hours and report success."""
+    if not expected:
+        return
+    seen = gpus_seen()
+    if len(seen) >= expected:
+        log.info("training on %s", ", ".join(seen))
+        return
+    backend = keras.backend.backend()
+    raise BadEnvironment(
+        f"this process was given {expected} GPU(s) ({EXPECT_GPUS_VARIABLE}={expected}: the chart's "
+        f"gpu.count, or `hptune local --gpus`), but the {backend} backend sees "
+        f"{', '.join(seen) if seen else 'none'}: is the NVIDIA container runtime in use (runtimeClassName, "
+        f"docker run --gpus), and is this a GPU build of {backend}? Set gpu.count: 0 (or --gpus none) "
+        "to train on the CPU on purpose."
+    )

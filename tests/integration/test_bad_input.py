@@ -540,6 +540,13 @@ CASES: list[Case] = [
         ("--workers must be at least 1",),
     ),
     Case(
+        "cli-local-gpus-on-a-machine-without-any",
+        # No GPU on a test machine: no driver answers NVML. Refused before any process starts.
+        lambda ws: Prepared(["local", str(ws.spec()), "--gpus", "0,1"]),
+        BAD_INPUT,
+        ("--gpus 0,1 asks for GPU(s) 0,1, but this machine shows none: no NVIDIA driver answers",),
+    ),
+    Case(
         "cli-metrics-port-not-a-number",
         lambda ws: Prepared(["run", str(ws.spec()), "--metrics-port", "ninety"]),
         BAD_INPUT,
@@ -629,6 +636,31 @@ CASES: list[Case] = [
         {"JOB_COMPLETION_INDEX": "0"},
         "JOB_COMPLETION_INDEX=0",
         "KERASTUNER_ORACLE_IP and KERASTUNER_ORACLE_PORT",
+    ),
+    role(
+        "env-a-worker-given-gpus-sees-none",
+        {
+            "KERASTUNER_TUNER_ID": "tuner0",
+            "KERASTUNER_ORACLE_IP": "10.0.0.1",
+            "KERASTUNER_ORACLE_PORT": "8000",
+            "HPTUNE_EXPECT_GPUS": "2",
+        },
+        "this worker was given 2 GPU(s) (HPTUNE_EXPECT_GPUS=2: the chart's gpu.count",
+        "but it sees none (no NVIDIA driver answers",
+    ),
+    run(
+        "env-a-process-given-a-gpu-whose-backend-sees-none",
+        lambda ws: ws.spec(),
+        BAD_INPUT,
+        "this process was given 1 GPU(s) (HPTUNE_EXPECT_GPUS=1",
+        "backend sees none",
+        "Set gpu.count: 0 (or --gpus none) to train on the CPU on purpose.",
+        env=lambda ws: {"HPTUNE_EXPECT_GPUS": "1"},
+    ),
+    role(
+        "env-expected-gpus-not-a-number",
+        {"HPTUNE_EXPECT_GPUS": "all"},
+        "HPTUNE_EXPECT_GPUS='all' is not an integer",
     ),
     Case(
         "env-metrics-port-in-use",

@@ -577,6 +577,34 @@ def test_packed_workers_expose_one_metrics_port_per_trial_process() -> None:
     assert [e["port"] for e in endpoints] == ["http-metrics", "http-metrics-1", "http-metrics-2"]
 
 
+@pytest.mark.parametrize(("count", "per_gpu"), [(0, 1), (1, 1), (2, 1), (8, 1), (2, 3)])
+def test_a_worker_pod_asks_for_its_gpus_expects_them_and_serves_metrics_per_trial_process(
+    count: int, per_gpu: int
+) -> None:
+    values = scenario_values("podmonitor-values")
+    values["spec"] = yaml.safe_load((CHART / "values.yaml").read_text())["spec"]
+    values["spec"]["spec"].setdefault("distribution", {})["trialsPerGpu"] = per_gpu
+    values["gpu"] = {"count": count}
+    objs = render(values)
+    worker = container(objs, "worker")
+    env = {e["name"]: e.get("value") for e in worker["env"]}
+    if count:
+        assert worker["resources"]["limits"]["nvidia.com/gpu"] == count
+        assert env["HPTUNE_EXPECT_GPUS"] == str(count), (
+            "a pod that sees fewer GPUs stops instead of using the CPU"
+        )
+    else:
+        assert (
+            "nvidia.com/gpu" not in worker["resources"].get("limits", {}) and "HPTUNE_EXPECT_GPUS" not in env
+        )
+    processes = max(count, 1) * per_gpu  # one trial process per GPU, trialsPerGpu on each
+    ports = sorted(p["containerPort"] for p in worker["ports"])
+    assert ports == list(range(9090, 9090 + processes))
+    endpoints = one(objs, "PodMonitor")["spec"]["podMetricsEndpoints"]
+    assert len(endpoints) == processes
+    assert "HPTUNE_EXPECT_GPUS" not in {e["name"] for e in container(objs, "chief")["env"]}
+
+
 # -- spec changes, hooks, placement -------------------------------------------------------------------
 
 

@@ -199,7 +199,7 @@ def test_trials_packed_on_one_gpu_run_as_separate_processes(
     assert result.returncode == 0, result.stderr[-3000:]
     workers = {json.loads(p.read_text())["worker"] for p in (tmp_path / "out/trials").glob("*/trial.json")}
     assert workers == {"tuner0-0", "tuner0-1"}
-    assert "tuner0: 2 trial processes share this GPU (0.450 of its memory each)" in result.stderr
+    assert "tuner0: 2 trial processes: tuner0-0 on CPU; tuner0-1 on CPU" in result.stderr
     processes = {group["labels"]["process"] for group in json.loads(targets.read_text())}
     assert processes == {"chief", "tuner0-0", "tuner0-1"}
     assert len(leaderboard(tmp_path / "out")) == 4
