@@ -9,7 +9,7 @@ platforms=(--platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --p
            --platform manylinux2014_x86_64 --platform manylinux1_x86_64)
 # Checked by running `hptune local` (packed, scanned steps) in a venv holding only what the device
 # has (jax, grpcio, protobuf, h5py, rich, scikit-learn, prometheus-client) plus these.
-pins=$(grep -E '^(keras|keras-tuner|kt-legacy|namex|optree|pydantic|pydantic_core|annotated-types|typing-inspection|PyYAML|fsspec|absl-py|packaging|six|typing_extensions)==' constraints.txt)
+pins=$(grep -E '^(keras|keras-tuner|kt-legacy|namex|optree|pydantic|pydantic_core|annotated-types|typing-inspection|PyYAML|fsspec|absl-py|packaging|six|typing_extensions|nvidia-ml-py)==' constraints.txt)
 for pin in $pins; do
   python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     "${platforms[@]}" -d .whl "$pin"
