@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -31,3 +32,29 @@ def in_child(imports: str, call: str, what: str, **env: str) -> dict[str, Any]:
     if line is None:
         raise RuntimeError(f"{what} failed:\n{out.stdout[-2000:]}\n{out.stderr[-4000:]}")
     return json.loads(line[len("RESULT ") :])
+
+
+class RoleProcess:
+    """One `hptune run` process of a search on loopback: the chief or a worker, by its tuner id,
+    its output appended to `log`."""
+
+    def __init__(self, spec: Path, tuner_id: str, port: int, log: Path) -> None:
+        env = {
+            **os.environ,
+            "TF_CPP_MIN_LOG_LEVEL": "3",
+            "KERASTUNER_TUNER_ID": tuner_id,
+            "KERASTUNER_ORACLE_IP": "127.0.0.1",
+            "KERASTUNER_ORACLE_PORT": str(port),
+        }
+        self.log = log.open("a")
+        self.started = time.monotonic()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "job", "run", str(spec), "--metrics-port", "0"],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
+
+    def alive_seconds(self) -> float:
+        return time.monotonic() - self.started

@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import re
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from benchmarks.child import RoleProcess
 from job.supervision.processes import free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,29 +53,6 @@ def _spec(root: Path, trials: int, epochs: int, checkpoint: float | None) -> Pat
     return path
 
 
-class _Process:
-    def __init__(self, spec: Path, tuner_id: str, port: int, log: Path) -> None:
-        env = {
-            **os.environ,
-            "TF_CPP_MIN_LOG_LEVEL": "3",
-            "KERASTUNER_TUNER_ID": tuner_id,
-            "KERASTUNER_ORACLE_IP": "127.0.0.1",
-            "KERASTUNER_ORACLE_PORT": str(port),
-        }
-        self.log = log.open("a")
-        self.started = time.monotonic()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "job", "run", str(spec), "--metrics-port", "0"],
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            cwd=REPO,
-        )
-
-    def alive_seconds(self) -> float:
-        return time.monotonic() - self.started
-
-
 def run_side(trials: int, epochs: int, checkpoint: float | None, every: float, seed: int) -> dict[str, Any]:
     """One search; `every` 0: no kills."""
     rng = random.Random(seed)
@@ -85,8 +61,8 @@ def run_side(trials: int, epochs: int, checkpoint: float | None, every: float, s
         spec = _spec(root, trials, epochs, checkpoint)
         port = free_port()
         started = time.monotonic()
-        chief = _Process(spec, "chief", port, root / "chief.log")
-        workers = {i: _Process(spec, f"tuner{i}", port, root / f"tuner{i}.log") for i in range(2)}
+        chief = RoleProcess(spec, "chief", port, root / "chief.log")
+        workers = {i: RoleProcess(spec, f"tuner{i}", port, root / f"tuner{i}.log") for i in range(2)}
         worker_seconds, kills = 0.0, 0
         next_kill = started + every if every else float("inf")
         while chief.process.poll() is None:
@@ -99,7 +75,7 @@ def run_side(trials: int, epochs: int, checkpoint: float | None, every: float, s
                     victim.process.wait()
                     kills += 1
                 worker_seconds += victim.alive_seconds()
-                workers[index] = _Process(spec, f"tuner{index}", port, root / f"tuner{index}.log")
+                workers[index] = RoleProcess(spec, f"tuner{index}", port, root / f"tuner{index}.log")
                 next_kill += every
         wall = time.monotonic() - started
         for worker in workers.values():

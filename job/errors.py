@@ -46,7 +46,9 @@ class ExitCode:
 
 
 EXIT_CODES: tuple[ExitCode, ...] = (
-    ExitCode(EXIT_OK, "success (a worker: the search is over)", "Complete", "Complete"),
+    ExitCode(
+        EXIT_OK, "success (a worker: no trial left for it, or the search is over)", "Complete", "Complete"
+    ),
     ExitCode(
         EXIT_FAILED, "infrastructure failed (storage, a port, the API); may work later", "Count", "Count"
     ),

@@ -205,6 +205,10 @@ def chart_values_schema() -> dict[str, Schema]:
                     "The LocalQueue (kueue.x-k8s.io/queue-name).", pattern="^$|" + _DNS_NAME
                 ),
                 "priorityClass": _string("A Kueue WorkloadPriorityClass.", pattern="^$|" + _DNS_NAME),
+                "minWorkers": _integer(
+                    description="Partial admission: Kueue may start the search with this many workers "
+                    "when quota for all is not free (kueue.x-k8s.io/job-min-parallelism); 0: all or none."
+                ),
             },
         ),
         "priorityClassName": _string(),

@@ -2,7 +2,7 @@
 Generated from job/errors.py (EXIT_CODES) by scripts/render_manifests.py: do not edit.
 The podFailurePolicy of the chief Job and of the worker Job. Evictions and preemptions
 (DisruptionTarget) are ignored; then, by exit code:
-    0  chief: Complete  worker: Complete  success (a worker: the search is over)
+    0  chief: Complete  worker: Complete  success (a worker: no trial left for it, or the search is over)
     1  chief: Count     worker: Count     infrastructure failed (storage, a port, the API); may work later
     2  chief: FailJob   worker: FailIndex bad input (spec, environment, data, model code, a storage location that refuses us)
     3  chief: FailJob   worker: FailJob   the search failed for good (or had already failed)

@@ -32,6 +32,15 @@ kueue.x-k8s.io/priority-class: {{ . | quote }}
 {{- if and (not $jobset) .Values.jobset.restartStrategy }}
 {{- fail (printf "jobset.restartStrategy (%s) applies only to workload: jobset" .Values.jobset.restartStrategy) }}
 {{- end }}
+{{- if and .Values.kueue.minWorkers (not .Values.kueue.queueName) }}
+{{- fail (printf "kueue.minWorkers (%v) needs kueue.queueName: partial admission is Kueue's" .Values.kueue.minWorkers) }}
+{{- end }}
+{{- if and .Values.kueue.minWorkers $jobset }}
+{{- fail (printf "kueue.minWorkers (%v) applies only to workload: jobs (Kueue admits a JobSet whole)" .Values.kueue.minWorkers) }}
+{{- end }}
+{{- if gt (int .Values.kueue.minWorkers) (include "hptune.workers" . | int) }}
+{{- fail (printf "kueue.minWorkers (%v) is more than spec.distribution.workers (%v)" .Values.kueue.minWorkers (include "hptune.workers" .)) }}
+{{- end }}
 {{- if and .Values.kueue.priorityClass (not .Values.kueue.queueName) }}
 {{- fail (printf "kueue.priorityClass (%s) needs kueue.queueName: Kueue admits only workloads sent to a LocalQueue" .Values.kueue.priorityClass) }}
 {{- end }}
@@ -93,6 +102,10 @@ labels:
   {{- end }}
 annotations:
   hptune.io/spec-checksum: {{ include "hptune.specChecksum" . | quote }}
+  {{- if and .Values.kueue.minWorkers (not (include "hptune.inJobSet" .)) }}
+  # Kueue may admit the search with this many workers when quota for all is not free.
+  kueue.x-k8s.io/job-min-parallelism: {{ .Values.kueue.minWorkers | int | quote }}
+  {{- end }}
   {{- with .Values.worker.annotations }}
   {{- toYaml . | nindent 2 }}
   {{- end }}
@@ -106,11 +119,11 @@ completionMode: Indexed
 completions: {{ $workers }}
 parallelism: {{ $workers }}
 backoffLimitPerIndex: {{ .Values.worker.backoffLimitPerIndex }}
-# A worker exits 0 only when the search is over: the first one to do so completes the Job, and
-# Kubernetes removes the workers still running or Pending (a GPU they would hold for nothing).
-successPolicy:
-  rules:
-    - succeededCount: 1
+# A worker exits 0 when it has no trial left to run: released as soon as the search has none left to
+# hand out (spec.distribution.spareWorkers aside), its GPU freed while the last trials still run, or
+# told the search is over. Each index completes on its own, so no successPolicy: the first worker to
+# exit 0 must not end the others' trials. A worker still Pending when the search ends starts, reads
+# that the search is over and exits 0.
 podFailurePolicy:
   {{- include "hptune.podFailurePolicy.worker" . | nindent 2 }}
 {{- include "hptune.jobTail" (dict "root" . "role" "worker") }}

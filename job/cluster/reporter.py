@@ -3,8 +3,8 @@
 Inside a cluster the chief keeps its progress as annotations on its own Job (`hptune.io/...`:
 trials done, failed and running, the best objective and trial, the state), records Events on
 that Job (a new best trial, a failed trial and why, the search's end). Workers end by themselves
-when the search is over (exit 0; the worker Job's successPolicy then completes it and removes any
-worker still Pending). When the search failed, the chief ends the worker Job too, in a terminal
+(exit 0) once no trial is left for them, each index of the worker Job completing on its own.
+When the search failed, the chief ends the worker Job too, in a terminal
 state that its TTL applies to: it sets the Job's activeDeadlineSeconds, so Kubernetes stops the
 pods and marks the Job failed (never `suspend`, which Kueue owns). The chart's Role allows exactly
 these requests: get and patch the chief's Job, get and patch the worker Job, create Events.

@@ -45,6 +45,12 @@ def member_id(tuner_id: str, index: int) -> str:
     return tuner_id if index == 0 else f"{tuner_id}-f{index}"
 
 
+def is_member(tuner_id: str) -> bool:
+    """Whether `tuner_id` is a fused group's member (member 1 and on), not a worker itself."""
+    head, sep, index = tuner_id.rpartition("-f")
+    return bool(head and sep and index.isdigit())
+
+
 def speaks_for(tuner_id: str, worker: str) -> bool:
     """Whether the worker `tuner_id` runs trials as `worker`: itself, or one of its fused members."""
     rest = worker.removeprefix(f"{tuner_id}-f")

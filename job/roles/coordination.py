@@ -96,6 +96,7 @@ def build_search(
         plain_lease_seconds=job.spec.distribution.plain_worker_lease_seconds,
         trial_pruner=pruner,
         events=OutputEvents(store, snapshots),
+        spare_workers=job.spec.distribution.spare_workers,
     )
     saved = load_snapshot(store, job)
     if saved is not None:

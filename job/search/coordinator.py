@@ -42,6 +42,7 @@ from job.kt_adapter import (
     trial_from_state,
 )
 from job.observability.metrics import SearchMetrics
+from job.output.layout import is_member
 from job.output.records import given_up
 from job.search.pruning import Pruned, TrialPruner
 from job.search.retention import ModelRetention
@@ -108,8 +109,13 @@ class Coordinator:
         plain_lease_seconds: float | None = None,
         trial_pruner: TrialPruner | None = None,
         events: SearchEvents | None = None,
+        spare_workers: int = 0,
     ) -> None:
         self.oracle = oracle
+        # Once no trial is left to hand out, this many idle workers wait for one to come back; the
+        # others are told to stop at once, so no GPU is held for nothing in a search's tail.
+        self.spare_workers = spare_workers
+        self.spares: set[str] = set()
         self.events: SearchEvents = events or NoEvents()
         self.trial_pruner = trial_pruner
         self.lease_seconds = lease_seconds
@@ -165,12 +171,21 @@ class Coordinator:
             trial = self.oracle.create_trial(tuner_id)
             if trial.status == Status.STOPPED:
                 self.exhausted = True
-                if not self.finished:
-                    # Another worker's trial may still come back to the queue: wait, don't stop.
+                if not self.finished and self._keep_as_spare(tuner_id):
+                    # Another worker's trial may still come back to the queue: wait for it.
                     return new_trial(self.oracle.get_space(), Status.IDLE)
+                if not self.finished and not is_member(tuner_id):
+                    log.info(
+                        "%s released: no trial left to hand out (%d still running; "
+                        "spec.distribution.spareWorkers %d)",
+                        tuner_id,
+                        len(self.oracle.ongoing_trials),
+                        self.spare_workers,
+                    )
                 self._stop_worker(tuner_id)
                 self._changed()
                 return trial
+            self.spares.discard(tuner_id)
             if trial.status == Status.RUNNING:
                 lease = self.leases.get(tuner_id)
                 if lease is None or lease.trial_id != trial.trial_id:
@@ -573,6 +588,18 @@ class Coordinator:
             self._changed()  # the snapshot records it: a resumed chief does not wait for it
         if self.metrics is not None:
             self.metrics.worker_seen(tuner_id, up=False)
+
+    def _keep_as_spare(self, tuner_id: str) -> bool:
+        """Should this idle worker wait in the tail (a spare) rather than stop? Spares that went
+        silent, were told to stop or took a trial since no longer count."""
+        if is_member(tuner_id):
+            return False  # a fused group's member asking for one more trial: the group stays smaller
+        live = self.live_workers()
+        self.spares = {w for w in self.spares if w in live and w not in self.told_to_stop}
+        if tuner_id in self.spares or len(self.spares) < self.spare_workers:
+            self.spares.add(tuner_id)
+            return True
+        return False
 
     def _lease_for(self, tuner_id: str) -> float:
         return self.plain_lease_seconds if tuner_id in self.plain else self.lease_seconds

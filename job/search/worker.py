@@ -197,7 +197,12 @@ class TrialLoop:
             while True:
                 trial = self.access.create_trial(self.tuner_id)
                 if trial.status == Status.STOPPED:
-                    log.info("%s: the search is over; %d trials run here", self.tuner_id, self.trials_run)
+                    log.info(
+                        "%s: no more trials here (the search is over, or has none left to hand out); "
+                        "%d trials run here",
+                        self.tuner_id,
+                        self.trials_run,
+                    )
                     return self.trials_run
                 if outgrown:
                     self.outgrown = True

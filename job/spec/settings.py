@@ -154,6 +154,14 @@ class DistributionSpec(SpecModel):
     linger_seconds: float = Field(
         30.0, ge=0, description="How long a finished chief keeps telling workers to stop."
     )
+    spare_workers: int = Field(
+        0,
+        ge=0,
+        description="Idle workers kept once the search has no trial left to hand out, to take a trial "
+        "that comes back to the queue (its worker lost); the others exit at once and free their GPUs. "
+        "0: none kept: a trial that comes back is run by a worker still busy once it is free, or by the "
+        "worker the Job (or `hptune local`) starts again in place of the one that died.",
+    )
     restart_on_memory_growth: float = Field(
         0.08,
         ge=0,

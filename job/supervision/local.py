@@ -17,6 +17,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from job.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_SEARCH_FAILED
 from job.observability.metrics import Progress, progress_from_text
 from job.observability.progress import LiveProgress
 from job.spec.models import JobSpec
@@ -29,11 +30,18 @@ from job.supervision.processes import (
     join_readers,
     run_command,
     start,
+    start_again,
     stop,
     stop_on_sigterm,
 )
 
 log = logging.getLogger(__name__)
+
+# A worker that exits with one of these is done for good (the search is over or failed, or its
+# input is bad); any other exit (killed, out of memory, storage) is started again, this many times
+# per worker, as the chart's worker Job does within its backoff limit.
+FINAL_WORKER_CODES = (EXIT_OK, EXIT_BAD_INPUT, EXIT_SEARCH_FAILED)
+WORKER_RESTARTS = 3
 
 
 def write_targets(path: Path, job: JobSpec, children: list[Child]) -> None:
@@ -127,9 +135,9 @@ def run_local(
     try:
         if err.is_terminal:
             with LiveProgress(lambda: _scrape(chief_metrics), err):
-                code = _supervise(chief, children, job)
+                code = _supervise(chief, children, job, err)
         else:
-            code = _supervise(chief, children, job)
+            code = _supervise(chief, children, job, err)
     except KeyboardInterrupt:
         err.print("stopping the chief and workers...")
         stop(children)
@@ -157,9 +165,23 @@ def placement_lines(visible: Sequence[Gpu], placements: Sequence[Placement], on_
     return lines
 
 
-def _supervise(chief: Child, children: list[Child], job: JobSpec) -> int:
-    """Wait for the chief; then give the workers time to hear 'stop', and stop stragglers."""
+def _supervise(chief: Child, children: list[Child], job: JobSpec, console: Console) -> int:
+    """Wait for the chief, starting again a worker that dies while it runs (as the Job restarts a
+    worker pod: a trial that comes back to the queue in the search's tail, when the other workers
+    have been released, needs a worker); then give the workers time to hear 'stop', and stop
+    stragglers."""
     while chief.returncode is None:
+        for child in children[1:]:
+            code = child.returncode
+            if code not in (None, *FINAL_WORKER_CODES) and child.restarts < WORKER_RESTARTS:
+                log.warning(
+                    "%s exited with status %s; starting it again (%d of %d), as the Job would",
+                    child.name,
+                    code,
+                    child.restarts + 1,
+                    WORKER_RESTARTS,
+                )
+                start_again(child, console)
         if all(c.returncode is not None for c in children[1:]):
             if any(c.returncode == 2 for c in children[1:]):  # bad input: no worker can run trials
                 log.error("the workers refused their input (see their errors); stopping the chief")

@@ -99,7 +99,10 @@ class Child:
     name: str
     process: subprocess.Popen[bytes]
     metrics_port: int
+    cmd: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
     reader: threading.Thread | None = field(default=None)
+    restarts: int = 0
 
     @property
     def returncode(self) -> int | None:
@@ -108,7 +111,23 @@ class Child:
 
 def start(name: str, cmd: list[str], env: dict[str, str], metrics_port: int, console: Console) -> Child:
     """Start a child in its own process group; its output is relayed with a `[name]` prefix."""
-    process = subprocess.Popen(
+    child = Child(name, _popen(cmd, env), metrics_port, cmd, env)
+    child.reader = _relaying(child, console)
+    return child
+
+
+def start_again(child: Child, console: Console) -> None:
+    """Start a child that exited again, with the same command and environment (its id kept, as a
+    Job restarts a pod under the same index)."""
+    if child.reader is not None:
+        child.reader.join(timeout=5.0)
+    child.process = _popen(child.cmd, child.env)
+    child.restarts += 1
+    child.reader = _relaying(child, console)
+
+
+def _popen(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
         cmd,
         env=env,
         stdout=subprocess.PIPE,
@@ -116,12 +135,17 @@ def start(name: str, cmd: list[str], env: dict[str, str], metrics_port: int, con
         stdin=subprocess.DEVNULL,
         start_new_session=True,
     )
-    child = Child(name, process, metrics_port)
-    child.reader = threading.Thread(
-        target=_relay, args=(name, process.stdout, console), name=f"relay-{name}", daemon=True
+
+
+def _relaying(child: Child, console: Console) -> threading.Thread:
+    reader = threading.Thread(
+        target=_relay,
+        args=(child.name, child.process.stdout, console),
+        name=f"relay-{child.name}",
+        daemon=True,
     )
-    child.reader.start()
-    return child
+    reader.start()
+    return reader
 
 
 def _relay(name: str, stream: IO[bytes] | None, console: Console) -> None:

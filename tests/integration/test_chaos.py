@@ -27,7 +27,7 @@ RUNNING = r": running trial (\w+) \("
 MID_TRIAL_EPOCHS = [1, 2, 3]
 
 
-def epoch_done(trial_id: str, epoch: int) -> str:
+def epoch_done(trial_id: str, epoch: int | str) -> str:
     return rf": trial {trial_id} epoch {epoch} done: "
 
 
@@ -83,6 +83,34 @@ def test_a_worker_killed_at_a_random_moment_costs_no_trial(seed: int, s3: S3Serv
             assert run.runs_per_trial()[trial_id] == 2
         if moment == "mid-upload":
             assert any(re.match(upload_of(run.prefix, trial_id), path) for _, path in s3.faults())
+
+
+def test_a_worker_killed_after_the_others_were_released_is_replaced_and_no_trial_is_lost(
+    tmp_path: Path,
+) -> None:
+    """No spare workers: once no trial is left to hand out, an idle worker is released at once
+    (its GPU freed). The last busy worker then dies mid-trial: its trial comes back to the queue
+    and the worker the Job starts again in its place runs it; every trial ends once."""
+    plan = Plan(0, "worker SIGKILL in the tail")
+    with chaos_run(plan, tmp_path, trials=3, spares=0) as run:
+        run.start(workers=2)
+        released = run.wait_for_chief(r"(tuner\d) released: no trial left to hand out").group(1)
+        victim = next(w for w in run.workers if w.name != released)
+        trial_id = re.findall(r"trial (\w+) started on " + victim.name, run.chief.log)[-1]
+        # Killed after an epoch that ends once the other worker was released (of TRAINING's 10,
+        # its trial has just started then: it began when the other worker's first trial ended).
+        done = len(re.findall(epoch_done(trial_id, r"\d+"), victim.log))
+        victim.wait_for_log(epoch_done(trial_id, done + 1), timeout=120)
+        victim.kill(signal.SIGKILL)
+        victim.wait(timeout=10)
+        index = int(victim.name.removeprefix("tuner"))
+        successor = run.restart_worker(index)
+        run.finish({"chief": 0, released: 0, victim.name: -signal.SIGKILL, successor.name: 0})
+        run.assert_all_gone()
+        rows = {row["trial_id"]: row for row in run.assert_results()}
+        assert rows[trial_id]["status"] == "completed"
+        assert f"trial {trial_id} requeued: worker {victim.name} stopped responding" in run.chief_log()
+        assert run.runs_per_trial()[trial_id] == 2, "run by the victim, then by its successor"
 
 
 # -- the chief killed and started again -------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import helm_python as helm
 import pytest
 import yaml
 
@@ -84,9 +85,7 @@ def test_the_jobset_completes_with_the_chief_and_fails_by_the_exit_code_contract
         "onExitCodes": {"containerName": "hptune", "operator": "In", "values": [2, 3]},
     } in (chief_rules)
     worker = job(objs, "worker")["spec"]
-    assert worker["completionMode"] == "Indexed" and worker["successPolicy"] == {
-        "rules": [{"succeededCount": 1}]
-    }
+    assert worker["completionMode"] == "Indexed" and "successPolicy" not in worker
     (workers,) = [r for r in spec["replicatedJobs"] if r["name"] == "worker"]
     assert workers["dependsOn"] == [{"name": "chief", "status": "Ready"}]
     # The set's TTL, not its Jobs' (the JobSet controller owns and deletes them).
@@ -151,6 +150,24 @@ def test_kueue_with_plain_jobs_labels_each_job() -> None:
     for role in ("chief", "worker"):
         assert one(objs, "Job", role)["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a-gpus"
     assert "suspend" not in one(objs, "Job", "worker")["spec"]
+
+
+def test_kueue_may_admit_plain_jobs_with_fewer_workers_than_asked() -> None:
+    objs = render({"kueue": {"queueName": "team-a-gpus", "minWorkers": 1}})
+    annotations = one(objs, "Job", "worker")["metadata"]["annotations"]
+    assert annotations["kueue.x-k8s.io/job-min-parallelism"] == "1"
+    assert "kueue.x-k8s.io/job-min-parallelism" not in one(objs, "Job", "chief")["metadata"]["annotations"]
+    refusals = [
+        ({"kueue": {"minWorkers": 1}}, r"kueue\.minWorkers \(1\) needs kueue\.queueName"),
+        ({"kueue": {"queueName": "q", "minWorkers": 3}}, r"is more than spec\.distribution\.workers \(2\)"),
+        (
+            {"workload": "jobset", "kueue": {"queueName": "q", "minWorkers": 1}},
+            r"applies only to workload: jobs",
+        ),
+    ]
+    for values, message in refusals:
+        with pytest.raises(helm.HelmRenderError, match=message):
+            render(values)
 
 
 def test_committed_jobset_manifests_are_the_jobset_rendering() -> None:

@@ -48,7 +48,9 @@ def test_a_two_worker_search_completes_with_every_trial_once(
 def test_a_worker_killed_mid_trial_loses_its_trial_to_the_queue(
     write_spec: Callable[..., Path], tmp_path: Path
 ) -> None:
-    spec = write_spec({"spec": {"tuner": {"maxTrials": 4}, **FAST_LEASES, **SLOW_TRIALS}})
+    # Killed for good: one spare worker waits in the tail for the trial to come back.
+    spare = {"distribution": {**FAST_LEASES["distribution"], "spareWorkers": 1}}
+    spec = write_spec({"spec": {"tuner": {"maxTrials": 4}, **spare, **SLOW_TRIALS}})
     with search(spec, tmp_path) as s:
         chief = s.chief()
         w0, w1 = s.worker(0), s.worker(1)

@@ -6,7 +6,11 @@ directory and root are read-only)."""
 from __future__ import annotations
 
 import json
+import os
+import re
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -150,3 +154,69 @@ def test_a_worker_whose_chief_is_gone_for_good_leaves(
     assert result.returncode == 3, result.stderr[-3000:]
     assert "no chief has renewed its lease" in " ".join(result.stderr.split())
     assert "spec.distribution.chiefGoneSeconds" in result.stderr
+
+
+def _worker_pid(tuner_id: str, oracle_port: str) -> int | None:
+    """The pid of the process started as worker `tuner_id` of the chief on `oracle_port`."""
+    wanted = {f"KERASTUNER_TUNER_ID={tuner_id}".encode(), f"KERASTUNER_ORACLE_PORT={oracle_port}".encode()}
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            variables = set(environ.read_bytes().split(b"\0"))
+        except OSError:
+            continue
+        if wanted <= variables:
+            return int(environ.parent.name)
+    return None
+
+
+def test_hptune_local_starts_a_worker_that_died_again_so_no_trial_is_left_behind(
+    write_spec: Callable[..., Path], tmp_path: Path
+) -> None:
+    """No spare workers: the first worker with nothing left to run is released. The other one is
+    killed mid-trial; `hptune local` starts it again (as the Job restarts a pod), and the new
+    process runs the trial its predecessor lost: the search completes."""
+    # Trials of a few seconds: the last one still runs when the other worker has been released.
+    spec = write_spec(
+        {"spec": {"tuner": {"maxTrials": 3}, "training": {"epochs": 60, "batchSize": 16}, **LEASES}}
+    )
+    log = tmp_path / "local.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "job", "local", str(spec), "--workers", "2"],
+            env=hptune_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        released = _wait_for(log, r"\[chief\] .* (tuner\d) released: no trial left", process)
+        victim = "tuner1" if released.group(1) == "tuner0" else "tuner0"
+        port = _wait_for(log, r"chief on 127\.0\.0\.1:(\d+)", process).group(1)
+        pid = _worker_pid(victim, port)
+        assert pid is not None, f"no process of {victim}"
+        os.kill(pid, signal.SIGKILL)
+        code = process.wait(timeout=300)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    text = log.read_text()
+    assert code == 0, text[-3000:]
+    assert f"{victim} exited with status -9; starting it again (1 of 3), as the Job would" in text
+    # The new process, under the same id, is handed the trial its predecessor was running (or
+    # takes it from the queue, if the lease ran out first).
+    again = rf"trial \w+ (handed again to {victim} \(it restarted\)|requeued: worker {victim} stopped)"
+    assert re.search(again, text), text[-3000:]
+    board = (tmp_path / "out" / "leaderboard.csv").read_text().splitlines()[1:]
+    assert len(board) == 3 and all(",completed," in row for row in board), board
+
+
+def _wait_for(
+    log: Path, pattern: str, process: subprocess.Popen[bytes], timeout: float = 240
+) -> re.Match[str]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        found = re.search(pattern, log.read_text(errors="replace"))
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"no {pattern!r} in the log:\n{log.read_text(errors='replace')[-3000:]}")

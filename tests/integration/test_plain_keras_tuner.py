@@ -162,11 +162,13 @@ def cpu_seconds(pid: int) -> float:
 def test_an_idle_plain_worker_costs_the_chief_little_cpu(
     write_spec: Callable[..., Path], tmp_path: Path
 ) -> None:
-    """Every trial handed out, one still running: a plain worker asks again the moment it hears
-    IDLE (Keras Tuner's loop has no pause), so the chief holds IDLE answers back."""
+    """Every trial handed out, one still running: a plain worker kept as a spare (spareWorkers)
+    asks again the moment it hears IDLE (Keras Tuner's loop has no pause), so the chief holds IDLE
+    answers back."""
     from keras_tuner.src.distribute.oracle_client import OracleClient
 
-    spec = write_spec({"spec": {"tuner": {"maxTrials": 1}, "distribution": {"lingerSeconds": 1}}})
+    spare = {"lingerSeconds": 1, "spareWorkers": 1}
+    spec = write_spec({"spec": {"tuner": {"maxTrials": 1}, "distribution": spare}})
     with search(spec, tmp_path) as s:
         chief = s.chief()
         chief.wait_for_log(r"oracle listening", timeout=60)

@@ -87,7 +87,7 @@ class Plan:
             raise AssertionError(f"chaos run {self} failed:\n{err}") from err
 
 
-def write_spec(root: Path, uri: str, trials: int, endpoint: str | None) -> Path:
+def write_spec(root: Path, uri: str, trials: int, endpoint: str | None, spares: int) -> Path:
     doc = merge(
         BASE_SPEC,
         {
@@ -106,6 +106,7 @@ def write_spec(root: Path, uri: str, trials: int, endpoint: str | None) -> Path:
                     "heartbeatSeconds": HEARTBEAT_SECONDS,
                     "chiefWaitSeconds": CHIEF_WAIT_SECONDS,
                     "lingerSeconds": LINGER_SECONDS,
+                    "spareWorkers": spares,
                 },
             },
         },
@@ -118,7 +119,9 @@ def write_spec(root: Path, uri: str, trials: int, endpoint: str | None) -> Path:
 class ChaosRun:
     """A search (chief and workers, each its own process group) and its output store."""
 
-    def __init__(self, plan: Plan, root: Path, trials: int, s3: S3Server | None = None) -> None:
+    def __init__(
+        self, plan: Plan, root: Path, trials: int, s3: S3Server | None = None, spares: int = 1
+    ) -> None:
         self.plan = plan
         self.trials = trials
         self.prefix = f"chaos-{plan.seed}-{root.name}"
@@ -128,7 +131,7 @@ class ChaosRun:
         else:
             self.uri = str(root / "out")
             self.store = Store(self.uri, Backoff(seconds=10))
-        spec = write_spec(root, self.uri, trials, s3.url if s3 else None)
+        spec = write_spec(root, self.uri, trials, s3.url if s3 else None, spares)
         self.search = Search(spec, root)
         self.chiefs: list[Proc] = []
         self.workers: list[Proc] = []
@@ -294,9 +297,13 @@ def handouts(chief_log: str) -> dict[str, int]:
 
 
 @contextlib.contextmanager
-def chaos_run(plan: Plan, root: Path, trials: int, s3: S3Server | None = None) -> Iterator[ChaosRun]:
-    """A run whose processes are all killed when the test ends, and whose failures name the plan."""
-    run = ChaosRun(plan, root, trials, s3)
+def chaos_run(
+    plan: Plan, root: Path, trials: int, s3: S3Server | None = None, spares: int = 1
+) -> Iterator[ChaosRun]:
+    """A run whose processes are all killed when the test ends, and whose failures name the plan.
+    `spares`: spec.distribution.spareWorkers; one by default, so a worker killed for good has its
+    trial taken over by the other (with none, the Job must start the dead one again)."""
+    run = ChaosRun(plan, root, trials, s3, spares)
     started = time.monotonic()
     try:
         with plan.reproducible():

@@ -283,8 +283,8 @@ def test_chief_keeps_progress_on_its_job_records_events_and_stops_the_workers(ap
         "hptune.io/state": "succeeded",
     }
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", notes["hptune.io/updated-at"])
-    # A search that succeeded leaves the worker Job alone: its workers exit 0 by themselves and its
-    # successPolicy completes it; never suspended (Kueue owns suspend).
+    # A search that succeeded leaves the worker Job alone: its workers exit 0 by themselves, each
+    # index completing; never suspended (Kueue owns suspend).
     assert not any(r.method == "PATCH" and r.path.endswith("/hptune-worker") for r in api.requests)
 
     shown = [(e["type"], e["reason"], e["message"]) for e in api.events]

@@ -91,13 +91,23 @@ def build(job: JobSpec, clock: FakeClock, max_worker_losses: int) -> Search:
         clock=clock,
         plain_lease_seconds=PLAIN_LEASE,
         events=(events := RecordedEvents()),
+        spare_workers=job.spec.distribution.spare_workers,
     )
     return Search(job, clock, registry, coordinator, events)
 
 
-def start(tmp_path: Path, max_worker_losses: int = 3, **tuner: Any) -> Search:
+def start(tmp_path: Path, max_worker_losses: int = 3, spare_workers: int = 0, **tuner: Any) -> Search:
     """A fresh search on BASE_SPEC (random, maxTrials 3) with spec.tuner changed by `tuner`."""
-    doc = merge(BASE_SPEC, {"spec": {"output": {"uri": str(tmp_path / "out")}, "tuner": tuner}})
+    doc = merge(
+        BASE_SPEC,
+        {
+            "spec": {
+                "output": {"uri": str(tmp_path / "out")},
+                "tuner": tuner,
+                "distribution": {"spareWorkers": spare_workers},
+            }
+        },
+    )
     return build(validate_spec(doc), FakeClock(), max_worker_losses)
 
 
@@ -404,24 +414,48 @@ def test_the_search_ends_after_max_trials(tmp_path: Path) -> None:
     assert search.gauge("hptune_best_objective") == pytest.approx(0.9)
 
 
-def test_a_worker_waits_while_another_trial_may_come_back(tmp_path: Path) -> None:
-    search = start(tmp_path)  # maxTrials: 3
+def test_idle_workers_are_released_once_no_trial_is_left_to_hand_out(tmp_path: Path) -> None:
+    search = start(tmp_path)  # maxTrials: 3, spareWorkers: 0
     coordinator = search.coordinator
     first, slow, third = (ask(coordinator, w) for w in ("w1", "w2", "w3"))
     assert complete(coordinator, "w1", first)
     assert complete(coordinator, "w3", third)
 
-    assert ask(coordinator, "w1").status == Status.IDLE  # w2's trial still runs
-    assert not coordinator.finished
-    assert coordinator.told_to_stop == set()
+    # w2's trial still runs, but nothing is left to hand out: w1 and w3 stop and free their GPUs.
+    assert ask(coordinator, "w1").status == Status.STOPPED
+    assert ask(coordinator, "w3").status == Status.STOPPED
+    assert not coordinator.finished and coordinator.told_to_stop == {"w1", "w3"}
 
-    search.clock.advance(LEASE + 1)  # w2 went silent: its trial comes back to the queue
+    search.clock.advance(LEASE + 1)  # w2 died: its trial comes back to the queue
+    assert not coordinator.finished
+    retry = ask(coordinator, "w2")  # the worker the Job starts again in its place
+    assert retry.trial_id == slow.trial_id
+    assert complete(coordinator, "w2", retry)
+    assert ask(coordinator, "w2").status == Status.STOPPED
+    assert coordinator.finished
+    assert completed_ids(coordinator) == {first.trial_id, slow.trial_id, third.trial_id}
+
+
+def test_spare_workers_wait_for_a_trial_that_comes_back(tmp_path: Path) -> None:
+    search = start(tmp_path, spare_workers=1)
+    coordinator = search.coordinator
+    first, slow, third = (ask(coordinator, w) for w in ("w1", "w2", "w3"))
+    assert complete(coordinator, "w1", first)
+    assert complete(coordinator, "w3", third)
+
+    assert ask(coordinator, "w1").status == Status.IDLE  # the one spare
+    assert ask(coordinator, "w3").status == Status.STOPPED  # no second one
+    assert ask(coordinator, "w1").status == Status.IDLE  # still the spare when it asks again
+    assert coordinator.told_to_stop == {"w3"}
+
+    search.clock.advance(LEASE - 1)
+    assert ask(coordinator, "w1").status == Status.IDLE  # asking keeps it live
+    search.clock.advance(2)  # w2 went silent: its trial comes back to the queue
     retry = ask(coordinator, "w1")
     assert retry.trial_id == slow.trial_id
-    assert ask(coordinator, "w3").status == Status.IDLE
     assert complete(coordinator, "w1", retry)
 
-    assert ask(coordinator, "w3").status == Status.STOPPED
+    assert ask(coordinator, "w1").status == Status.STOPPED
     assert coordinator.finished
     assert completed_ids(coordinator) == {first.trial_id, slow.trial_id, third.trial_id}
 
