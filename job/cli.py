@@ -180,7 +180,7 @@ def _dispatch(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def _run(job: JobSpec, spec_dir: Path, args: argparse.Namespace, out: Console, err: Console) -> int:
-    from job.environment import Standalone, Worker, read_environment
+    from job.environment import Chief, Standalone, Worker, read_environment
 
     env = read_environment(os.environ)
     if isinstance(env.role, Worker) and env.trial_slot is None:
@@ -201,12 +201,17 @@ def _run(job: JobSpec, spec_dir: Path, args: argparse.Namespace, out: Console, e
     from job.observability.metrics import read_progress
     from job.observability.progress import LiveProgress
     from job.roles import Options, run
+    from job.supervision.gpus import visible_gpus
     from job.supervision.processes import stop_on_sigterm
 
     stop_on_sigterm()
     registry = CollectorRegistry()
     options = Options(
-        spec_dir=spec_dir, metrics_port=args.metrics_port, registry=registry, workers=args.workers
+        spec_dir=spec_dir,
+        metrics_port=args.metrics_port,
+        registry=registry,
+        workers=args.workers,
+        gpus=() if isinstance(env.role, Chief) else visible_gpus(os.environ).gpus,
     )
     if isinstance(env.role, Standalone) and err.is_terminal:
         with LiveProgress(lambda: read_progress(registry.collect()), err):

@@ -10,10 +10,10 @@ Which labels the queries rely on:
   (one per search) sets it with a relabeling.
 - `namespace` and `pod`: the Prometheus Operator adds both to every PodMonitor target. Locally
   they may be absent; the `namespace` variable's "All" matches series without the label too.
-- The NVIDIA DCGM exporter, with its Kubernetes mapping, labels each GPU's series with the
-  `namespace` and `pod` of the pod using the GPU; scraped without honor_labels they arrive as
-  `exported_namespace` / `exported_pod`. The GPU panels accept either and join them to this
-  search's worker pods.
+- The NVIDIA DCGM exporter labels each GPU's series with its `UUID` (a MIG instance's: its
+  parent GPU's, plus `GPU_I_ID`); each trial process exports `hptune_worker_gpu_info` with the
+  same labels for the GPU it trains on. The GPU panels join on them, so a pod with several GPUs
+  (one trial process each) shows each process's own GPU, however the exporter was scraped.
 - The Pushgateway's copy of the final summary (scraped with honor_labels) carries
   `job="<search name>"` and no hptune_search label, so it never doubles the live series.
 """
@@ -54,19 +54,18 @@ def pushed(**equal: str) -> str:
 
 
 def on_worker_gpus(dcgm_metric: str) -> str:
-    """A DCGM exporter metric for the GPUs of this search's worker pods, labelled by worker.
+    """A DCGM exporter metric for the GPUs this search's trial processes train on, one series per
+    trial process and GPU, labelled by worker.
 
-    Both label layouts are accepted: `namespace`/`pod` (scraped with honor_labels) and
-    `exported_namespace`/`exported_pod` (without); the join's right side is 1 per worker pod, so
-    the DCGM values pass through unchanged.
+    Joined on the GPU itself, not the pod: a pod with several GPUs runs one trial process on each,
+    and each process exports `hptune_worker_gpu_info` with the device's `UUID` and `GPU_I_ID` as
+    DCGM labels it (a MIG instance: its parent GPU's UUID and its GPU instance id; a whole GPU: no
+    GPU_I_ID, which matches the empty one). Several processes on one GPU (trialsPerGpu) each show
+    that GPU. The DCGM side is reduced to one series per device, whichever exporter scraped it.
     """
-    exported = (
-        f'label_replace(label_replace({dcgm_metric}{{exported_namespace=~"$namespace", exported_pod!=""}}, '
-        '"namespace", "$1", "exported_namespace", "(.+)"), "pod", "$1", "exported_pod", "(.+)")'
-    )
-    honored = f'{dcgm_metric}{{namespace=~"$namespace", pod!=""}}'
-    workers = f"group by (namespace, pod, worker) (hptune_worker_epochs_total{sel()})"
-    return f"({exported} or {honored}) * on (namespace, pod) group_left (worker) {workers}"
+    devices = f"max by (UUID, GPU_I_ID, gpu) ({dcgm_metric})"
+    processes = f"max by (UUID, GPU_I_ID, worker) (hptune_worker_gpu_info{sel()})"
+    return f"{processes} * on (UUID, GPU_I_ID) group_left (gpu) {devices}"
 
 
 def either(aggregate: str, metric: str, **equal: str) -> str:
@@ -437,8 +436,8 @@ def _worker_panels(y: int) -> list[Panel]:
 
 def _gpu_panels(y: int) -> list[Panel]:
     dcgm = (
-        "From the NVIDIA DCGM exporter (GPU Operator) with its Kubernetes pod mapping, joined to "
-        "this search's worker pods. Empty outside Kubernetes or without the exporter."
+        "From the NVIDIA DCGM exporter (GPU Operator), joined by GPU UUID (and MIG instance) to the "
+        "GPU each of this search's trial processes trains on. Empty without the exporter."
     )
     return [
         row("GPUs", y),
@@ -446,7 +445,14 @@ def _gpu_panels(y: int) -> list[Panel]:
             "GPU utilisation (DCGM)",
             dcgm,
             (0, y + 1, 8, 8),
-            targets((on_worker_gpus("DCGM_FI_DEV_GPU_UTIL"), "{{worker}} GPU {{gpu}}")),
+            # A MIG instance has no DCGM_FI_DEV_GPU_UTIL: its graphics engine's active ratio instead.
+            targets(
+                (
+                    f"{on_worker_gpus('DCGM_FI_DEV_GPU_UTIL')} or "
+                    f"{on_worker_gpus('DCGM_FI_PROF_GR_ENGINE_ACTIVE * 100')}",
+                    "{{worker}} GPU {{gpu}}",
+                )
+            ),
             unit="percent",
             min_value=0,
         ),

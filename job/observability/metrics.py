@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from prometheus_client import (
@@ -153,7 +153,12 @@ class SearchMetrics:
 class WorkerMetrics:
     """What a worker knows about its own training."""
 
-    def __init__(self, registry: CollectorRegistry, worker: str) -> None:
+    def __init__(
+        self, registry: CollectorRegistry, worker: str, gpus: Sequence[tuple[str, str]] = ()
+    ) -> None:
+        """`gpus`: the (UUID, GPU_I_ID) of each GPU this process trains on, as the DCGM exporter
+        labels its series (a MIG instance: its parent GPU's UUID and its GPU instance id; a whole
+        GPU: an empty GPU_I_ID)."""
         self.worker = worker
         self.epoch_metric = Gauge(
             "hptune_worker_epoch_metric",
@@ -188,6 +193,16 @@ class WorkerMetrics:
             ["worker", "device"],
             registry=registry,
         )
+        # Which GPU this trial process trains on, to join DCGM's series by (UUID, GPU_I_ID) when a
+        # pod has several GPUs (one trial process each) or MIG slices.
+        self.gpu_info = Gauge(
+            "hptune_worker_gpu_info",
+            "1 for each GPU this trial process trains on, labelled as the DCGM exporter labels it.",
+            ["worker", "UUID", "GPU_I_ID"],
+            registry=registry,
+        )
+        for uuid, instance in gpus:
+            self.gpu_info.labels(worker, uuid, instance).set(1)
         self.epochs.labels(worker)
         self.samples.labels(worker)
         for status in ("completed", "failed"):

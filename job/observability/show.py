@@ -148,6 +148,8 @@ def leaderboard_table(results: SearchResults, top: int, width: int, wide: bool =
     tail = [Column("time", [duration(t.seconds) for t in rows], right=True)]
     if wide:
         tail.append(Column("worker", [t.worker or "-" for t in rows]))
+        if any(t.gpus for t in rows):
+            tail.append(Column("gpu", [",".join(t.gpus) or "-" for t in rows]))
     errors = [last_line(t.error) if t.error else "" for t in rows]
     has_errors = any(errors)
     no_lines: list[list[str]] = [[] for _ in rows]
@@ -364,6 +366,7 @@ def _as_json(results: SearchResults, top: int | None, problems: list[str]) -> di
                 "metrics": t.metrics,
                 "seconds": t.seconds,
                 "worker": t.worker,
+                **({"gpus": t.gpus} if t.gpus else {}),
                 "error": t.error or None,
             }
             for t in trials

@@ -39,6 +39,7 @@ class TrialResult:
     # The chief gave up on the trial after losing its workers (the leaderboard's status column says
     # failed; its error says why).
     lost: bool = False
+    gpus: list[str] = field(default_factory=list)  # the GPUs it trained on (UUIDs), where recorded
 
     @property
     def completed(self) -> bool:
@@ -189,6 +190,7 @@ def read_records(store: Store, trials: Sequence[TrialResult]) -> None:
             continue
         trial.seconds = record.get("seconds")
         trial.worker = record.get("worker")
+        trial.gpus = [str(g) for g in record.get("gpus") or []]
         trial.metrics = {k: v for k, v in (record.get("metrics") or {}).items() if isinstance(v, int | float)}
         trial.history = record.get("history") or []
         if record.get("error") and not trial.completed:

@@ -58,6 +58,7 @@ class TrialRecord:
     model_location: str | None = None
     pruned: dict[str, Any] | None = None  # {"epoch", "reason"} of a trial stopped early
     resumed: dict[str, Any] | None = None  # {"epochs", "worker"}: continued from a lost worker's checkpoint
+    gpus: list[str] | None = None  # UUIDs of the GPUs (or MIG instances) the attempt trained on
 
     def to_json(self) -> str:
         body = {
@@ -74,6 +75,7 @@ class TrialRecord:
             **({"modelLocation": self.model_location} if self.model_location else {}),
             **({"pruned": self.pruned} if self.pruned else {}),
             **({"resumed": self.resumed} if self.resumed else {}),
+            **({"gpus": self.gpus} if self.gpus else {}),
             "finishedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         return json.dumps(finite_json(body), indent=2)

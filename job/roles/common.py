@@ -20,6 +20,7 @@ from job.search.ownership import OutputLease
 from job.search.snapshot import recorded_outcome
 from job.spec.models import JobSpec
 from job.storage import Store, WorkerStore
+from job.supervision.gpus import Gpu
 from job.training.data import Dataset
 from job.training.space import BuildModel, make_builder, search_space
 from job.training.trial import check_fit
@@ -54,6 +55,7 @@ class Options:
     oracle_port: int | None = None
     registry: CollectorRegistry | None = None  # the caller's, to read progress from
     workers: int | None = None  # the chief: workers to expect, overriding spec.distribution.workers
+    gpus: tuple[Gpu, ...] = ()  # the GPUs this process trains on (job/supervision/gpus.py)
 
 
 def open_output(job: JobSpec) -> Store:

@@ -55,13 +55,20 @@ def _standalone(
     registry, _ = metrics_registry(job, options)
     search = build_search(job, space, store, registry)
     coordinator, snapshots = search.coordinator, search.snapshots
-    worker_metrics = WorkerMetrics(registry, "tuner0")
+    worker_metrics = WorkerMetrics(registry, "tuner0", [gpu.dcgm_labels() for gpu in options.gpus])
     snapshots.start(coordinator)
     lease.keep(on_lost=lambda: stop_writing(coordinator, snapshots))
     reporter = reporter_for(env.cluster, objective=job.spec.tuner.objective.name)
     feed = TrialFeed(reporter, job.spec.tuner.objective.direction).follow(coordinator)
     loop = TrialLoop(
-        "tuner0", LocalAccess(coordinator, "tuner0"), job, build_model, data, store, worker_metrics
+        "tuner0",
+        LocalAccess(coordinator, "tuner0"),
+        job,
+        build_model,
+        data,
+        store,
+        worker_metrics,
+        gpus=tuple(gpu.uuid for gpu in options.gpus),
     )
     stopped = False
     try:

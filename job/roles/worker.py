@@ -66,7 +66,7 @@ def _worker(
     build_model, _ = prepare_model(job, data, options.spec_dir)
     data = device.resident(data)
     registry, _ = metrics_registry(job, options)
-    metrics = WorkerMetrics(registry, role.tuner_id)
+    metrics = WorkerMetrics(registry, role.tuner_id, [gpu.dcgm_labels() for gpu in options.gpus])
     dist = job.spec.distribution
     loop = TrialLoop(
         role.tuner_id,
@@ -79,6 +79,7 @@ def _worker(
         idle_seconds=min(1.0, dist.heartbeat_seconds),
         idle_max_seconds=dist.heartbeat_seconds,
         memory=MemoryWatch(dist.restart_on_memory_growth),
+        gpus=tuple(gpu.uuid for gpu in options.gpus),
     )
     count = loop.run()
     return Summary(role=role, ok=True, trials_completed=count, output=store.url(""), restart=loop.outgrown)

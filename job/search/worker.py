@@ -157,8 +157,10 @@ class TrialLoop:
         idle_seconds: float = 1.0,
         idle_max_seconds: float = 10.0,
         memory: MemoryWatch | None = None,
+        gpus: tuple[str, ...] = (),
     ) -> None:
         self.tuner_id = tuner_id
+        self.gpus = gpus  # UUIDs of the GPUs this process trains on, for each trial's record
         self.access = access
         self.job = job
         self.build_model = build_model
@@ -456,6 +458,7 @@ class TrialLoop:
             model_saved=model_saved,
             pruned={"epoch": pruned.epoch, "reason": pruned.reason} if pruned else None,
             resumed=outcome.resumed,
+            gpus=list(self.gpus) or None,
         )
         self.store.write_text(self._staged(trial, worker, "trial.json"), record.to_json())
         if self.metrics is not None:

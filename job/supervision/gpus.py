@@ -43,6 +43,13 @@ class Gpu:
     parent_uuid: str | None = None  # a MIG instance's GPU (DCGM labels its series with it)
     instance_id: int | None = None  # a MIG instance's GPU instance id (DCGM's GPU_I_ID)
 
+    def dcgm_labels(self) -> tuple[str, str]:
+        """(UUID, GPU_I_ID) as the DCGM exporter labels this device's series: a MIG instance under
+        its parent GPU's UUID with its GPU instance id; a whole GPU with an empty GPU_I_ID."""
+        if self.parent_uuid is None:
+            return self.uuid, ""
+        return self.parent_uuid, str(self.instance_id)
+
     @property
     def label(self) -> str:
         where = (

@@ -102,36 +102,54 @@ def _scrape_every_process(targets: Path, stop: threading.Event, last: dict[str, 
         time.sleep(0.3)
 
 
-# What the GPU panels join: NVIDIA DCGM exporters with Kubernetes pod mapping, one scraped with
-# honor_labels (the GPU's pod keeps `namespace`/`pod`), one without (they become `exported_*`), and
-# a GPU worker's device memory. Only the GPUs of this search's worker pods may show.
-# (gpu, namespace, pod, utilisation %, frame buffer MiB)
+# What the GPU panels join: NVIDIA DCGM exporters (one scraped with honor_labels, one without: the
+# join must not care), and the GPU each trial process trains on as it exports it. Worker pod 0 has
+# two GPUs, one trial process on each; worker 1 trains on a MIG instance, which DCGM labels with
+# its parent GPU's UUID and GPU_I_ID and reports no DCGM_FI_DEV_GPU_UTIL for (the graphics
+# engine's active ratio instead). Only the GPUs of this search's trial processes may show.
+# (gpu, UUID, GPU_I_ID, utilisation % or None, engine active ratio or None, frame buffer MiB)
 DCGM_HONORED = [
-    ("0", NAMESPACE, "tuner0", 87.0, 1024.0),
-    ("1", NAMESPACE, "another-job-0", 55.0, 2048.0),
-    ("2", "", "", 0.0, 0.0),  # idle: DCGM leaves the pod labels empty
+    ("0", "GPU-a0", "", 87.0, 0.86, 1024.0),  # tuner0-0
+    ("1", "GPU-a1", "", 55.0, None, 2048.0),  # tuner0-1, the same pod's second GPU
+    ("2", "GPU-a2", "", 0.0, None, 0.0),  # idle
 ]
-DCGM_EXPORTED = [("0", NAMESPACE, "tuner1", 42.0, 512.0), ("1", "other-team", "tuner0", 99.0, 4096.0)]
+DCGM_EXPORTED = [
+    ("3", "GPU-b3", "2", None, 0.42, 512.0),  # tuner1's MIG instance
+    ("0", "GPU-c0", "", 99.0, None, 4096.0),  # another team's job
+]
+TRIAL_GPUS = {"tuner0-0": ("GPU-a0", ""), "tuner0-1": ("GPU-a1", ""), "tuner1": ("GPU-b3", "2")}
 DEVICE_MEMORY = 734_003_200.0
 
 
-def dcgm_exporter(gpus: list[tuple[str, str, str, float, float]]) -> Exporter:
+def dcgm_exporter(gpus: list[tuple[str, str, str, float | None, float | None, float]]) -> Exporter:
     registry = CollectorRegistry()
-    labels = ["gpu", "UUID", "modelName", "Hostname", "container", "namespace", "pod"]
+    labels = ["gpu", "UUID", "GPU_I_ID", "modelName", "Hostname", "container", "namespace", "pod"]
     util = Gauge("DCGM_FI_DEV_GPU_UTIL", "GPU utilization (in %).", labels, registry=registry)
+    active = Gauge(
+        "DCGM_FI_PROF_GR_ENGINE_ACTIVE",
+        "Ratio of time the graphics engine is active.",
+        labels,
+        registry=registry,
+    )
     used = Gauge("DCGM_FI_DEV_FB_USED", "Framebuffer memory used (in MiB).", labels, registry=registry)
-    for gpu, namespace, pod, percent, mib in gpus:
-        values = [gpu, f"GPU-{gpu}{pod}", "NVIDIA H100 80GB HBM3", "gpu-node-1", "", namespace, pod]
-        util.labels(*values).set(percent)
+    for gpu, uuid, instance, percent, ratio, mib in gpus:
+        values = [gpu, uuid, instance, "NVIDIA H100 80GB HBM3", "gpu-node-1", "", NAMESPACE, "worker-pod"]
+        if percent is not None:
+            util.labels(*values).set(percent)
+        if ratio is not None:
+            active.labels(*values).set(ratio)
         used.labels(*values).set(mib)
     return Exporter(registry)
 
 
-def gpu_worker() -> Exporter:
-    """A worker's device memory as WorkerMetrics exports it on a GPU (CPU workers have none)."""
+def gpu_worker(worker: str) -> Exporter:
+    """A trial process on a GPU, as WorkerMetrics exports it: which GPU, and its device memory."""
     registry = CollectorRegistry()
-    WorkerMetrics(registry, "tuner0").report_device_memory({"gpu:0": int(DEVICE_MEMORY)})
-    return Exporter(registry.restricted_registry(["hptune_worker_device_memory_bytes"]))
+    metrics = WorkerMetrics(registry, worker, [TRIAL_GPUS[worker]])
+    if worker == "tuner0-0":
+        metrics.report_device_memory({"gpu:0": int(DEVICE_MEMORY)})
+    names = ["hptune_worker_device_memory_bytes", "hptune_worker_gpu_info"]
+    return Exporter(registry.restricted_registry(names))
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +159,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     with contextlib.ExitStack() as servers:
         pushgateway = Pushgateway(root)
         servers.callback(pushgateway.stop)
-        exporters = [dcgm_exporter(DCGM_HONORED), dcgm_exporter(DCGM_EXPORTED), gpu_worker()]
+        gpu_workers = [gpu_worker(worker) for worker in TRIAL_GPUS]
+        exporters = [dcgm_exporter(DCGM_HONORED), dcgm_exporter(DCGM_EXPORTED), *gpu_workers]
         for exporter in exporters:
             servers.callback(exporter.stop)
         dcgm_pod = {"namespace": "gpu-operator", "pod": "nvidia-dcgm-exporter-x7k2p"}
@@ -152,10 +171,13 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
                 static_job("pushgateway", f"127.0.0.1:{pushgateway.port}", honor_labels=True),
                 static_job("dcgm-honored", exporters[0].address, dcgm_pod, honor_labels=True),
                 static_job("dcgm", exporters[1].address, dcgm_pod),
-                static_job(
-                    "gpu-worker",
-                    exporters[2].address,
-                    {"hptune_search": NAME, "namespace": NAMESPACE, "pod": "tuner0"},
+                *(
+                    static_job(
+                        f"gpu-worker-{worker}",
+                        exporter.address,
+                        {"hptune_search": NAME, "namespace": NAMESPACE, "pod": worker.split("-")[0]},
+                    )
+                    for worker, exporter in zip(TRIAL_GPUS, gpu_workers, strict=True)
                 ),
             ],
         )
@@ -408,16 +430,20 @@ def test_every_dashboard_query_returns_this_search(run: Run, namespace: str) -> 
 @pytest.mark.parametrize(
     ("title", "expected"),
     [
-        ("GPU utilisation (DCGM)", {("tuner0", "0", 87.0), ("tuner1", "0", 42.0)}),
-        ("GPU memory used (DCGM)", {("tuner0", "0", 1024.0), ("tuner1", "0", 512.0)}),
-        ("Device memory in use (hptune)", {("tuner0", "gpu:0", DEVICE_MEMORY)}),
+        ("GPU utilisation (DCGM)", {("tuner0-0", "0", 87.0), ("tuner0-1", "1", 55.0), ("tuner1", "3", 42.0)}),
+        (
+            "GPU memory used (DCGM)",
+            {("tuner0-0", "0", 1024.0), ("tuner0-1", "1", 2048.0), ("tuner1", "3", 512.0)},
+        ),
+        ("Device memory in use (hptune)", {("tuner0-0", "gpu:0", DEVICE_MEMORY)}),
     ],
 )
 def test_the_gpu_panels_show_the_gpus_of_this_searchs_workers(
     run: Run, title: str, expected: set[tuple[str, str, float]]
 ) -> None:
-    """Each worker's GPUs, whichever way the DCGM exporter was scraped; not another job's GPU, not
-    a same-named pod's in another namespace, not an idle one; values as the exporter gave them."""
+    """Each trial process's own GPU, two in one pod and a MIG instance (its engine's active ratio
+    as a percentage: MIG has no utilisation series), whichever way the DCGM exporter was scraped;
+    not another job's GPU, not an idle one; values as the exporter gave them."""
     query = interpolate(panel_query(title), grafana(run, namespace=NAMESPACE, search=NAME))
     shown = {
         (series["metric"]["worker"], series["metric"].get("gpu", series["metric"].get("device")), number)

@@ -125,11 +125,13 @@ def search_spec(prefix: str, changes: dict[str, Any] | None = None) -> dict[str,
 
 
 def chart_values(image: Image, spec: dict[str, Any], **changes: Any) -> dict[str, Any]:
-    """The chart's default values but for the image, the search and credentials from a Secret.
-    The defaults' own hyperparameters, hidden layers and data merge away: lists are replaced whole,
-    and the MNIST preprocessing applies to digits as well."""
+    """The chart's default values but for the image, the search and credentials from a Secret,
+    and workers on the CPU (`gpu.count: 0`: there is no GPU here, and a worker given one that sees
+    none stops before any trial). The defaults' own hyperparameters, hidden layers and data merge
+    away: lists are replaced whole, and the MNIST preprocessing applies to digits as well."""
     values: dict[str, Any] = {
         "image": {"repository": image.repository, "tag": image.tag},
+        "gpu": {"count": 0},
         "envFrom": [{"secretRef": {"name": SECRET}}],
         "spec": {"metadata": {"name": "digits-containers"}, "spec": spec},
     }

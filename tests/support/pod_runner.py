@@ -42,11 +42,12 @@ docs/containers.md):
 - No API server: no ServiceAccount token is mounted and no KUBERNETES_SERVICE_HOST is set, so the
   chief's progress annotations, Events and its stopping of the worker Job are not exercised here
   (tests/unit/test_cluster.py covers them against a fake API server).
-- Extended resources (nvidia.com/gpu) are not requested: the stand-in image has no GPU libraries
-  and the machine no GPU. Scheduling fields (node selectors, tolerations, affinity, priority)
-  have nothing to act on. emptyDir volumes are memory-backed tmpfs bounded by their sizeLimit
-  rather than node disk. A PersistentVolumeClaim is bound at once to a host directory: no
-  StorageClass, provisioning, size or attachment, and ReadWriteOnce is not enforced.
+- Extended resources (nvidia.com/gpu) are not requested: the stand-in image has no GPU libraries and
+  the machine no GPU (the container tests render the chart with `gpu.count: 0`). Scheduling fields
+  (node selectors, tolerations, affinity, priority) have nothing to act on. emptyDir volumes are
+  memory-backed tmpfs bounded by their sizeLimit rather than node disk. A PersistentVolumeClaim is
+  bound at once to a host directory: no StorageClass, provisioning, size or attachment, and
+  ReadWriteOnce is not enforced.
 - A restart waits `restart_delay` seconds (1 s), not the controller's exponential back-off from
   10 s. Pod conditions (DisruptionTarget) never occur: a `docker kill` is a failure with exit
   code 137, as a SIGKILLed container's is in a cluster.

@@ -243,3 +243,11 @@ def test_the_start_line_says_which_worker_has_which_gpu_and_which_sit_idle() -> 
     assert placement_lines((), over_workers((), 2), on_cpu=False) == [
         "every worker on the CPU (no GPU found)"
     ]
+
+
+def test_dcgm_labels_name_a_mig_instance_by_its_parent_gpu_and_instance_id() -> None:
+    mig = Device("MIG-0bbb", instance_id=2)
+    nvml = FakeNvml([Device("GPU-00000000-aaaa"), Device("GPU-00000001-aaaa", instances=[mig])])
+    whole, instance = visible_gpus({}, nvml).gpus
+    assert whole.dcgm_labels() == ("GPU-00000000-aaaa", "")
+    assert instance.dcgm_labels() == ("GPU-00000001-aaaa", "2")

@@ -259,7 +259,7 @@ def test_the_panels_do_not_overlap() -> None:
 def test_every_hptune_metric_the_dashboard_queries_is_exported() -> None:
     """A misspelt metric name shows an empty panel, not an error: catch it here."""
     registry, _ = scenario()
-    worker = WorkerMetrics(registry, "tuner0")
+    worker = WorkerMetrics(registry, "tuner0", [("GPU-8932f937", "")])  # as on a GPU
     worker.report_epoch({"loss": 0.5}, 100, 1.0)
     worker.report_device_memory({"gpu:0": 1})
     exported = {sample.name for family in registry.collect() for sample in family.samples}
@@ -267,3 +267,15 @@ def test_every_hptune_metric_the_dashboard_queries_is_exported() -> None:
         for name in re.findall(r"\bhptune_\w+", expr):
             if name != "hptune_search":  # the target label naming the search
                 assert name in exported, f"panel {title!r} queries {name}, which no process exports"
+
+
+def test_a_trial_process_names_its_gpus_as_the_dcgm_exporter_labels_them() -> None:
+    registry = CollectorRegistry()
+    WorkerMetrics(registry, "tuner0-1", [("GPU-8932f937", ""), ("GPU-1b4e62c0", "3")])
+    sample = registry.get_sample_value
+    assert (
+        sample("hptune_worker_gpu_info", {"worker": "tuner0-1", "UUID": "GPU-8932f937", "GPU_I_ID": ""}) == 1
+    )
+    assert (
+        sample("hptune_worker_gpu_info", {"worker": "tuner0-1", "UUID": "GPU-1b4e62c0", "GPU_I_ID": "3"}) == 1
+    )

@@ -257,6 +257,21 @@ def test_top_wide_json_and_csv(tmp_path: Path) -> None:
     assert shown(out, width=80, output_format="csv", top=2).count("\n") == 3
 
 
+def test_the_gpu_each_trial_trained_on_is_shown_wide_and_in_json(tmp_path: Path) -> None:
+    out = fake_output(tmp_path / "out", trials=3)
+    for tid, gpu in (("0", "GPU-8932f937-aaaa"), ("1", "MIG-1b4e62c0-bbbb")):
+        path = out / "trials" / tid / "trial.json"
+        record = json.loads(path.read_text())
+        path.write_text(json.dumps({**record, "gpus": [gpu]}))
+    wide = shown(out, width=80, output_format="wide")
+    header = next(line for line in wide.splitlines() if line.startswith("rank"))
+    assert "gpu" in header.split()
+    assert "GPU-8932f937-aaaa" in wide and "MIG-1b4e62c0-bbbb" in wide
+    assert "gpu" not in next(line for line in shown(out, width=200).splitlines() if line.startswith("rank"))
+    trials = {t["trialId"]: t for t in json.loads(shown(out, output_format="json"))["trials"]}
+    assert trials["1"]["gpus"] == ["MIG-1b4e62c0-bbbb"] and "gpus" not in trials["2"]
+
+
 def test_a_minimized_objective_and_an_unfinished_best(tmp_path: Path) -> None:
     out = fake_output(tmp_path / "out", trials=4, direction="min", objective="val_loss")
     assert "objective val_loss (minimize)" in shown(out)
