@@ -123,6 +123,21 @@ def release_after_raise(oracle: Oracle) -> None:
         _oracle_module.LOCKS[oracle].release()
 
 
+def end_uncounted(oracle: Oracle, trial: Trial) -> None:
+    """End a failed trial without it counting toward `max_consecutive_failed_trials`, neither as a
+    failure nor as a break in a run of failures (a trial out of memory: the point is too big for
+    the machine, not a sign that the search is broken). Keras Tuner counts the failures at the end
+    of its `end_order`: the check is off while the trial ends, and the trial leaves that order."""
+    limit = oracle.max_consecutive_failed_trials
+    oracle.max_consecutive_failed_trials = None
+    try:
+        oracle.end_trial(trial)
+    finally:
+        oracle.max_consecutive_failed_trials = limit
+    if trial.trial_id in oracle.end_order:
+        oracle.end_order.remove(trial.trial_id)
+
+
 def has_queued(oracle: Oracle) -> bool:
     """Whether trials wait in the retry queue for a worker."""
     return bool(oracle._retry_queue)

@@ -34,6 +34,7 @@ from job.kt_adapter import (
     Oracle,
     Status,
     Trial,
+    end_uncounted,
     forget_ongoing,
     has_queued,
     new_trial,
@@ -46,6 +47,7 @@ from job.output.layout import is_member
 from job.output.records import given_up
 from job.search.pruning import Pruned, TrialPruner
 from job.search.retention import ModelRetention
+from job.training.memory import out_of_memory
 
 log = logging.getLogger(__name__)
 
@@ -425,7 +427,10 @@ class Coordinator:
 
     def _end(self, trial: Trial, seconds: float | None) -> None:
         try:
-            self.oracle.end_trial(trial)
+            if trial.status == Status.FAILED and out_of_memory(trial.message):
+                end_uncounted(self.oracle, trial)  # too big for the machine: not a broken search
+            else:
+                self.oracle.end_trial(trial)
         except RuntimeError as err:
             # Keras Tuner raised before finishing its bookkeeping, holding the oracle's lock;
             # finish both so nothing hangs.

@@ -27,6 +27,7 @@ from job.supervision.recycle import MemoryWatch
 from job.training import device, fused
 from job.training.checkpoint import Checkpointer, Resume, fingerprint, load_resume
 from job.training.data import Dataset
+from job.training.memory import out_of_memory
 from job.training.space import BuildModel
 from job.training.trial import Outcome, freeze_long_lived, run_trial
 
@@ -174,6 +175,7 @@ class TrialLoop:
         self.trials_run = 0
         self.memory = memory  # resident memory, checked between trials (job/supervision/recycle.py)
         self.outgrown = False  # set when this process should restart to release memory
+        self.memory_exhausted = False  # a trial ran out of memory: restart before the next one
         self._scratch = tempfile.TemporaryDirectory(prefix="hptune-worker-")
         setting = job.spec.distribution.fuse_trials
         if setting != 1 and (reason := fused.blocker(job)) is not None:
@@ -218,7 +220,15 @@ class TrialLoop:
                     self.run_fused([Assigned(trial, self.tuner_id, self.access), *self._more_trials()])
                 else:
                     self.run_one(trial)
-                if self.memory is not None and self.memory.outgrown():
+                # A worker restarts itself (it has a MemoryWatch); a standalone search goes on.
+                if self.memory_exhausted and self.memory is not None:
+                    log.info(
+                        "%s: a trial ran out of memory; restarting this worker to release the memory "
+                        "it held if the search goes on",
+                        self.tuner_id,
+                    )
+                    outgrown = True
+                elif self.memory is not None and self.memory.outgrown():
                     log.info(
                         "%s: resident memory grew from %.0f to %.0f MiB over %d trials; restarting "
                         "this worker to release it if the search goes on",
@@ -361,7 +371,7 @@ class TrialLoop:
             on_epoch=lambda index, epoch, logs: reporters[index](epoch, logs),
             should_stop=lambda index: members[index][1].lost or members[index][1].pruned is not None,
         )
-        if len(members) > 1 and all(fused.out_of_memory(o.error) for o in outcomes):
+        if len(members) > 1 and all(out_of_memory(o.error) for o in outcomes):
             half = len(members) // 2
             self.width.out_of_memory(len(members))
             log.warning(
@@ -428,6 +438,8 @@ class TrialLoop:
         worker = worker or self.tuner_id
         access = access or self.access
         model_saved = False
+        if not outcome.ok and out_of_memory(outcome.error):
+            outcome.error = self._out_of_memory(trial, outcome.error)
         pruned = pruned if outcome.ok else None
         if pruned is not None:
             log.info(
@@ -468,6 +480,13 @@ class TrialLoop:
             for name, value in outcome.metrics.items():
                 trial.metrics.update(name, value, step=outcome.best_step)
             trial.status = Status.COMPLETED
+        elif out_of_memory(outcome.error):
+            # The point does not fit this machine: not retried; not counted toward
+            # maxConsecutiveFailedTrials by the chief (it reads the same signs in the message).
+            trial.status = Status.FAILED
+            trial.message = outcome.error
+            self.memory_exhausted = True  # the process is replaced before its next trial
+            log.warning("%s: trial %s failed: %s", worker, trial.trial_id, last_line(outcome.error))
         else:
             trial.status = Status.INVALID  # retried while spec.tuner.maxRetriesPerTrial allows
             trial.message = outcome.error
@@ -483,6 +502,17 @@ class TrialLoop:
         # worker that writes through the chief never gets here: a plain chief refuses viaChief).
         if access.plain_chief and isinstance(self.store, ArtifactStore):
             publish_attempt(self.store, trial.trial_id, worker)
+
+    def _out_of_memory(self, trial: Trial, error: str | None) -> str:
+        """The error of a trial that ran out of memory, ending with a line that names its
+        hyperparameters (the leaderboard shows a record's last line)."""
+        values = ", ".join(f"{k}={v}" for k, v in public_values(trial.hyperparameters).items())
+        return (
+            f"{(error or '').rstrip()}\n"
+            f"out of memory: the model of this trial ({values}) does not fit the memory of "
+            f"{self.tuner_id}; recorded as failed, not retried, not counted toward "
+            "maxConsecutiveFailedTrials"
+        )
 
     def _staged(self, trial: Trial, worker: str, name: str) -> str:
         return attempt_key(trial.trial_id, worker, name)

@@ -61,14 +61,6 @@ def blocker(job: JobSpec) -> str | None:
     return None
 
 
-OUT_OF_MEMORY = ("RESOURCE_EXHAUSTED", "out of memory", "Out of memory", "OOM when allocating")
-
-
-def out_of_memory(error: str | None) -> bool:
-    """Whether a group's error is the device running out of memory (XLA, TensorFlow, CUDA)."""
-    return error is not None and any(sign in error for sign in OUT_OF_MEMORY)
-
-
 def member_name(index: int) -> str:
     return f"m{index}"
 

@@ -227,6 +227,41 @@ def test_a_worker_that_outgrows_its_memory_restarts_itself_between_trials(
     assert len(s.runs_per_trial()) == 4
 
 
+def test_a_trial_out_of_memory_is_an_outcome_not_the_end_of_the_search(
+    write_spec: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Half the space is a model no machine here can hold (a 2**30-unit layer: 256 GiB of weights,
+    more than this machine has, so TensorFlow's allocator refuses it). With one failed trial in a
+    row enough to end a search, the search still succeeds: each such trial is recorded as failed
+    for memory, naming its hyperparameters, run once, and the worker replaces its process before
+    its next trial."""
+    space = [
+        {"name": "hidden1", "type": "choice", "values": [16, 2**30]},
+        {"name": "dropout1", "type": "choice", "values": [0.1]},
+        {"name": "learning_rate", "type": "choice", "values": [0.001, 0.01]},
+    ]
+    tuner = {"maxTrials": 4, "maxConsecutiveFailedTrials": 1}
+    spec = write_spec({"spec": {"hyperparameters": space, "tuner": tuner, **FAST_LEASES}})
+    with search(spec, tmp_path) as s:
+        chief, worker = s.chief(), s.worker(0)
+        assert chief.wait(timeout=300) == 0, chief.log[-3000:]
+        assert worker.wait(timeout=60) == 0, worker.log[-3000:]
+        log = worker.log
+    rows = leaderboard(tmp_path / "out")
+    assert sorted(row["status"] for row in rows) == ["completed", "completed", "failed", "failed"]
+    for row in rows:
+        if row["status"] == "failed":
+            assert row["hidden1"] == str(2**30)
+            oom = f"out of memory: the model of this trial (hidden1={2**30}, dropout1=0.1, learning_rate="
+            assert row["error"].startswith(oom), row["error"]
+            record = json.loads((tmp_path / "out" / "trials" / row["trial_id"] / "trial.json").read_text())
+            assert "OOM when allocating" in record["error"], record["error"][-2000:]
+    assert all(count == 1 for count in s.runs_per_trial().values()), "an out-of-memory trial was retried"
+    assert "tuner0: a trial ran out of memory; restarting this worker" in log
+    assert "tuner0: restarted (1) with its memory released" in log
+    assert json.loads((tmp_path / "out" / "search.json").read_text())["state"] == "succeeded"
+
+
 def test_a_worker_that_arrives_after_the_search_ended_leaves_at_once(
     write_spec: Callable[..., Path], tmp_path: Path
 ) -> None:
