@@ -305,14 +305,14 @@ def test_consecutive_failures_end_the_search_with_the_last_error(tmp_path: Path)
     assert coordinator.get_trial(first.trial_id).message == TRACEBACK
 
     second = ask(coordinator, "w1")
-    oom = TRACEBACK.replace("ValueError: hidden1 must be positive", "MemoryError: out of memory")
-    assert fail(coordinator, "w1", second, oom, status=Status.FAILED)
+    nan = TRACEBACK.replace("ValueError: hidden1 must be positive", "RuntimeError: the loss is NaN")
+    assert fail(coordinator, "w1", second, nan, status=Status.FAILED)
 
     reason = coordinator.failure
     assert reason is not None
     assert "2 trials failed in a row (spec.tuner.maxConsecutiveFailedTrials)" in reason
     assert f"trial {second.trial_id}" in reason
-    assert reason.endswith("failed with: MemoryError: out of memory")
+    assert reason.endswith("failed with: RuntimeError: the loss is NaN")
     assert "Traceback" not in reason
     assert coordinator.finished
     assert search.count("failed") == 2
@@ -322,6 +322,22 @@ def test_consecutive_failures_end_the_search_with_the_last_error(tmp_path: Path)
     with pytest.raises(SearchFailed):
         coordinator.create_trial("w2")
     assert coordinator.told_to_stop == {"w1", "w2"}
+
+
+def test_a_trial_out_of_memory_neither_counts_as_a_failure_in_a_row_nor_resets_the_count(
+    tmp_path: Path,
+) -> None:
+    search = start(tmp_path, maxTrials=10, maxConsecutiveFailedTrials=2)
+    coordinator = search.coordinator
+    assert fail(coordinator, "w1", ask(coordinator, "w1"), TRACEBACK, status=Status.FAILED)
+    oom = TRACEBACK + "\ntensorflow.python.framework.errors_impl.ResourceExhaustedError: OOM when allocating"
+    for _ in range(3):
+        too_big = ask(coordinator, "w1")
+        assert fail(coordinator, "w1", too_big, oom, status=Status.FAILED)
+        assert coordinator.failure is None, "a point too big for the machine ended the search"
+        assert coordinator.get_trial(too_big.trial_id).status == Status.FAILED  # the oracle knows
+    assert fail(coordinator, "w1", ask(coordinator, "w1"), TRACEBACK, status=Status.FAILED)
+    assert coordinator.failure is not None and "2 trials failed in a row" in coordinator.failure
 
 
 def test_a_completed_trial_resets_the_failure_count(tmp_path: Path) -> None:
