@@ -190,7 +190,8 @@ def _run(job: JobSpec, spec_dir: Path, args: argparse.Namespace, out: Console, e
 
         inventory = visible_gpus(os.environ)
         require(inventory, env.expected_gpus)
-        placements = over_trials(inventory.gpus, job.spec.distribution.trials_per_gpu, 1, env.gpu_share)
+        dist = job.spec.distribution
+        placements = over_trials(inventory.gpus, dist.trials_per_gpu, dist.gpus_per_trial, env.gpu_share)
         if len(placements) > 1:  # one trial process per GPU, trialsPerGpu on each
             base = args.metrics_port if args.metrics_port is not None else job.spec.metrics.port
             return run_packed(Path(args.spec), env.role, placements, base, err, output=args.output)

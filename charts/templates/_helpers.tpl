@@ -131,13 +131,21 @@ workers: {{ hasKey $dist "workers" | ternary $dist.workers 2 | int }}
 oraclePort: {{ hasKey $dist "oraclePort" | ternary $dist.oraclePort 8000 | int }}
 bindAddress: {{ hasKey $dist "bindAddress" | ternary $dist.bindAddress "0.0.0.0" | quote }}
 trialsPerGpu: {{ hasKey $dist "trialsPerGpu" | ternary $dist.trialsPerGpu 1 | int }}
+gpusPerTrial: {{ hasKey $dist "gpusPerTrial" | ternary $dist.gpusPerTrial 1 | int }}
 {{- $metrics := $spec.metrics | default dict }}
 metricsPort: {{ hasKey $metrics "port" | ternary $metrics.port 9090 | int }}
 {{- end }}
 
-{{/* Trial processes in one worker pod: one per GPU (gpu.count, at least 1), trialsPerGpu on each. */}}
+{{/* Trial processes in one worker pod: one per gpusPerTrial GPUs of gpu.count (one on a CPU pod),
+trialsPerGpu on each; gpu.count must be a multiple of gpusPerTrial. */}}
 {{- define "hptune.trialProcesses" -}}
-{{ mul (max 1 (int .Values.gpu.count)) ((include "hptune.distribution" . | fromYaml).trialsPerGpu | int) }}
+{{- $dist := include "hptune.distribution" . | fromYaml }}
+{{- $count := int .Values.gpu.count }}
+{{- $perTrial := int $dist.gpusPerTrial }}
+{{- if and $count (mod $count $perTrial) }}
+{{- fail (printf "gpu.count (%d) must be a multiple of spec.spec.distribution.gpusPerTrial (%d): each trial process trains on %d GPUs" $count $perTrial $perTrial) }}
+{{- end }}
+{{- mul (max 1 (div $count $perTrial)) ($dist.trialsPerGpu | int) }}
 {{- end }}
 
 {{- define "hptune.workers" -}}

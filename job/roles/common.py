@@ -21,7 +21,9 @@ from job.search.snapshot import recorded_outcome
 from job.spec.models import JobSpec
 from job.storage import Store, WorkerStore
 from job.supervision.gpus import Gpu
+from job.training import device
 from job.training.data import Dataset
+from job.training.device import Replicas
 from job.training.space import BuildModel, make_builder, search_space
 from job.training.trial import check_fit
 
@@ -64,6 +66,16 @@ def open_output(job: JobSpec) -> Store:
     return Store(
         job.output_uri, retry=Backoff(seconds=output.retry_seconds), endpoint_url=output.endpoint_url
     )
+
+
+def data_parallel(job: JobSpec, data: Dataset) -> tuple[Replicas | None, Dataset]:
+    """With spec.distribution.gpusPerTrial above 1: each trial of this process trained over that
+    many of its GPUs, and the data cut to split evenly across them."""
+    count = job.spec.distribution.gpus_per_trial
+    if count == 1:
+        return None, data
+    replicas = device.data_parallel(count)
+    return replicas, replicas.trim(data)
 
 
 def prepare_model(job: JobSpec, data: Dataset, spec_dir: Path | None) -> tuple[BuildModel, HyperParameters]:

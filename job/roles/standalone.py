@@ -14,6 +14,7 @@ from job.observability.metrics import WorkerMetrics
 from job.roles.common import (
     Options,
     Summary,
+    data_parallel,
     ended_already,
     metrics_registry,
     open_output,
@@ -50,6 +51,7 @@ def _standalone(
 ) -> Summary:
     store.check_writable()
     data = load_dataset(job.spec.data, env.data_dir, options.spec_dir)
+    replicas, data = data_parallel(job, data)
     build_model, space = prepare_model(job, data, options.spec_dir)
     data = device.resident(data)
     registry, _ = metrics_registry(job, options)
@@ -69,6 +71,7 @@ def _standalone(
         store,
         worker_metrics,
         gpus=tuple(gpu.uuid for gpu in options.gpus),
+        replicas=replicas,
     )
     stopped = False
     try:

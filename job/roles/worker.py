@@ -10,6 +10,7 @@ from job.observability.metrics import WorkerMetrics
 from job.roles.common import (
     Options,
     Summary,
+    data_parallel,
     ended_already,
     metrics_registry,
     open_output,
@@ -63,6 +64,7 @@ def _worker(
             env.restarts,
         )
     data = load_dataset(job.spec.data, env.data_dir, options.spec_dir)
+    replicas, data = data_parallel(job, data)
     build_model, _ = prepare_model(job, data, options.spec_dir)
     data = device.resident(data)
     registry, _ = metrics_registry(job, options)
@@ -80,6 +82,7 @@ def _worker(
         idle_max_seconds=dist.heartbeat_seconds,
         memory=MemoryWatch(dist.restart_on_memory_growth),
         gpus=tuple(gpu.uuid for gpu in options.gpus),
+        replicas=replicas,
     )
     count = loop.run()
     return Summary(role=role, ok=True, trials_completed=count, output=store.url(""), restart=loop.outgrown)

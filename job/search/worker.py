@@ -27,6 +27,7 @@ from job.supervision.recycle import MemoryWatch
 from job.training import device, fused
 from job.training.checkpoint import Checkpointer, Resume, fingerprint, load_resume
 from job.training.data import Dataset
+from job.training.device import Replicas
 from job.training.memory import out_of_memory
 from job.training.space import BuildModel
 from job.training.trial import Outcome, freeze_long_lived, run_trial
@@ -159,9 +160,11 @@ class TrialLoop:
         idle_max_seconds: float = 10.0,
         memory: MemoryWatch | None = None,
         gpus: tuple[str, ...] = (),
+        replicas: Replicas | None = None,
     ) -> None:
         self.tuner_id = tuner_id
         self.gpus = gpus  # UUIDs of the GPUs this process trains on, for each trial's record
+        self.replicas = replicas  # each trial data parallel over several devices (gpusPerTrial)
         self.access = access
         self.job = job
         self.build_model = build_model
@@ -258,6 +261,7 @@ class TrialLoop:
                 weights_of=self._weights_of,
                 checkpointer=checkpointer,
                 resume=resume,
+                replicas=self.replicas,
             )
             if checkpointer is not None and checkpointer.seconds_spent:
                 log.debug(

@@ -107,6 +107,12 @@ def _check_fusion(spec: Spec) -> None:
     fuse = spec.distribution.fuse_trials
     if fuse == 1:
         return
+    if spec.distribution.gpus_per_trial > 1:
+        raise field_error(
+            "distribution.fuseTrials",
+            f"is {fuse}, but distribution.gpusPerTrial is {spec.distribution.gpus_per_trial}: a "
+            "trial either shares a device with others (fused) or spans several; set one of them to 1",
+        )
     if spec.tuner.algorithm == "hyperband":
         raise field_error(
             "distribution.fuseTrials",

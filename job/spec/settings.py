@@ -122,6 +122,15 @@ class DistributionSpec(SpecModel):
         le=16,
         description="Trial processes packed on each worker's GPU, each with a 1/n share of its memory.",
     )
+    gpus_per_trial: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="GPUs one trial trains on, data parallel (each batch split across them: "
+        "Keras' DataParallel on JAX, MirroredStrategy on TensorFlow). A worker with G GPUs runs "
+        "G / gpusPerTrial trial processes (times trialsPerGpu); it must divide G. The batch size must "
+        "be a multiple of it.",
+    )
     fuse_trials: Annotated[int, Field(ge=1, le=64)] | Literal["auto"] = Field(
         1,
         description="Trials of the built-in MLP a worker trains at once as one program (fused trials): "

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+from collections.abc import Callable
+from typing import Any
 
 import keras
 
 from job.environment import EXPECT_GPUS_VARIABLE, BadEnvironment
+from job.errors import BadInput
 from job.training.data import Dataset
 
 log = logging.getLogger(__name__)
@@ -96,3 +100,91 @@ def require_gpus(expected: int | None) -> None:
         f"docker run --gpus), and is this a GPU build of {backend}? Set gpu.count: 0 (or --gpus none) "
         "to train on the CPU on purpose."
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class Replicas:
+    """One trial trained data parallel over several devices of this process (gpusPerTrial): each
+    batch split across them, the gradients combined, every device holding the whole model."""
+
+    devices: tuple[str, ...]
+    scope: Callable[[], contextlib.AbstractContextManager[object]]  # models are built inside it
+
+    @property
+    def count(self) -> int:
+        return len(self.devices)
+
+    def trim(self, data: Dataset) -> Dataset:
+        """The dataset cut to split evenly across the devices (`split_evenly`)."""
+        return split_evenly(data, self.count)
+
+    def batch_problem(self, batch_size: int) -> str | None:
+        """Why a trial cannot train with this batch size here (None: it can)."""
+        if batch_size % self.count:
+            return (
+                f"batch size {batch_size} does not split over {self.count} devices "
+                f"(spec.distribution.gpusPerTrial): use a multiple of {self.count}"
+            )
+        return None
+
+
+def split_evenly(data: Dataset, count: int) -> Dataset:
+    """The dataset cut to a multiple of `count` samples (at most count - 1 fewer), so every batch of
+    a size that `count` divides, the last one of an epoch included, splits evenly over `count`
+    devices."""
+    if data.streams is not None:
+        raise BadInput(
+            "spec.distribution.gpusPerTrial above 1 needs arrays (npz, table, builtin, a loader "
+            "returning arrays), not streamed data: each batch must split evenly across the GPUs"
+        )
+
+    def cut(array: Any) -> Any:
+        return array[: len(array) - len(array) % count]
+
+    names = ("x_train", "y_train", "x_val", "y_val")
+    return dataclasses.replace(data, **{name: cut(getattr(data, name)) for name in names})
+
+
+def data_parallel(count: int, platform: str = "gpu") -> Replicas:
+    """Train each trial of this process over `count` devices: Keras' DataParallel distribution on
+    JAX (set for the process), a MirroredStrategy on TensorFlow (its scope around each model's
+    building). `platform` "cpu" splits over CPU devices (tests: XLA's forced host device count,
+    TensorFlow's logical CPUs). Raises BadEnvironment when the process has fewer devices."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        found = [str(d) for d in jax.devices(platform)] if _has_platform(jax, platform) else []
+    elif backend == "tensorflow":
+        import tensorflow as tf
+
+        found = [d.name for d in tf.config.list_logical_devices(platform.upper())]
+    else:
+        raise BadEnvironment(
+            f"spec.distribution.gpusPerTrial needs the jax or tensorflow backend, not {backend}"
+        )
+    if len(found) < count:
+        raise BadEnvironment(
+            f"spec.distribution.gpusPerTrial is {count}, but this trial process sees "
+            f"{len(found)} {platform.upper()} device(s) ({', '.join(found) or 'none'})"
+        )
+    chosen = found[:count]
+    if backend == "jax":
+        import jax
+
+        devices = [d for d in jax.devices(platform) if str(d) in chosen]
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+        log.info("each trial trained data parallel over %s", ", ".join(chosen))
+        return Replicas(tuple(chosen), contextlib.nullcontext)
+    import tensorflow as tf
+
+    strategy = tf.distribute.MirroredStrategy(chosen)
+    log.info("each trial trained data parallel over %s (MirroredStrategy)", ", ".join(chosen))
+    return Replicas(tuple(chosen), strategy.scope)
+
+
+def _has_platform(jax: Any, platform: str) -> bool:
+    try:
+        return bool(jax.devices(platform))
+    except RuntimeError:  # no backend for this platform
+        return False

@@ -6,6 +6,7 @@ Tuner HyperModel that overrides `fit` trains the model itself, called as Keras T
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import inspect
 import math
@@ -25,6 +26,7 @@ from job.spec.settings import TrainingSpec
 from job.spec.tuner import Objective
 from job.training.checkpoint import Checkpointer, Resume, TrialState
 from job.training.data import DataError, Dataset
+from job.training.device import Replicas
 from job.training.space import BuildModel, HyperModelBuilder, check_built
 
 EpochHook = Callable[[int, dict[str, float]], None]
@@ -222,12 +224,15 @@ def run_trial(
     weights_of: WeightsLookup | None = None,
     checkpointer: Checkpointer | None = None,
     resume: Resume | None = None,
+    replicas: Replicas | None = None,
 ) -> Outcome:
     """Train `executions` models for these values; never raises for a failing trial.
 
     `checkpointer` writes epoch checkpoints and `resume` continues from one (job/training/
     checkpoint.py); both apply to one execution of a model trained by Keras' own fit, not to
-    Hyperband's trials (which continue from other trials' weights) nor a HyperModel's own fit."""
+    Hyperband's trials (which continue from other trials' weights) nor a HyperModel's own fit.
+    `replicas`: each model built in their scope and trained data parallel over their devices (the
+    data already trimmed to split evenly, `Replicas.trim`)."""
     started = time.perf_counter()
     outcome = Outcome()
     best_value: float | None = None
@@ -237,12 +242,20 @@ def run_trial(
             keras.backend.clear_session()
             if not _CLEAR_SESSION_COLLECTS:
                 gc.collect()
-            model = build_model(hp)
+            with replicas.scope() if replicas is not None else contextlib.nullcontext():
+                model = build_model(hp)
             check_built(build_model, model)
             batch_size, epochs = training_values(training, hp)
+            if replicas is not None and (problem := replicas.batch_problem(batch_size)):
+                raise TrialFailure(problem)
             if model.compiled:
                 tune_execution(
-                    model, training, data.train_samples, batch_size, data.steps_per_epoch(batch_size)
+                    model,
+                    training,
+                    data.train_samples,
+                    batch_size,
+                    data.steps_per_epoch(batch_size),
+                    replicated=replicas is not None,
                 )
             initial_epoch = 0
             hyperband = "tuner/epochs" in hp.values
@@ -353,11 +366,20 @@ def tune_execution(
     samples: int,
     batch_size: int | None = None,
     steps: int | None = None,
+    replicated: bool = False,
 ) -> None:
     """Apply the fast trial path to a compiled model: several training steps per compiled call
     (the same updates, far fewer round trips from Python; on JAX one `lax.scan` per call, see
     `job/training/jax_steps.py`) and the XLA choice from the spec. `batch_size` is the trial's
-    (the spec's when not given); `steps` the steps per epoch when known otherwise (a stream)."""
+    (the spec's when not given); `steps` the steps per epoch when known otherwise (a stream).
+    `replicated`: the model trains under a TensorFlow MirroredStrategy (gpusPerTrial), where
+    Keras' own train function is kept, one step a call (its multi-step loop fails under the
+    strategy)."""
+    if replicated and keras.backend.backend() == "tensorflow":
+        model.steps_per_execution = 1
+        if training.jit_compile != "auto":
+            model.jit_compile = training.jit_compile
+        return
     if batch_size is None:
         assert isinstance(training.batch_size, int), "a tuned batch size is the trial's to give"
         batch_size = training.batch_size

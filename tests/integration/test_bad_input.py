@@ -657,6 +657,17 @@ CASES: list[Case] = [
         "Set gpu.count: 0 (or --gpus none) to train on the CPU on purpose.",
         env=lambda ws: {"HPTUNE_EXPECT_GPUS": "1"},
     ),
+    run(
+        "env-gpus-per-trial-without-the-gpus",
+        lambda ws: ws.spec({"spec": {"distribution": {"gpusPerTrial": 2}}}),
+        BAD_INPUT,
+        "spec.distribution.gpusPerTrial is 2, but this trial process sees 0 GPU device(s) (none)",
+    ),
+    spec_change(
+        "spec-fused-trials-over-several-gpus",
+        {"spec": {"distribution": {"gpusPerTrial": 2, "fuseTrials": 2}}},
+        "spec.distribution.fuseTrials: is 2, but distribution.gpusPerTrial is 2",
+    ),
     role(
         "env-expected-gpus-not-a-number",
         {"HPTUNE_EXPECT_GPUS": "all"},

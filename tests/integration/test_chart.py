@@ -605,6 +605,21 @@ def test_a_worker_pod_asks_for_its_gpus_expects_them_and_serves_metrics_per_tria
     assert "HPTUNE_EXPECT_GPUS" not in {e["name"] for e in container(objs, "chief")["env"]}
 
 
+def test_gpus_per_trial_divides_the_pods_gpus_into_trial_processes() -> None:
+    values = scenario_values("podmonitor-values")
+    values["spec"] = yaml.safe_load((CHART / "values.yaml").read_text())["spec"]
+    values["spec"]["spec"].setdefault("distribution", {})["gpusPerTrial"] = 4
+    values["gpu"] = {"count": 8}
+    objs = render(values)
+    assert len(one(objs, "PodMonitor")["spec"]["podMetricsEndpoints"]) == 2  # 8 GPUs, 4 a trial
+    assert container(objs, "worker")["resources"]["limits"]["nvidia.com/gpu"] == 8
+    values["gpu"] = {"count": 6}
+    with pytest.raises(
+        helm.HelmRenderError, match=r"gpu\.count \(6\) must be a multiple of .*gpusPerTrial \(4\)"
+    ):
+        render(values)
+
+
 # -- spec changes, hooks, placement -------------------------------------------------------------------
 
 

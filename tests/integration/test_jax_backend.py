@@ -74,3 +74,29 @@ def test_a_search_runs_end_to_end_on_the_jax_backend(write_spec: Callable[..., P
     assert all(",completed," in row for row in board[1:])
     assert (tmp_path / "out" / "best" / "model.keras").exists()
     assert json.loads((tmp_path / "out" / "best" / "manifest.json").read_text())
+
+
+@pytest.mark.parametrize("backend", ["jax", "tensorflow"])
+def test_a_trial_over_four_devices_learns_what_it_learns_on_one(backend: str) -> None:
+    """gpusPerTrial: the same trial, data parallel over 4 CPU devices (Keras' DataParallel on JAX,
+    a MirroredStrategy on TensorFlow) and on one: same global batch, same batches in the same
+    order, same initial weights: the same metrics every epoch, to float tolerance."""
+    runs = {}
+    for devices in (1, 4):
+        done = subprocess.run(
+            [sys.executable, "-m", "tests.support.replicas", str(devices)],
+            env=hptune_env(KERAS_BACKEND=backend),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        line = next((ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")), None)
+        assert line is not None, done.stderr[-3000:]
+        runs[devices] = json.loads(line.removeprefix("RESULT "))
+    one, four = runs[1], runs[4]
+    assert len(four["devices"]) == 4 and one["train"] == four["train"]
+    assert len(one["history"]) == len(four["history"]) == 3
+    for alone, split in zip(one["history"], four["history"], strict=True):
+        assert alone.keys() == split.keys()
+        for name in alone:
+            assert split[name] == pytest.approx(alone[name], rel=1e-4, abs=1e-5), (name, alone, split)
