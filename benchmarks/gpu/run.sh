@@ -16,3 +16,6 @@ busy=$!
 python3 -m benchmarks.fused_trials --backends jax --trials 16 --groups 4,8,16 --json "$out/fused_trials.json" \
   2>&1 | tee "$out/fused_trials.txt"
 kill "$busy"
+# Every GPU of the machine: one worker on GPU 0, then one per GPU (trials per hour per GPU, busy).
+python3 -m benchmarks.every_gpu --trials 16 --samples 20000 --json "$out/every_gpu.json" \
+  2>&1 | tee "$out/every_gpu.txt"
