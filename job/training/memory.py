@@ -8,11 +8,13 @@ the memory is replaced before its next trial (TensorFlow does not give device me
 
 from __future__ import annotations
 
+# What the libraries themselves write, not the words "out of memory" anywhere (a user's own error
+# text may say that of something else).
 SIGNS = (
-    "RESOURCE_EXHAUSTED",  # XLA (JAX), and TensorFlow's status code
+    "RESOURCE_EXHAUSTED",  # XLA (JAX: XlaRuntimeError: RESOURCE_EXHAUSTED: Out of memory ...)
+    "ResourceExhaustedError",  # TensorFlow
     "OOM when allocating",  # TensorFlow
-    "out of memory",  # CUDA
-    "Out of memory",
+    "CUDA_ERROR_OUT_OF_MEMORY",  # the CUDA driver
     "MemoryError",  # host memory (numpy: Unable to allocate ...)
 )
 

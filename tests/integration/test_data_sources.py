@@ -176,6 +176,7 @@ def test_a_hypermodel_runs_distributed_and_keeps_a_killed_workers_trial(
                     "heartbeatSeconds": 1,
                     "chiefWaitSeconds": 60,
                     "lingerSeconds": 10,
+                    "spareWorkers": 1,  # killed for good: the other worker takes its trial over
                 },
             }
         }

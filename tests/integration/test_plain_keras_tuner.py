@@ -78,7 +78,12 @@ def test_a_mixed_fleet_loses_no_trial_when_its_plain_worker_dies(
         {
             "spec": {
                 "tuner": {"maxTrials": 6},
-                "distribution": {**SHORT_LEASES["distribution"], "plainWorkerLeaseSeconds": 8},
+                # The plain worker dies for good: the hptune worker waits as a spare for its trial.
+                "distribution": {
+                    **SHORT_LEASES["distribution"],
+                    "plainWorkerLeaseSeconds": 8,
+                    "spareWorkers": 1,
+                },
                 "training": {"epochs": 6, "batchSize": 16},
             }
         }

@@ -26,7 +26,8 @@ from tests.support.fused import MEMBERS, group_job, in_order, values
 from tests.support.processes import Proc, search
 
 LONG_TRIALS = {"tuner": {"maxTrials": 3}, "training": {"epochs": 20, "batchSize": 16, "checkpointSeconds": 0}}
-FAST_LEASES = {"heartbeatSeconds": 0.5, "leaseSeconds": 3, "lingerSeconds": 10}
+# A worker killed for good (no Job to start it again): a spare waits for its trial to come back.
+FAST_LEASES = {"heartbeatSeconds": 0.5, "leaseSeconds": 3, "lingerSeconds": 10, "spareWorkers": 1}
 
 
 def _long_search(write_spec: Callable[..., Path], distribution: dict, **spec: dict) -> Path:

@@ -23,6 +23,7 @@ from job.search.coordinator import Coordinator
 from job.search.oracles import make_oracle
 from job.spec import validate_spec
 from job.spec.models import JobSpec
+from job.training.memory import out_of_memory
 from job.training.space import declared_space
 from tests.support.coordination import FakeClock, ask, received
 from tests.support.specs import BASE_SPEC, merge
@@ -338,6 +339,16 @@ def test_a_trial_out_of_memory_neither_counts_as_a_failure_in_a_row_nor_resets_t
         assert coordinator.get_trial(too_big.trial_id).status == Status.FAILED  # the oracle knows
     assert fail(coordinator, "w1", ask(coordinator, "w1"), TRACEBACK, status=Status.FAILED)
     assert coordinator.failure is not None and "2 trials failed in a row" in coordinator.failure
+
+
+def test_only_the_libraries_own_words_say_a_trial_ran_out_of_memory() -> None:
+    assert out_of_memory(
+        "jaxlib.xla_extension.XlaRuntimeError: RESOURCE_EXHAUSTED: Out of memory while trying"
+    )
+    assert out_of_memory("ResourceExhaustedError: OOM when allocating tensor with shape[64,1073741824]")
+    assert out_of_memory("numpy.core._exceptions._ArrayMemoryError: MemoryError: Unable to allocate 64 GiB")
+    assert not out_of_memory("RuntimeError: out of memory building this model (the user's own words)")
+    assert not out_of_memory(None)
 
 
 def test_a_completed_trial_resets_the_failure_count(tmp_path: Path) -> None:
