@@ -181,14 +181,15 @@ def _dispatch(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 def _run(job: JobSpec, spec_dir: Path, args: argparse.Namespace, out: Console, err: Console) -> int:
     from job.environment import Chief, Standalone, Worker, read_environment
+    from job.supervision.gpus import Inventory, visible_gpus
 
     env = read_environment(os.environ)
+    # The GPUs this process may use, read once (NVML, no backend); the chief trains nothing.
+    inventory = Inventory(()) if isinstance(env.role, Chief) else visible_gpus(os.environ)
     if isinstance(env.role, Worker) and env.trial_slot is None:
-        from job.supervision.gpus import visible_gpus
         from job.supervision.packing import run_packed
         from job.supervision.placement import over_trials, require
 
-        inventory = visible_gpus(os.environ)
         require(inventory, env.expected_gpus)
         dist = job.spec.distribution
         placements = over_trials(inventory.gpus, dist.trials_per_gpu, dist.gpus_per_trial, env.gpu_share)
@@ -202,7 +203,6 @@ def _run(job: JobSpec, spec_dir: Path, args: argparse.Namespace, out: Console, e
     from job.observability.metrics import read_progress
     from job.observability.progress import LiveProgress
     from job.roles import Options, run
-    from job.supervision.gpus import visible_gpus
     from job.supervision.processes import stop_on_sigterm
 
     stop_on_sigterm()
@@ -212,7 +212,7 @@ def _run(job: JobSpec, spec_dir: Path, args: argparse.Namespace, out: Console, e
         metrics_port=args.metrics_port,
         registry=registry,
         workers=args.workers,
-        gpus=() if isinstance(env.role, Chief) else visible_gpus(os.environ).gpus,
+        gpus=inventory.gpus,
     )
     if isinstance(env.role, Standalone) and err.is_terminal:
         with LiveProgress(lambda: read_progress(registry.collect()), err):
