@@ -42,9 +42,14 @@ def publish_checkpoint(store: ArtifactStore, trial_id: str, worker: str) -> bool
     if not store.exists(state_key):
         return False
     state = json.loads(store.read_text(state_key))
-    for name in _checkpoint_files(state):
+    published = trial_key(trial_id, RESUME_STATE)
+    earlier = _checkpoint_files(json.loads(store.read_text(published))) if store.exists(published) else []
+    files = _checkpoint_files(state)
+    for name in files:
         store.copy(attempt_key(trial_id, worker, name), trial_key(trial_id, name))
-    store.write_text(trial_key(trial_id, RESUME_STATE), json.dumps(state))
+    store.write_text(published, json.dumps(state))
+    for name in set(earlier) - set(files):  # a checkpoint handed on before, by another writer
+        store.delete(trial_key(trial_id, name))
     return True
 
 

@@ -415,6 +415,7 @@ class Coordinator:
             if lease is None or lease.trial_id != trial_id or trial_id not in self.handed_over:
                 return
             previous = self.handed_over.pop(trial_id)
+            self._changed()
         try:
             self.events.trial_requeued(trial_id, previous)
         except Exception as err:
@@ -545,6 +546,7 @@ class Coordinator:
                     "exhausted": self.exhausted,
                     "workers": sorted((self.live_workers() | self.awaited) - self.told_to_stop),
                     "plainWorkers": sorted(self.plain),
+                    "handedOver": self.handed_over,
                     **({"pruning": self.trial_pruner.state()} if self.trial_pruner is not None else {}),
                 }
             )
@@ -562,6 +564,8 @@ class Coordinator:
             self.exhausted = bool(snapshot.get("exhausted", False))
             self.awaited = set(snapshot.get("workers", []))
             self.plain = set(snapshot.get("plainWorkers", []))
+            # A trial requeued before the restart still continues from its lost worker's checkpoint.
+            self.handed_over = {str(k): str(v) for k, v in snapshot.get("handedOver", {}).items()}
             if self.trial_pruner is not None:
                 self.trial_pruner.restore(snapshot.get("pruning", {}))
             now = self.clock()

@@ -27,6 +27,7 @@ from job.supervision.recycle import MemoryWatch
 from job.training import device, fused
 from job.training.checkpoint import Checkpointer, Resume, fingerprint, load_resume
 from job.training.data import Dataset
+from job.training.data.order import EpochOrder
 from job.training.device import Replicas
 from job.training.memory import out_of_memory
 from job.training.space import BuildModel
@@ -248,7 +249,8 @@ class TrialLoop:
         tuner = self.job.spec.tuner
         self._announce(trial, self.tuner_id)
         checkpointer, resume = self._checkpoints(trial)
-        with self.access.lease(trial.trial_id) as lease, self._given_back_if_stopped([(trial, self.access)]):
+        stopping = self._given_back_if_stopped([(trial, self.access)], checkpointer)
+        with self.access.lease(trial.trial_id) as lease, stopping:
             outcome = run_trial(
                 trial.hyperparameters,
                 self.build_model,
@@ -262,6 +264,7 @@ class TrialLoop:
                 checkpointer=checkpointer,
                 resume=resume,
                 replicas=self.replicas,
+                order=None if checkpointer is None else EpochOrder.for_trial(trial.trial_id, tuner.seed),
             )
             if checkpointer is not None and checkpointer.seconds_spent:
                 log.debug(
@@ -276,13 +279,22 @@ class TrialLoop:
         self.trials_run += 1
 
     @contextlib.contextmanager
-    def _given_back_if_stopped(self, running: list[tuple[Trial, OracleAccess]]) -> Iterator[None]:
+    def _given_back_if_stopped(
+        self, running: list[tuple[Trial, OracleAccess]], checkpointer: Checkpointer | None = None
+    ) -> Iterator[None]:
         """A stop signal (SIGTERM arrives as KeyboardInterrupt: a spot reclaim, a drain) hands the
         running trials back to the chief at once, with their last checkpoints, before this worker
-        leaves."""
+        leaves. The trial's last finished epoch is written first if its checkpoint was not due
+        yet (`Checkpointer.write_held`): the trial continues from there."""
         try:
             yield
         except KeyboardInterrupt:
+            if checkpointer is not None and checkpointer.write_held():
+                log.info(
+                    "%s: stopping (a signal): trial %s's last finished epoch checkpointed",
+                    self.tuner_id,
+                    checkpointer.trial_id,
+                )
             for trial, access in running:
                 handed = access.give_back(trial.trial_id)
                 log.warning(

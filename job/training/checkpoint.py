@@ -3,12 +3,16 @@
 At the end of an epoch (at most every `spec.training.checkpointSeconds`), the worker stages the
 trial's state under its own attempt keys, `trials/<id>/attempts/<worker>/`:
 
-    resume-a.weights.h5 | resume-b.weights.h5   the model's weights and optimizer state (two slots, so
-                                                 the one `resume.json` names is never half-written)
-    resume-a-best.npz | resume-b-best.npz        the best epoch's weights, when it is not the last
-    resume.json                                  written last: the epoch reached, the history, the best
-                                                 epoch, early stopping's state, the slot, the spec's
-                                                 fingerprint
+    resume-<n>a.weights.h5, resume-<n>b.weights.h5   the model's weights and optimizer state, in
+        two slots taken in turn (so the one resume.json names is never half-written); <n> is the
+        writer's own (a worker restarted on the trial writes beside its old checkpoint, not over it)
+    resume-<n>a-best.npz, resume-<n>b-best.npz   the best epoch's weights, when it is not the last
+    resume.json   written last: the epoch reached, the history, the best epoch, early stopping's
+        state, the slot, the spec's fingerprint
+
+Between checkpoints, the last finished epoch is kept in host memory (`Checkpointer.hold`); a stop
+signal writes it before the worker hands the trial back (`write_held`), so a trial continues from
+the last epoch it finished, however long ago its last periodic checkpoint was.
 
 When the chief takes the trial back (its worker stopped responding, was told to stop, or restarted),
 the worker that runs it next asks the chief, before it trains, to publish that checkpoint as
@@ -24,6 +28,7 @@ import hashlib
 import io
 import json
 import logging
+import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,7 +87,14 @@ class Checkpointer:
     scratch: Path
     _last: float = field(default=0.0, init=False)
     _refused: bool = field(default=False, init=False)
+    # The last finished epoch not yet written: the model, its variables' values, the state and the
+    # best weights, for a stop signal to write (`write_held`).
+    _held: tuple[keras.Model, list[np.ndarray], TrialState, list[np.ndarray] | None] | None = field(
+        default=None, init=False
+    )
     seconds_spent: float = field(default=0.0, init=False)
+    _writes: int = field(default=0, init=False)
+    _prefix: str = field(default_factory=lambda: secrets.token_hex(3), init=False)
 
     def __post_init__(self) -> None:
         self._last = time.monotonic()  # the first after `every_seconds` of training (0: every epoch)
@@ -90,9 +102,34 @@ class Checkpointer:
     def due(self) -> bool:
         return not self._refused and time.monotonic() - self._last >= self.every_seconds
 
+    def hold(self, model: keras.Model, state: TrialState, best_weights: list[np.ndarray] | None) -> None:
+        """Keep a finished epoch that is not written yet (its checkpoint is not due) in host memory:
+        the model's and the optimizer's variables, copied. A stop signal writes it (`write_held`),
+        so a trial handed back loses at most the epoch it was in."""
+        if self._refused:
+            return
+        started = time.perf_counter()
+        values = [keras.ops.convert_to_numpy(v) for v in _variables(model)]
+        self._held = (model, values, state, best_weights)
+        self.seconds_spent += time.perf_counter() - started
+
+    def write_held(self) -> bool:
+        """Write the epoch `hold` kept, if one is newer than the last checkpoint written (a stop
+        signal: the worker is about to hand the trial back). True when a checkpoint was written."""
+        held, self._held = self._held, None
+        if held is None or self._refused:
+            return False
+        model, values, state, best_weights = held
+        for variable, value in zip(_variables(model), values, strict=True):
+            variable.assign(value)  # the epoch's end, not the middle of the next one
+        self.write(model, state, best_weights)
+        return not self._refused
+
     def write(self, model: keras.Model, state: TrialState, best_weights: list[np.ndarray] | None) -> None:
         started = time.perf_counter()
-        slot = "ab"[state.epoch % 2]
+        self._held = None
+        # Slots taken in turn: never the one resume.json names now.
+        slot = f"{self._prefix}{'ab'[self._writes % 2]}"
         try:
             local = self.scratch / f"{self.trial_id}-resume-{slot}.weights.h5"
             model.save_weights(str(local))
@@ -129,10 +166,17 @@ class Checkpointer:
             )
             return
         self._last = time.monotonic()
+        self._writes += 1
         self.seconds_spent += time.perf_counter() - started
 
     def _key(self, name: str) -> str:
         return attempt_key(self.trial_id, self.worker, name)
+
+
+def _variables(model: keras.Model) -> list[Any]:
+    """What a checkpoint holds of a model: its variables and its optimizer's."""
+    optimizer = getattr(model, "optimizer", None)
+    return [*model.variables, *(optimizer.variables if optimizer is not None else [])]
 
 
 def load_resume(

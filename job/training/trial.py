@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import inspect
+import logging
 import math
 import time
 import traceback
@@ -26,8 +27,11 @@ from job.spec.settings import TrainingSpec
 from job.spec.tuner import Objective
 from job.training.checkpoint import Checkpointer, Resume, TrialState
 from job.training.data import DataError, Dataset
+from job.training.data.order import EpochOrder
 from job.training.device import Replicas
 from job.training.space import BuildModel, HyperModelBuilder, check_built
+
+log = logging.getLogger(__name__)
 
 EpochHook = Callable[[int, dict[str, float]], None]
 # Hyperband asks a trial to continue from another trial's weights; this finds them.
@@ -124,8 +128,11 @@ class _BestEpoch(keras.callbacks.Callback):
             self.on_epoch(epoch, metrics)
         if self.should_stop():
             self.model.stop_training = True
-        if self.checkpointer is not None and not self.model.stop_training and self.checkpointer.due():
-            self.checkpointer.write(self.model, self.state(epoch + 1), self.best_weights)
+        if self.checkpointer is not None and not self.model.stop_training:
+            if self.checkpointer.due():
+                self.checkpointer.write(self.model, self.state(epoch + 1), self.best_weights)
+            else:
+                self.checkpointer.hold(self.model, self.state(epoch + 1), self.best_weights)
 
     def adopt(self, returned: object, source: str) -> None:
         """Metrics a HyperModel's fit returned without passing the callbacks on to Keras (a custom
@@ -149,6 +156,7 @@ class _BestEpoch(keras.callbacks.Callback):
             )
         if not epochs:
             raise TrialFailure(f"{source} returned a History without epochs")
+        self.checkpointer = None  # training is over: nothing to continue from
         for epoch, metrics in enumerate(epochs):
             self.on_epoch_end(epoch, metrics)
 
@@ -225,14 +233,18 @@ def run_trial(
     checkpointer: Checkpointer | None = None,
     resume: Resume | None = None,
     replicas: Replicas | None = None,
+    order: EpochOrder | None = None,
 ) -> Outcome:
     """Train `executions` models for these values; never raises for a failing trial.
 
     `checkpointer` writes epoch checkpoints and `resume` continues from one (job/training/
-    checkpoint.py); both apply to one execution of a model trained by Keras' own fit, not to
-    Hyperband's trials (which continue from other trials' weights) nor a HyperModel's own fit.
+    checkpoint.py); both apply to one execution, through the callbacks `model.fit` is given (a
+    HyperModel's own fit must pass them on), not to Hyperband's trials (which continue from other
+    trials' weights).
     `replicas`: each model built in their scope and trained data parallel over their devices (the
-    data already trimmed to split evenly, `Replicas.trim`)."""
+    data already trimmed to split evenly, `Replicas.trim`). `order`: the training arrays are seen in
+    this order, epoch by epoch, so a resumed trial sees the batches it would have uninterrupted
+    (job/training/data/order.py; with a checkpointer, not for streams or a HyperModel's own fit)."""
     started = time.perf_counter()
     outcome = Outcome()
     best_value: float | None = None
@@ -268,8 +280,12 @@ def run_trial(
                     if path is not None:
                         model.load_weights(str(path))
             own_fit = isinstance(build_model, HyperModelBuilder) and build_model.overrides_fit
-            resumable = executions == 1 and not hyperband and not own_fit
+            # A HyperModel's own fit is checkpointed through the callbacks it passes on to
+            # model.fit (the usual `return model.fit(*args, **kwargs)`); it is given the arrays
+            # as they are, in fit's own shuffled order.
+            resumable = executions == 1 and not hyperband
             resumed = resume if resumable else None
+            first_epoch = initial_epoch  # where fit starts: Hyperband's schedule, or a checkpoint
             stopping = None
             if training.early_stopping is not None:
                 stop = training.early_stopping
@@ -283,22 +299,29 @@ def run_trial(
                 objective, on_epoch, should_stop, checkpointer if resumable else None, stopping
             )
             callbacks: list[keras.callbacks.Callback] = [tracker] if stopping is None else [stopping, tracker]
-            args, kwargs = data.fit_arguments(batch_size, training.validation_batch_size or batch_size)
-            kwargs.update(epochs=epochs, callbacks=callbacks, verbose=training.verbose)
-            if hyperband:
-                kwargs["initial_epoch"] = initial_epoch
             if resumed is not None:
                 model.optimizer.build(model.trainable_variables)
                 model.load_weights(str(resumed.weights))
                 state = resumed.state
                 last_is_best = state.best_epoch == state.epoch - 1
                 tracker.restore(state, model.get_weights() if last_is_best else resumed.best_weights)
-                kwargs["initial_epoch"] = state.epoch
+                first_epoch = state.epoch
                 outcome.resumed = {"epochs": state.epoch, "worker": resumed.worker}
+            args, kwargs = data.fit_arguments(
+                batch_size,
+                training.validation_batch_size or batch_size,
+                order if resumable and not own_fit else None,
+                (first_epoch, epochs),
+            )
+            kwargs.update(epochs=epochs, callbacks=callbacks, verbose=training.verbose)
+            if first_epoch:
+                kwargs["initial_epoch"] = first_epoch
             if own_fit:
                 assert isinstance(build_model, HyperModelBuilder)
                 returned = _hypermodel_fit(build_model, hp, model, args, kwargs, hyperband)
                 if tracker.best is None:
+                    if checkpointer is not None:
+                        _without_callbacks(build_model.reference)
                     tracker.set_model(model)
                     tracker.adopt(returned, f"{build_model.reference}.fit")
             else:
@@ -341,6 +364,8 @@ def _hypermodel_fit(
         for name in ("batch_size", "validation_batch_size", "shuffle")
         if name in kwargs
     }
+    if not hyperband and "initial_epoch" in kwargs:  # a checkpoint's, even if fit drops kwargs
+        defaults["initial_epoch"] = kwargs.pop("initial_epoch")
     if not hyperband:
         defaults["epochs"] = kwargs.pop("epochs")
     original = model.fit
@@ -355,6 +380,21 @@ def _hypermodel_fit(
         return builder.fit(hp, model, *args, **kwargs)
     finally:
         object.__delattr__(model, "fit")
+
+
+_WARNED_WITHOUT_CALLBACKS: set[str] = set()
+
+
+def _without_callbacks(reference: str) -> None:
+    """Say once per HyperModel that its fit trains without hptune's callbacks."""
+    if reference not in _WARNED_WITHOUT_CALLBACKS:
+        _WARNED_WITHOUT_CALLBACKS.add(reference)
+        log.warning(
+            "%s.fit does not pass the callbacks it is given on to model.fit: its trials are not "
+            "checkpointed (a lost trial starts again from epoch 1) nor pruned during training; "
+            "pass **kwargs (or callbacks=kwargs['callbacks']) on to model.fit",
+            reference,
+        )
 
 
 AUTO_STEPS_PER_EXECUTION = 256

@@ -100,3 +100,28 @@ def test_a_trial_over_four_devices_learns_what_it_learns_on_one(backend: str) ->
         assert alone.keys() == split.keys()
         for name in alone:
             assert split[name] == pytest.approx(alone[name], rel=1e-4, abs=1e-5), (name, alone, split)
+
+
+def test_a_resumed_trial_ends_as_it_would_have_uninterrupted_on_the_jax_backend() -> None:
+    """The same-result checks of tests/integration/test_resume.py (in order, and shuffled by the
+    trial's EpochOrder, which JAX feeds from a generator rather than TensorFlow's tf.data; killed
+    after a checkpoint, and stopped by a signal that writes the epoch held in memory), run on the
+    JAX backend."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/integration/test_resume.py::test_a_resumed_trial_ends_as_it_would_have_uninterrupted",
+        ],
+        env=hptune_env(KERAS_BACKEND="jax"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "4 passed" in done.stdout

@@ -20,6 +20,8 @@ from job.output.attempts import publish_checkpoint
 from job.output.layout import trial_key
 from job.storage import Store
 from job.training.checkpoint import Checkpointer, fingerprint, load_resume
+from job.training.data import Dataset
+from job.training.data.order import EpochOrder
 from job.training.space import make_builder
 from job.training.trial import run_trial
 from tests.support.fused import MEMBERS, group_job, in_order, values
@@ -52,11 +54,23 @@ class Preempted(Exception):
     """The worker's process is gone (what a SIGKILL does to a trial, in process)."""
 
 
-def test_a_resumed_trial_ends_as_it_would_have_uninterrupted(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signalled", [False, True], ids=["killed", "signalled"])
+@pytest.mark.parametrize("shuffled", [False, True], ids=["in-order", "shuffled"])
+def test_a_resumed_trial_ends_as_it_would_have_uninterrupted(
+    tmp_path: Path, shuffled: bool, signalled: bool
+) -> None:
     # Five epochs; early stopping whose count (no epoch improves val_loss by 5) stops it after the
-    # fourth, so its state must come back with the weights and the optimizer's.
+    # fourth, so its state must come back with the weights and the optimizer's. Shuffled: each
+    # epoch's order drawn from the trial's EpochOrder, as a worker trains with checkpoints on.
+    # Killed: a checkpoint every epoch, the process gone in epoch 3. Signalled: no checkpoint due
+    # yet when a stop signal arrives in epoch 3; the worker writes the last finished epoch, kept in
+    # memory, before it hands the trial back.
     job = group_job(epochs=5, earlyStopping={"monitor": "val_loss", "patience": 3, "minDelta": 5.0})
-    data = in_order()
+    data: Dataset = in_order()
+    order = None
+    if shuffled:
+        data = Dataset(data.x_train, data.y_train, data.x_val, data.y_val, data.num_classes, "shuffled")
+        order = EpochOrder.for_trial("0", 42)
     build = make_builder(job, data.output_units, data.input_shape, None)
     start = build(values(MEMBERS[1])).get_weights()
 
@@ -66,25 +80,43 @@ def test_a_resumed_trial_ends_as_it_would_have_uninterrupted(tmp_path: Path) -> 
         return model
 
     hp, training, objective = values(MEMBERS[1]), job.spec.training, job.spec.tuner.objective
-    whole = run_trial(hp, same_start, data, training, objective)
+    whole = run_trial(hp, same_start, data, training, objective, order=order)
     assert whole.ok and len(whole.history[0]) == 4
 
     store, scratch = Store(str(tmp_path / "out")), tmp_path / "scratch"
     scratch.mkdir()
-    writer = Checkpointer(store, "0", "tuner0", fingerprint(job), 0.0, scratch)
+    writer = Checkpointer(store, "0", "tuner0", fingerprint(job), 3600.0 if signalled else 0.0, scratch)
+    stop: type[BaseException] = KeyboardInterrupt if signalled else Preempted  # SIGTERM arrives as the first
 
-    def killed_in_epoch_3(epoch: int, logs: dict[str, float]) -> None:
-        if epoch == 2:
-            raise Preempted
+    def stopped_in_epoch_3(epoch: int, logs: dict[str, float]) -> None:
+        if epoch == 2:  # the third epoch trained; the weights are past the second epoch's end
+            raise stop
 
-    first = run_trial(
-        hp, same_start, data, training, objective, on_epoch=killed_in_epoch_3, checkpointer=writer
-    )
-    assert first.error is not None and "Preempted" in first.error
+    def interrupted() -> None:
+        first = run_trial(
+            hp,
+            same_start,
+            data,
+            training,
+            objective,
+            on_epoch=stopped_in_epoch_3,
+            checkpointer=writer,
+            order=order,
+        )
+        assert first.error is not None and "Preempted" in first.error
+
+    if signalled:
+        with pytest.raises(KeyboardInterrupt):
+            interrupted()
+        assert not publish_checkpoint(store, "0", "tuner0"), "none due yet"
+        assert writer.write_held()
+    else:
+        interrupted()
     assert publish_checkpoint(store, "0", "tuner0")
     resume = load_resume(store, "0", fingerprint(job), scratch, "tuner1")
     assert resume is not None and resume.state.epoch == 2 and resume.worker == "tuner0"
-    rest = run_trial(hp, build, data, training, objective, resume=resume)  # fresh weights: replaced
+    # Fresh weights from `build`: the checkpoint's replace them.
+    rest = run_trial(hp, build, data, training, objective, resume=resume, order=order)
     assert rest.ok and rest.resumed == {"epochs": 2, "worker": "tuner0"}
     assert len(rest.history[0]) == 4, "early stopping's count came back with the checkpoint"
     for epoch, (a, b) in enumerate(zip(whole.history[0], rest.history[0], strict=True)):
@@ -157,15 +189,19 @@ def test_a_worker_told_to_stop_hands_its_trial_back_at_once(
     write_spec: Callable[..., Path], tmp_path: Path
 ) -> None:
     # A lease of 10 minutes: had the stopped worker's trial waited for it, the search would not end
-    # within the test's deadlines.
-    spec = _long_search(write_spec, {**FAST_LEASES, "leaseSeconds": 600})
+    # within the test's deadlines. No checkpoint falls due in an hour: the one the trial continues
+    # from is the one the signal wrote.
+    hourly = {**LONG_TRIALS["training"], "checkpointSeconds": 3600}
+    spec = _long_search(write_spec, {**FAST_LEASES, "leaseSeconds": 600}, training=hourly)
     with search(spec, tmp_path) as s:
         chief = s.chief()
         victim, other = s.worker(0), s.worker(1)
         trial_id = _in_its_third_epoch(victim)
         victim.kill(signal.SIGTERM)
         assert victim.wait(timeout=60) == EXIT_INTERRUPTED, victim.log[-3000:]
-        assert f"tuner0: stopping (a signal): trial {trial_id} handed back to the chief" in victim.log
+        stopping = f"tuner0: stopping (a signal): trial {trial_id}"
+        assert f"{stopping}'s last finished epoch checkpointed" in victim.log
+        assert f"{stopping} handed back to the chief" in victim.log
         chief.wait_for_log(
             rf"trial {trial_id} handed back by tuner0 \(it is stopping\); requeued", timeout=30
         )
@@ -176,6 +212,7 @@ def test_a_worker_told_to_stop_hands_its_trial_back_at_once(
     records = _records(tmp_path / "out")
     assert sorted(r["status"] for r in records.values()) == ["completed"] * 3
     assert records[trial_id]["resumed"]["worker"] == "tuner0"
+    assert records[trial_id]["resumed"]["epochs"] >= 2, "the epochs finished before the signal"
 
 
 def test_the_chief_restarted_while_a_resumed_trial_runs_loses_nothing(

@@ -31,12 +31,13 @@ MEMBERS = [
 
 @dataclasses.dataclass(frozen=True)
 class InOrder(Dataset):
-    """Arrays whose batches come in the same order every time (fit's shuffle off)."""
+    """Arrays whose batches come in the same order every time (fit's shuffle off), unless an
+    `EpochOrder` is given."""
 
     def fit_arguments(
-        self, batch_size: int, validation_batch_size: int
+        self, batch_size: int, validation_batch_size: int, *ordered: Any
     ) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        args, kwargs = super().fit_arguments(batch_size, validation_batch_size)
+        args, kwargs = super().fit_arguments(batch_size, validation_batch_size, *ordered)
         return args, {**kwargs, "shuffle": False}
 
 

@@ -643,3 +643,15 @@ def test_a_resumed_chief_still_knows_its_plain_workers(tmp_path: Path) -> None:
     resumed.coordinator.update_trial(None, trial.trial_id, {OBJECTIVE: 0.7}, step=1)
     assert resumed.coordinator.end_trial(None, trial)
     assert completed_ids(resumed.coordinator) == {trial.trial_id}
+
+
+def test_a_trial_requeued_before_a_chief_restart_still_continues_from_its_checkpoint(tmp_path: Path) -> None:
+    search = start(tmp_path)
+    trial = ask(search.coordinator, "w1")
+    assert search.coordinator.give_back("w1", trial.trial_id)
+
+    resumed = resume(search, FakeClock(now=0.0))
+    assert ask(resumed.coordinator, "w2").trial_id == trial.trial_id
+    resumed.coordinator.hand_over_checkpoint("w2", trial.trial_id)
+    assert resumed.events.seen[-1] == ("requeued", trial.trial_id, "w1"), "w1's checkpoint, after the restart"
+    assert json.loads(resumed.coordinator.snapshot_text())["handedOver"] == {}, "handed over once"

@@ -5,6 +5,7 @@ whose build and fit are used as Keras Tuner uses them; HyperModel references tha
 from __future__ import annotations
 
 import gc
+import logging
 import textwrap
 import weakref
 from pathlib import Path
@@ -16,8 +17,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from job.output.attempts import publish_checkpoint
 from job.spec import validate_spec
 from job.spec.tuner import Objective
+from job.storage import Store
+from job.training.checkpoint import Checkpointer, fingerprint, load_resume
 from job.training.data import DataError, Dataset
 from job.training.data.dataset import Streams
 from job.training.space import (
@@ -182,6 +186,28 @@ class ReturnsNothing(Plain):
         model.fit(*args, **{k: v for k, v in kwargs.items() if k != "callbacks"})
 
 
+class DropsCallbacks(Plain):
+    def fit(self, hp, model, *args, **kwargs):
+        return model.fit(*args, **{k: v for k, v in kwargs.items() if k != "callbacks"})
+
+
+class Seeded(Plain):
+    def build(self, hp):
+        seeded = keras.initializers.GlorotUniform(seed=1)
+        model = keras.Sequential([
+            keras.Input((5,)),
+            keras.layers.Dense(8, activation="relu", kernel_initializer=seeded),
+            keras.layers.Dense(self.classes, activation="softmax", kernel_initializer=seeded),
+        ])
+        model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+        return model
+
+
+class PassesCallbacksOnly(Seeded):
+    def fit(self, hp, model, x, y, validation_data, callbacks, **kwargs):
+        return model.fit(x, y, validation_data=validation_data, callbacks=callbacks, shuffle=False)
+
+
 class NoBuild(kt.HyperModel):
     pass
 
@@ -251,6 +277,55 @@ def test_a_hypermodel_fit_that_returns_nothing_fails_its_trial(models_dir: Path)
     _, _, outcome = trial(models_dir, "ReturnsNothing")
     assert not outcome.ok
     assert "tuned_models:ReturnsNothing.fit returned NoneType and reported no epochs" in (outcome.error or "")
+
+
+class _Preempted(Exception):
+    pass
+
+
+def test_a_hypermodel_fit_that_passes_the_callbacks_on_is_checkpointed_and_resumed(
+    models_dir: Path, tmp_path: Path
+) -> None:
+    # Its fit keeps only the callbacks: it continues at the checkpoint's epoch all the same.
+    job = hypermodel_job("PassesCallbacksOnly", epochs=4)
+    build = make_builder(job, 0, (), models_dir)
+    hp, data, training = search_space(job, build), arrays(), job.spec.training
+    whole = run_trial(hp, build, data, training, ACCURACY)
+    assert whole.ok, whole.error
+
+    store = Store(str(tmp_path / "out"))
+    writer = Checkpointer(store, "0", "tuner0", fingerprint(job), 0.0, tmp_path)
+
+    def lost_in_epoch_3(epoch: int, logs: dict[str, float]) -> None:
+        if epoch == 2:
+            raise _Preempted
+
+    first = run_trial(hp, build, data, training, ACCURACY, on_epoch=lost_in_epoch_3, checkpointer=writer)
+    assert not first.ok
+    assert publish_checkpoint(store, "0", "tuner0")
+    resume = load_resume(store, "0", fingerprint(job), tmp_path, "tuner1")
+    assert resume is not None and resume.state.epoch == 2
+    rest = run_trial(hp, build, data, training, ACCURACY, resume=resume)
+    assert rest.ok and rest.resumed == {"epochs": 2, "worker": "tuner0"}
+    assert len(rest.history[0]) == 4, "epochs 3 and 4 trained, not 4 more"
+    for a, b in zip(whole.history[0], rest.history[0], strict=True):
+        assert b == pytest.approx(a, abs=1e-5)
+
+
+def test_a_hypermodel_fit_that_drops_the_callbacks_is_said_once_to_go_unchecked(
+    models_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    job = hypermodel_job("DropsCallbacks")
+    build = make_builder(job, 0, (), models_dir)
+    hp = search_space(job, build)
+    writer = Checkpointer(Store(str(tmp_path / "out")), "0", "tuner0", fingerprint(job), 0.0, tmp_path)
+    with caplog.at_level(logging.WARNING):
+        for _ in range(2):
+            outcome = run_trial(hp, build, arrays(), job.spec.training, ACCURACY, checkpointer=writer)
+            assert outcome.ok, outcome.error
+    said = "tuned_models:DropsCallbacks.fit does not pass the callbacks it is given on to model.fit"
+    assert caplog.text.count(said) == 1
+    assert not (tmp_path / "out" / "trials").exists(), "no checkpoint written"
 
 
 def test_a_hypermodel_instance_is_used_as_it_is(models_dir: Path) -> None:

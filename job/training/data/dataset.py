@@ -12,6 +12,7 @@ import numpy as np
 
 from job.errors import BadInput
 from job.spec.data import Preprocessing
+from job.training.data.order import EpochOrder, feed
 
 
 class DataError(BadInput):
@@ -81,16 +82,25 @@ class Dataset:
         return max(1, samples // batch_size) if samples else None
 
     def fit_arguments(
-        self, batch_size: int, validation_batch_size: int
+        self,
+        batch_size: int,
+        validation_batch_size: int,
+        order: EpochOrder | None = None,
+        epochs: tuple[int, int] = (0, 0),
     ) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        """The positional and keyword arguments of `model.fit` that carry the data."""
+        """The positional and keyword arguments of `model.fit` that carry the data. With an `order`,
+        arrays are fed in that order for `epochs` [first, last) (job/training/data/order.py); a
+        stream keeps its own."""
         streams = self.streams
         if streams is None:
-            return (self.x_train, self.y_train), {
+            validation = {
                 "validation_data": (self.x_val, self.y_val),
-                "batch_size": batch_size,
                 "validation_batch_size": validation_batch_size,
             }
+            if order is not None:
+                args, kwargs = feed(self.x_train, self.y_train, order, batch_size, *epochs)
+                return args, {**kwargs, **validation}
+            return (self.x_train, self.y_train), {**validation, "batch_size": batch_size}
         # A stream is shuffled (or not) by whoever made it: fit's shuffle does not apply.
         if streams.batched:
             return (streams.train,), {"validation_data": streams.validation, "shuffle": False}
