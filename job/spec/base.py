@@ -51,7 +51,8 @@ def http_url(url: str) -> None:
 
 def field_error(field: str, message: str) -> PydanticCustomError:
     """An error raised by a model validator that belongs to one of the model's fields."""
-    return PydanticCustomError("spec", message.replace("{", "{{").replace("}", "}}"), {"field": field})
+    # pydantic fills in only {field}, the one key of the context; other braces stay as written.
+    return PydanticCustomError("spec", message.replace("{field}", "(field)"), {"field": field})
 
 
 class SpecModel(BaseModel):

@@ -24,7 +24,7 @@ from job.spec.hyperparameters import HyperParameter
 from job.spec.model import ModelSpec
 from job.spec.rules import check_spec
 from job.spec.settings import DistributionSpec, MetricsSpec, OutputSpec, TrainingSpec
-from job.spec.tuner import TunerSpec
+from job.spec.tuner import DEFAULT_OBJECTIVE, TunerSpec
 
 
 class Metadata(SpecModel):
@@ -53,6 +53,19 @@ class Spec(SpecModel):
     output: OutputSpec = OutputSpec()
     distribution: DistributionSpec = DistributionSpec()
     metrics: MetricsSpec = MetricsSpec()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keras_tuners_default_objective(cls, data: Any) -> Any:
+        """A HyperModel's search without tuner.objective optimizes what Keras Tuner's would: the
+        number its fit returns, minimized (DEFAULT_OBJECTIVE)."""
+        if not isinstance(data, dict):
+            return data
+        model, tuner = data.get("model"), data.get("tuner", {})
+        hypermodel = isinstance(model, dict) and model.get("type") == "hypermodel"
+        if hypermodel and isinstance(tuner, dict) and "objective" not in tuner:
+            return {**data, "tuner": {**tuner, "objective": DEFAULT_OBJECTIVE.model_dump()}}
+        return data
 
     @model_validator(mode="after")
     def _check_across_sections(self) -> Spec:

@@ -94,6 +94,13 @@ def check_spec(spec: Spec) -> None:
     if isinstance(spec.model, MlpModel):
         known = {"loss", *spec.model.metrics}
         known |= {f"val_{m}" for m in known}
+        if objective not in known and "objective" not in spec.tuner.model_fields_set:
+            raise field_error(
+                "tuner.objective",
+                f"is not set, and its default, {objective!r}, is not a metric this model reports "
+                f"(it reports {sorted(known)}: add accuracy to model.metrics for a classifier); set it, "
+                "e.g. {name: val_loss, direction: min}",
+            )
         if objective not in known:
             raise field_error(
                 "tuner.objective.name",
@@ -132,6 +139,13 @@ def _check_pruning(spec: Spec) -> None:
     pruning = spec.tuner.pruning
     if pruning is None:
         return
+    if spec.tuner.objective.name == "default_objective":
+        raise field_error(
+            "tuner.pruning",
+            "needs an objective that epochs report, but tuner.objective is Keras Tuner's default "
+            "(default_objective: the number a HyperModel's fit returns when it ends); set "
+            "tuner.objective to a metric its epochs report, or leave pruning out",
+        )
     epochs = spec.training.epochs
     if isinstance(epochs, str):
         hp = next(h for h in spec.hyperparameters if h.name == epochs)

@@ -17,6 +17,11 @@ class Objective(SpecModel):
     direction: Literal["max", "min"] = "max"
 
 
+# What Keras Tuner optimizes when no objective is given (its DefaultObjective): the number a
+# HyperModel's own fit returns, minimized. A HyperModel's spec without tuner.objective gets it.
+DEFAULT_OBJECTIVE = Objective(name="default_objective", direction="min")
+
+
 class BayesianSettings(SpecModel):
     num_initial_points: int | None = Field(None, ge=1, description="Random trials before the GP.")
     alpha: float = Field(1e-4, gt=0)
@@ -49,7 +54,13 @@ class PruningSpec(SpecModel):
 
 class TunerSpec(SpecModel):
     algorithm: Literal["random", "grid", "bayesian", "hyperband"] = "random"
-    objective: Objective = Objective()
+    objective: Objective = Field(
+        Objective(),
+        description="The metric to optimize and its direction. Left out: val_accuracy, max, for the "
+        "built-in model (which must then report accuracy) and for a build_model builder; for a "
+        "HyperModel, Keras Tuner's own default: default_objective, min, the number its fit returns "
+        "(so its fit must return one, or a dict holding it).",
+    )
     max_trials: int | None = Field(10, ge=1, description="Unset only for grid and hyperband.")
     executions_per_trial: int = Field(1, ge=1)
     seed: int | None = None

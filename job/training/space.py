@@ -19,6 +19,7 @@ from job.errors import BadInput
 from job.spec.hyperparameters import BooleanHP, ChoiceHP, FixedHP, FloatHP, HyperParameter, IntHP
 from job.spec.model import OPTIMIZERS, CustomModel, HyperModelClass, MlpModel
 from job.spec.models import JobSpec
+from job.spec.tuner import DEFAULT_OBJECTIVE
 from job.training.imports import import_object, user_error
 
 BuildModel = Callable[[kt.HyperParameters], keras.Model]
@@ -192,7 +193,15 @@ def make_builder(
     if isinstance(model, CustomModel):
         return import_builder(model.builder, spec_dir)
     if isinstance(model, HyperModelClass):
-        return import_hypermodel(model, spec_dir)
+        hypermodel = import_hypermodel(model, spec_dir)
+        if job.spec.tuner.objective == DEFAULT_OBJECTIVE and not hypermodel.overrides_fit:
+            raise BuilderError(
+                f"spec.tuner.objective: not set, so Keras Tuner's default applies (default_objective, "
+                f"minimized: the number a HyperModel's own fit returns), but {model.class_} does not "
+                "override fit, and model.fit returns a History, not one number. Set "
+                "spec.tuner.objective, e.g. {name: val_accuracy, direction: max}"
+            )
+        return hypermodel
     return mlp_builder(model, num_classes, input_shape)
 
 

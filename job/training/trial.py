@@ -29,6 +29,7 @@ from job.training.checkpoint import Checkpointer, Resume, TrialState
 from job.training.data import DataError, Dataset
 from job.training.data.order import EpochOrder
 from job.training.device import Replicas
+from job.training.returns import ReturnRefused, is_history, returned_metrics
 from job.training.space import BuildModel, HyperModelBuilder, check_built
 
 log = logging.getLogger(__name__)
@@ -77,9 +78,13 @@ class _BestEpoch(keras.callbacks.Callback):
         should_stop: Callable[[], bool],
         checkpointer: Checkpointer | None = None,
         stopping: keras.callbacks.EarlyStopping | None = None,
+        returns_result: bool = False,
     ):
         super().__init__()
         self.objective = objective
+        # A HyperModel's own fit: the trial's result is what it returns (Keras Tuner's rules), so
+        # epochs that do not report the objective are recorded, not refused.
+        self.returns_result = returns_result
         self.on_epoch = on_epoch
         self.should_stop = should_stop
         self.checkpointer = checkpointer
@@ -111,17 +116,16 @@ class _BestEpoch(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         metrics = {k: float(v) for k, v in (logs or {}).items()}
         self.epochs.append(metrics)
-        if self.objective.name not in metrics:
+        if self.objective.name not in metrics and not self.returns_result:
             raise ObjectiveMissing(
                 f"the objective {self.objective.name!r} is not among the metrics this model "
                 f"reports: {sorted(metrics)}; set spec.tuner.objective.name to one of them"
             )
-        value = metrics[self.objective.name]
         for name in (self.objective.name, "loss"):
             if name in metrics and not math.isfinite(metrics[name]):
                 raise TrialFailure(f"{name} became {metrics[name]} at epoch {epoch + 1}")
-        better = self.best is None or (is_better(value, self.best, self.objective.direction))
-        if better:
+        value = metrics.get(self.objective.name)
+        if value is not None and (self.best is None or is_better(value, self.best, self.objective.direction)):
             self.best, self.best_epoch, self.best_logs = value, epoch, metrics
             self.best_weights = self.model.get_weights()
         if self.on_epoch is not None:
@@ -134,31 +138,13 @@ class _BestEpoch(keras.callbacks.Callback):
             else:
                 self.checkpointer.hold(self.model, self.state(epoch + 1), self.best_weights)
 
-    def adopt(self, returned: object, source: str) -> None:
-        """Metrics a HyperModel's fit returned without passing the callbacks on to Keras (a custom
-        training loop), read as Keras Tuner reads them: a History, a dict of metrics or the
-        objective's value."""
-        name = self.objective.name
-        if isinstance(returned, keras.callbacks.History):
-            epochs = [
-                {k: float(v[i]) for k, v in returned.history.items() if i < len(v)}
-                for i in range(max(map(len, returned.history.values()), default=0))
-            ]
-        elif isinstance(returned, dict):
-            epochs = [{str(k): _number(v, f"{source} returned {k!r}") for k, v in returned.items()}]
-        elif isinstance(returned, int | float | np.floating | np.integer) and not isinstance(returned, bool):
-            epochs = [{name: float(returned)}]
-        else:
-            raise TrialFailure(
-                f"{source} returned {type(returned).__name__} and reported no epochs; return "
-                "model.fit(...)'s History, a dict of metrics or the objective's value, or pass the "
-                "callbacks on to model.fit"
-            )
-        if not epochs:
-            raise TrialFailure(f"{source} returned a History without epochs")
-        self.checkpointer = None  # training is over: nothing to continue from
-        for epoch, metrics in enumerate(epochs):
-            self.on_epoch_end(epoch, metrics)
+    def take(self, metrics: dict[str, float]) -> None:
+        """The trial's result is what a HyperModel's fit returned (job/training/returns.py): its
+        metrics replace the best epoch's; the weights kept are the best epoch's when the epochs
+        reported the objective (as Keras Tuner's SaveBestEpoch keeps them), else the last."""
+        self.best, self.best_logs = metrics[self.objective.name], metrics
+        if not self.epochs:
+            self.epochs = [metrics]
 
 
 class _EarlyStopping(keras.callbacks.EarlyStopping):
@@ -296,7 +282,12 @@ def run_trial(
                     min_delta=stop.min_delta,
                 )
             tracker = _BestEpoch(
-                objective, on_epoch, should_stop, checkpointer if resumable else None, stopping
+                objective,
+                on_epoch,
+                should_stop,
+                checkpointer if resumable else None,
+                stopping,
+                returns_result=own_fit,
             )
             callbacks: list[keras.callbacks.Callback] = [tracker] if stopping is None else [stopping, tracker]
             if resumed is not None:
@@ -319,11 +310,15 @@ def run_trial(
             if own_fit:
                 assert isinstance(build_model, HyperModelBuilder)
                 returned = _hypermodel_fit(build_model, hp, model, args, kwargs, hyperband)
-                if tracker.best is None:
-                    if checkpointer is not None:
-                        _without_callbacks(build_model.reference)
-                    tracker.set_model(model)
-                    tracker.adopt(returned, f"{build_model.reference}.fit")
+                if not tracker.epochs and checkpointer is not None:
+                    _without_callbacks(build_model.reference)
+                if not (is_history(returned) and tracker.best is not None):
+                    # A number, a dict or a list of them (or a History whose epochs the callbacks
+                    # did not see): the result, read by Keras Tuner's rules.
+                    try:
+                        tracker.take(returned_metrics(returned, objective, f"{build_model.reference}.fit"))
+                    except ReturnRefused as err:
+                        raise TrialFailure(str(err)) from None
             else:
                 model.fit(*args, **kwargs)
             if tracker.best is None:

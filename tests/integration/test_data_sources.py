@@ -169,7 +169,7 @@ def test_a_hypermodel_runs_distributed_and_keeps_a_killed_workers_trial(
             "spec": {
                 "model": model,
                 "hyperparameters": [],
-                "tuner": {"maxTrials": 4},
+                "tuner": {"maxTrials": 4, "objective": {"name": "val_accuracy", "direction": "max"}},
                 "training": {"epochs": 12, "batchSize": 16},
                 "distribution": {
                     "leaseSeconds": 6,
@@ -194,3 +194,45 @@ def test_a_hypermodel_runs_distributed_and_keeps_a_killed_workers_trial(
     assert s.runs_per_trial()[started.group(1)] == 2
     records = [json.loads(p.read_text()) for p in (tmp_path / "out/trials").glob("*/trial.json")]
     assert all("units" in r["hyperparameters"] for r in records)
+
+
+# The getting-started guide's "custom metric as the objective": fit trains with model.fit, then
+# evaluates by itself and returns one number; no objective in the spec, so Keras Tuner's default
+# (default_objective, minimized) applies.
+OWN_METRIC = """\
+import keras
+import keras_tuner as kt
+import numpy as np
+
+
+class OwnMetric(kt.HyperModel):
+    def build(self, hp):
+        model = keras.Sequential([
+            keras.Input((64,)),
+            keras.layers.Dense(hp.Int("units", 8, 32, step=8), activation="relu"),
+            keras.layers.Dense(10, activation="softmax"),
+        ])
+        model.compile(optimizer="adam", loss="categorical_crossentropy")
+        return model
+
+    def fit(self, hp, model, x, y, validation_data, **kwargs):
+        model.fit(x, y, **kwargs)
+        x_val, y_val = validation_data
+        return float(np.mean(np.abs(model.predict(x_val, verbose=0) - y_val)))
+"""
+
+
+def test_a_hypermodel_that_returns_its_own_metric_is_searched_for_its_smallest_value(
+    write_spec: Callable[..., Path], tmp_path: Path
+) -> None:
+    (tmp_path / "own_metric.py").write_text(OWN_METRIC)
+    model = {"type": "hypermodel", "class": "own_metric:OwnMetric", "hidden": None, "learningRate": None}
+    spec = write_spec({"spec": {"model": model, "hyperparameters": [], "training": {"epochs": 1}}})
+    result = hptune("run", str(spec), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = leaderboard(tmp_path / "out")
+    assert len(rows) == 3 and {row["status"] for row in rows} == {"completed"}
+    scores = [float(row["default_objective"]) for row in rows]
+    assert scores == sorted(scores), "best (smallest) first"
+    status = json.loads((tmp_path / "out" / "search.json").read_text())
+    assert status["best"]["default_objective"] == pytest.approx(scores[0])

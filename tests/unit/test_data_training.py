@@ -186,6 +186,28 @@ class ReturnsNothing(Plain):
         model.fit(*args, **{k: v for k, v in kwargs.items() if k != "callbacks"})
 
 
+class ReturnsError(Plain):
+    def fit(self, hp, model, x, y, validation_data, **kwargs):
+        model.fit(x, y, **kwargs)
+        return 0.5 + hp.get("units") / 100
+
+
+class ReturnsDict(Plain):
+    def fit(self, hp, model, x, y, validation_data, **kwargs):
+        model.fit(x, y, **kwargs)
+        return {"metric_a": hp.get("units") / 10, "metric_b": 7}
+
+
+class ReturnsList(Plain):
+    def fit(self, hp, model, *args, **kwargs):
+        return [1.0, 3]
+
+
+class ReturnsText(Plain):
+    def fit(self, hp, model, *args, **kwargs):
+        return "good"
+
+
 class DropsCallbacks(Plain):
     def fit(self, hp, model, *args, **kwargs):
         return model.fit(*args, **{k: v for k, v in kwargs.items() if k != "callbacks"})
@@ -226,11 +248,21 @@ def models_dir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def hypermodel_job(name: str, args: dict[str, Any] | None = None, epochs: int = 2) -> Any:
+ACCURACY_SPEC = {"name": "val_accuracy", "direction": "max"}
+
+
+def hypermodel_job(
+    name: str,
+    args: dict[str, Any] | None = None,
+    epochs: int = 2,
+    objective: dict[str, str] | None = ACCURACY_SPEC,
+) -> Any:
+    """A HyperModel's spec; `objective` None leaves tuner.objective out (Keras Tuner's default)."""
     model = {"type": "hypermodel", "class": f"tuned_models:{name}", "hidden": None, "learningRate": None}
     if args is not None:
         model["args"] = args
-    return job_with({"spec": {"model": model, "training": {"epochs": epochs}}})
+    tuner = {} if objective is None else {"objective": objective}
+    return job_with({"spec": {"model": model, "training": {"epochs": epochs}, "tuner": tuner}})
 
 
 def trial(models_dir: Path, name: str, **kwargs: Any) -> tuple[Any, kt.HyperParameters, Any]:
@@ -238,7 +270,7 @@ def trial(models_dir: Path, name: str, **kwargs: Any) -> tuple[Any, kt.HyperPara
     build = make_builder(job, 0, (), models_dir)
     assert isinstance(build, HyperModelBuilder)
     hp = search_space(job, build)
-    outcome = run_trial(hp, build, arrays(), job.spec.training, ACCURACY)
+    outcome = run_trial(hp, build, arrays(), job.spec.training, job.spec.tuner.objective)
     return build, hp, outcome
 
 
@@ -273,10 +305,85 @@ def test_a_hypermodel_fit_may_return_the_objective(models_dir: Path) -> None:
     assert outcome.metrics == {"val_accuracy": pytest.approx(0.25 + hp.get("units") / 100)}
 
 
-def test_a_hypermodel_fit_that_returns_nothing_fails_its_trial(models_dir: Path) -> None:
+def test_a_hypermodel_fit_that_returns_nothing_fails_its_trial_as_keras_tuner_says(models_dir: Path) -> None:
     _, _, outcome = trial(models_dir, "ReturnsNothing")
     assert not outcome.ok
-    assert "tuned_models:ReturnsNothing.fit returned NoneType and reported no epochs" in (outcome.error or "")
+    said = (
+        "The return value of tuned_models:ReturnsNothing.fit is None. Did you forget to return the metrics?"
+    )
+    assert said in (outcome.error or "")
+
+
+# -- what fit returns, by Keras Tuner's rules (job/training/returns.py) -------------------------------
+
+
+def test_without_an_objective_a_hypermodels_fit_returns_the_number_to_minimize(models_dir: Path) -> None:
+    # The guide's "custom metric" shape: model.fit with the callbacks (epochs report only loss), then
+    # its own evaluation, one number returned; tuner.objective left out.
+    job = hypermodel_job("ReturnsError", objective=None)
+    assert job.spec.tuner.objective.model_dump() == {"name": "default_objective", "direction": "min"}
+    _, hp, outcome = trial(models_dir, "ReturnsError", objective=None)
+    assert outcome.ok, outcome.error
+    assert outcome.metrics == {"default_objective": pytest.approx(0.5 + hp.get("units") / 100)}
+    assert [set(epoch) for epoch in outcome.history[0]] == [{"loss", "accuracy"}] * 2, "epochs recorded"
+    assert outcome.model is not None
+
+
+def test_a_hypermodels_fit_may_return_a_dict_holding_the_objective(models_dir: Path) -> None:
+    _, hp, outcome = trial(models_dir, "ReturnsDict", objective={"name": "metric_a", "direction": "max"})
+    assert outcome.ok, outcome.error
+    assert outcome.metrics == {
+        "metric_a": pytest.approx(hp.get("units") / 10),
+        "metric_b": pytest.approx(7.0),
+    }
+
+
+def test_a_list_of_results_is_averaged(models_dir: Path) -> None:
+    _, _, outcome = trial(models_dir, "ReturnsList", objective=None)
+    assert outcome.ok, outcome.error
+    assert outcome.metrics == {"default_objective": pytest.approx(2.0)}
+
+
+@pytest.mark.parametrize(
+    ("name", "objective", "says"),
+    [
+        (
+            "KeepsDefaults",
+            None,
+            "Expected the return value of tuned_models:KeepsDefaults.fit to be a single float when "
+            "`objective` is left unspecified",
+        ),
+        (
+            "ReturnsDict",
+            {"name": "metric_c", "direction": "max"},
+            "Expected the returned dictionary from tuned_models:ReturnsDict.fit to have the specified "
+            "objective, metric_c, as one of the keys.",
+        ),
+        (
+            "ReturnsText",
+            ACCURACY_SPEC,
+            "Expected the return value of tuned_models:ReturnsText.fit to be one of float, dict, "
+            "keras.callbacks.History, or a list of one of these types. Received return value: 'good' "
+            "of type str.",
+        ),
+    ],
+    ids=["history-without-objective", "dict-without-the-objective", "text"],
+)
+def test_what_keras_tuner_refuses_fails_the_trial_with_its_words(
+    models_dir: Path, name: str, objective: dict[str, str] | None, says: str
+) -> None:
+    _, _, outcome = trial(models_dir, name, objective=objective)
+    assert not outcome.ok
+    assert says in (outcome.error or "")
+    assert "Traceback" not in (outcome.error or "")
+
+
+def test_a_hypermodel_without_its_own_fit_needs_an_objective_before_any_training(models_dir: Path) -> None:
+    with pytest.raises(BuilderError) as caught:
+        make_builder(hypermodel_job("Plain", objective=None), 0, (), models_dir)
+    message = str(caught.value)
+    assert message.startswith("spec.tuner.objective: not set, so Keras Tuner's default applies")
+    assert "tuned_models:Plain does not override fit" in message
 
 
 class _Preempted(Exception):

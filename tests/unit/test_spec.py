@@ -219,6 +219,33 @@ def test_the_base_spec_is_valid() -> None:
             ],
         ),
         (
+            {"spec": {"model": {"metrics": []}}},
+            [
+                (
+                    "spec.tuner.objective",
+                    "is not set, and its default, 'val_accuracy', is not a metric this model reports (it "
+                    "reports ['loss', 'val_loss']: add accuracy to model.metrics for a classifier); set it, "
+                    "e.g. {name: val_loss, direction: min}",
+                )
+            ],
+        ),
+        (
+            {
+                "spec": {
+                    "model": {"type": "hypermodel", "class": "m:H", "hidden": None, "learningRate": None},
+                    "tuner": {"pruning": {"type": "median"}},
+                }
+            },
+            [
+                (
+                    "spec.tuner.pruning",
+                    "needs an objective that epochs report, but tuner.objective is Keras Tuner's default "
+                    "(default_objective: the number a HyperModel's fit returns when it ends); set "
+                    "tuner.objective to a metric its epochs report, or leave pruning out",
+                )
+            ],
+        ),
+        (
             {"spec": {"tuner": {"objective": {"direction": "up"}}}},
             [("spec.tuner.objective.direction", "'up' is not valid; expected 'max' or 'min'")],
         ),
