@@ -304,6 +304,7 @@ def run_trial(
                 order if resumable and not own_fit else None,
                 (first_epoch, epochs),
             )
+            callbacks += kwargs.pop("callbacks", [])  # the data's own (job/training/data/order.py)
             kwargs.update(epochs=epochs, callbacks=callbacks, verbose=training.verbose)
             if first_epoch:
                 kwargs["initial_epoch"] = first_epoch

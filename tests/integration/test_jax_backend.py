@@ -105,8 +105,8 @@ def test_a_trial_over_four_devices_learns_what_it_learns_on_one(backend: str) ->
 def test_a_resumed_trial_ends_as_it_would_have_uninterrupted_on_the_jax_backend() -> None:
     """The same-result checks of tests/integration/test_resume.py (in order, and shuffled by the
     trial's EpochOrder, which JAX feeds from a generator rather than TensorFlow's tf.data; killed
-    after a checkpoint, and stopped by a signal that writes the epoch held in memory), run on the
-    JAX backend."""
+    after a checkpoint, and stopped by a signal that writes the epoch held in memory), and the
+    feed's own checks, run on the JAX backend."""
     done = subprocess.run(
         [
             sys.executable,
@@ -116,6 +116,7 @@ def test_a_resumed_trial_ends_as_it_would_have_uninterrupted_on_the_jax_backend(
             "-p",
             "no:cacheprovider",
             "tests/integration/test_resume.py::test_a_resumed_trial_ends_as_it_would_have_uninterrupted",
+            "tests/unit/test_order.py",
         ],
         env=hptune_env(KERAS_BACKEND="jax"),
         capture_output=True,
@@ -124,4 +125,4 @@ def test_a_resumed_trial_ends_as_it_would_have_uninterrupted_on_the_jax_backend(
         cwd=REPO,
     )
     assert done.returncode == 0, done.stdout[-3000:]
-    assert "4 passed" in done.stdout
+    assert "7 passed" in done.stdout

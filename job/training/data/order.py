@@ -6,16 +6,19 @@ would have uninterrupted. With an `EpochOrder`, epoch k's permutation is the sam
 got there in one run or was resumed: the same data order, hence the same weights to float
 tolerance (tests/integration/test_resume.py).
 
-`feed` hands `fit` these batches for epochs [first, last): on TensorFlow a tf.data pipeline that
-gathers each batch from the arrays (as Keras does for arrays), elsewhere a generator that slices
-them (as Keras' JAX path does), with `steps_per_epoch` so one iterator runs across the epochs.
+`feed` hands `fit` these batches, one epoch per pass over the data, so Keras sees where each epoch
+ends (the last call of several steps is cut short there, as for arrays): on TensorFlow a tf.data
+pipeline that gathers each batch from the arrays (as Keras does for arrays), whose epoch order is
+drawn each time the pipeline is started again (once an epoch, in order); elsewhere a
+`keras.utils.PyDataset` that slices the arrays (as Keras' JAX path does) in the order of the epoch a
+callback says `fit` is in.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,39 +47,59 @@ def feed(
     x: Any, y: Any, order: EpochOrder, batch_size: int, first: int, last: int
 ) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """`fit`'s data arguments for epochs [first, last) in `order` (the arrays as numpy or backend
-    tensors, `job/training/device.py`)."""
-    samples = int(x.shape[0])
-    steps = math.ceil(samples / batch_size)
+    tensors, `job/training/device.py`); `callbacks` among them, to be given to fit with the others."""
+    del last  # fit's epochs say where training ends; each pass is one epoch
     if keras.backend.backend() == "tensorflow":
-        source: Any = _tf_batches(x, y, order, batch_size, first, last)
-    else:
-        source = _sliced_batches(x, y, order, batch_size, first, last)
-    return (source,), {"steps_per_epoch": steps, "shuffle": False}
+        return (_tf_batches(x, y, order, batch_size, first),), {"shuffle": False, "callbacks": []}
+    batches = _SlicedBatches(x, y, order, batch_size, first)
+    return (batches,), {"shuffle": False, "callbacks": [_FollowEpochs(batches)]}
 
 
-def _sliced_batches(
-    x: Any, y: Any, order: EpochOrder, batch_size: int, first: int, last: int
-) -> Iterator[tuple[Any, Any]]:
-    # Sliced in numpy (a JAX array on the host is viewed, not copied), as Keras slices arrays for JAX.
-    x, y = np.asarray(x), np.asarray(y)
-    samples = int(x.shape[0])
-    for epoch in range(first, last):
-        permutation = order.permutation(epoch, samples)
-        for start in range(0, samples, batch_size):
-            indices = permutation[start : start + batch_size]
-            yield x[indices], y[indices]
+class _SlicedBatches(keras.utils.PyDataset):
+    """Batches sliced from the arrays in numpy (a JAX array on the host is viewed, not copied), as
+    Keras slices arrays for JAX, in the order of the epoch `fit` is in (`_FollowEpochs`)."""
+
+    def __init__(self, x: Any, y: Any, order: EpochOrder, batch_size: int, first: int) -> None:
+        super().__init__()
+        self.x, self.y = np.asarray(x), np.asarray(y)
+        self.order, self.batch_size = order, batch_size
+        self.permutation = order.permutation(first, len(self.x))
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.x) / self.batch_size)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        indices = self.permutation[index * self.batch_size : (index + 1) * self.batch_size]
+        return self.x[indices], self.y[indices]
+
+    def start(self, epoch: int) -> None:
+        self.permutation = self.order.permutation(epoch, len(self.x))
 
 
-def _tf_batches(x: Any, y: Any, order: EpochOrder, batch_size: int, first: int, last: int) -> Any:
+class _FollowEpochs(keras.callbacks.Callback):
+    """Tells the batches which epoch begins: fit's own count (Keras may also read a batch before
+    the first epoch, to build the model), before the epoch's first batch is read."""
+
+    def __init__(self, batches: _SlicedBatches) -> None:
+        super().__init__()
+        self.batches = batches
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.batches.start(epoch)
+
+
+def _tf_batches(x: Any, y: Any, order: EpochOrder, batch_size: int, first: int) -> Any:
     import tensorflow as tf
 
     samples = int(x.shape[0])
     full = samples // batch_size
+    epochs = itertools.count(first)  # one pass of the pipeline, one epoch, in the order passes start
 
-    def epoch_batches(epoch: Any) -> Any:
-        permutation = tf.numpy_function(
-            lambda e: order.permutation(int(e), samples).astype(np.int64), [epoch], tf.int64
-        )
+    def next_order() -> np.ndarray:
+        return order.permutation(next(epochs), samples).astype(np.int64)
+
+    def epoch_batches(_: Any) -> Any:
+        permutation = tf.numpy_function(next_order, [], tf.int64)
         permutation.set_shape([samples])
         # Full batches as rows of one tensor, then the partial one: the layout Keras uses for arrays.
         rows = tf.reshape(permutation[: full * batch_size], [full, batch_size])
@@ -85,11 +108,12 @@ def _tf_batches(x: Any, y: Any, order: EpochOrder, batch_size: int, first: int, 
             batches = batches.concatenate(tf.data.Dataset.from_tensors(permutation[full * batch_size :]))
         return batches
 
-    indices = tf.data.Dataset.range(first, last).flat_map(epoch_batches)
+    indices = tf.data.Dataset.range(1).flat_map(epoch_batches)
     arrays = tf.data.Dataset.from_tensors((x, y)).repeat()
     gathered = tf.data.Dataset.zip((indices, arrays)).map(
         lambda i, data: (tf.gather(data[0], i), tf.gather(data[1], i)),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     )
-    return gathered.prefetch(tf.data.AUTOTUNE)
+    batches = math.ceil(samples / batch_size)
+    return gathered.apply(tf.data.experimental.assert_cardinality(batches)).prefetch(tf.data.AUTOTUNE)
