@@ -88,6 +88,17 @@ def _parser() -> argparse.ArgumentParser:
     shape.add_argument("--json", action="store_true", help="everything as JSON, every digit")
     shape.add_argument("--csv", action="store_true", help="leaderboard.csv as it is, every digit")
 
+    imported = sub.add_parser("import", help="write a TuningJob spec from another tool's experiment (katib)")
+    imported.add_argument("tool", choices=["katib"], help="katib: a Katib Experiment (kubeflow.org/v1beta1)")
+    imported.add_argument("file", help="the experiment's YAML file")
+    imported.add_argument("-o", "--output", type=Path, help="write the spec here (default: print it)")
+    imported.add_argument(
+        "--algorithm",
+        choices=["random", "grid", "bayesian", "hyperband"],
+        help="the algorithm to use when the experiment's has no equivalent (tpe, cmaes, sobol, ...)",
+    )
+    imported.add_argument("--force", action="store_true", help="replace --output if it exists")
+
     report = sub.add_parser("report", help="write a search's results as one self-contained HTML page")
     report.add_argument("uri", help="the search's output location (spec.output.uri)")
     report.add_argument("--output", help="where to write it (a path or URI; default URI/report.html)")
@@ -131,6 +142,8 @@ def _dispatch(args: argparse.Namespace, out: Console, err: Console) -> int:
         shape = "wide" if args.wide else "json" if args.json else "csv" if args.csv else "table"
         show(args.uri, out, top=args.top, output_format=shape)
         return EXIT_OK
+    if args.command == "import":
+        return _import(args, out, err)
     if args.command == "report":
         from job.observability.report import report
 
@@ -177,6 +190,31 @@ def _dispatch(args: argparse.Namespace, out: Console, err: Console) -> int:
             on_cpu=args.gpus.strip().lower() == "none",
         )
     return _run(job, spec_dir, args, out, err)
+
+
+def _import(args: argparse.Namespace, out: Console, err: Console) -> int:
+    """`hptune import katib FILE`: the spec printed or written whole (never over a file that exists
+    unless --force); what did not carry over said on stderr."""
+    from job.spec.katib import import_katib
+
+    target: Path | None = args.output
+    if target is not None and target.exists() and not args.force:
+        raise UsageError(f"--output {target} exists; choose another path or add --force")
+    text, translation = import_katib(args.file, args.algorithm)
+    if target is None:
+        print(text, end="")
+    else:
+        partial = target.with_name(f".{target.name}.partial")
+        partial.write_text(text, encoding="utf-8")
+        partial.replace(target)
+        out.print(
+            f"spec written to {target}; fill in spec.model and spec.data", highlight=False, soft_wrap=True
+        )
+    if translation.unmapped:
+        err.print("not carried over, or changed:", highlight=False)
+        for item in translation.unmapped:
+            err.print(f"  - {item}", highlight=False, soft_wrap=True)
+    return EXIT_OK
 
 
 def _run(job: JobSpec, spec_dir: Path, args: argparse.Namespace, out: Console, err: Console) -> int:

@@ -86,7 +86,7 @@ def prepare_model(job: JobSpec, data: Dataset, spec_dir: Path | None) -> tuple[B
 
         keras.mixed_precision.set_global_policy("mixed_float16")
     check_fit(job.spec.training, data, job.spec.distribution.fuse_trials != 1)
-    build_model = make_builder(job, data.output_units, data.input_shape, spec_dir)
+    build_model = make_builder(job, data.output_units, data.input_shape, spec_dir, data.train_samples)
     return build_model, search_space(job, build_model)
 
 

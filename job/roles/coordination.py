@@ -1,9 +1,10 @@
 """The chief's coordinator (or a standalone process's), built from the spec with its collaborators
-(metrics, model retention, trial pruning, the events that write the output) and resumed from its
-snapshot."""
+(metrics, model retention, trial pruning, the events that write the output, TensorBoard logs among
+them) and resumed from its snapshot."""
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 
@@ -12,6 +13,7 @@ from prometheus_client import CollectorRegistry
 from job import __version__
 from job.kt_adapter import HyperParameters, Oracle, Trial
 from job.observability.metrics import SearchMetrics
+from job.observability.tensorboard import TensorBoardLogs
 from job.output.attempts import publish_attempt, publish_checkpoint
 from job.output.layout import trial_key
 from job.output.records import chief_record
@@ -33,13 +35,18 @@ class OutputEvents:
 
     store: Store
     snapshots: Snapshotter
+    tensorboard: TensorBoardLogs | None = None
 
     def attempt_counted(self, trial_id: str, tuner_id: str) -> None:
         publish_attempt(self.store, trial_id, tuner_id)
+        if self.tensorboard is not None:
+            self.tensorboard.trial_ended(json.loads(self.store.read_text(trial_key(trial_id, "trial.json"))))
 
     def plain_trial_recorded(self, trial: Trial, tuner_id: str, seconds: float | None) -> None:
-        record = chief_record(trial, tuner_id, seconds)
-        self.store.write_text(trial_key(trial.trial_id, "trial.json"), record.to_json())
+        record = chief_record(trial, tuner_id, seconds).to_json()
+        self.store.write_text(trial_key(trial.trial_id, "trial.json"), record)
+        if self.tensorboard is not None:
+            self.tensorboard.trial_ended(json.loads(record))
 
     def trial_ended(self) -> None:
         self.snapshots.flush()
@@ -87,6 +94,9 @@ def build_search(
     snapshots = Snapshotter(store, job)
     retention = ModelRetention(store, job.spec.output.keep_models)
     pruner = trial_pruner(job)
+    tensorboard = None
+    if job.spec.output.tensorboard:
+        tensorboard = TensorBoardLogs(store, job.spec.hyperparameters, tuner.objective)
     coordinator = Coordinator(
         oracle,
         lease_seconds=job.spec.distribution.lease_seconds,
@@ -95,7 +105,7 @@ def build_search(
         metrics=metrics,
         plain_lease_seconds=job.spec.distribution.plain_worker_lease_seconds,
         trial_pruner=pruner,
-        events=OutputEvents(store, snapshots),
+        events=OutputEvents(store, snapshots, tensorboard),
         spare_workers=job.spec.distribution.spare_workers,
     )
     saved = load_snapshot(store, job)

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pydantic.alias_generators import to_camel
+
 from job.spec.base import field_error
 from job.spec.errors import suggest
 from job.spec.hyperparameters import ChoiceHP, FixedHP, FloatHP, HyperParameter, IntHP, value_kind
-from job.spec.model import OPTIMIZERS, MlpModel
+from job.spec.model import OPTIMIZER_SETTINGS, OPTIMIZERS, MlpModel
 
 if TYPE_CHECKING:
     from job.spec.models import Spec
@@ -58,6 +60,79 @@ def _check_optimizer_hp(hp: HyperParameter, index: int) -> None:
         )
 
 
+def _check_named_values(spec: Spec, seen: dict[str, int]) -> None:
+    """activation, kernelInitializer, batchNorm: a value Keras knows, or the name of a choice (or
+    fixed) hyperparameter whose every value Keras knows."""
+    assert isinstance(spec.model, MlpModel)
+    for path, text, known in spec.model.named_values():
+        if text in known:
+            continue
+        if text not in seen:
+            raise field_error(
+                f"model.{path}",
+                f"{text!r} is neither one Keras knows{suggest(text, known)} nor a hyperparameter in "
+                f"spec.hyperparameters; one of {', '.join(known)}",
+            )
+        hp = spec.hyperparameters[seen[text]]
+        values = hp.values if isinstance(hp, ChoiceHP) else [hp.value] if isinstance(hp, FixedHP) else None
+        unknown = [v for v in values or [] if v not in known]
+        if values is None or unknown:
+            what = f"values {unknown}" if values is not None else f"a {hp.type} hyperparameter"
+            raise field_error(
+                f"model.{path}",
+                f"names hyperparameter {text!r} (hyperparameters[{seen[text]}]), {what}; it must be a "
+                f"choice among {', '.join(known)}",
+            )
+
+
+def _check_schedule(spec: Spec, seen: dict[str, int]) -> None:
+    """A decay needs its period; warmup exists in Keras' own constant and cosine schedules only,
+    and must end before the shortest training does."""
+    assert isinstance(spec.model, MlpModel)
+    schedule = spec.model.learning_rate_schedule
+    if schedule is None:
+        return
+    field = "model.learningRateSchedule"
+    if schedule.type in ("step", "exponential") and schedule.decay_epochs is None:
+        raise field_error(f"{field}.decayEpochs", f"is required with type: {schedule.type}")
+    if schedule.warmup_epochs and schedule.type not in ("constant", "cosine"):
+        raise field_error(
+            f"{field}.warmupEpochs",
+            f"applies to the constant and cosine schedules (Keras' own have warmup); {schedule.type} "
+            "has none: use type cosine, or leave warmupEpochs out",
+        )
+    epochs = spec.training.epochs
+    if isinstance(epochs, str) and epochs not in seen:
+        return  # reported by the training section's own check
+    fewest = min(_count_values(spec.hyperparameters[seen[epochs]])) if isinstance(epochs, str) else epochs
+    if schedule.warmup_epochs and schedule.warmup_epochs >= fewest:
+        raise field_error(
+            f"{field}.warmupEpochs",
+            f"is {schedule.warmup_epochs:g}, but trials train {fewest} epochs at the fewest: the warmup "
+            "would never end; make it shorter than training",
+        )
+
+
+def _check_optimizer_settings(spec: Spec, seen: dict[str, int]) -> None:
+    """Each optimizer setting applies to the optimizer (or to one of those a hyperparameter chooses
+    among); it is given only to those it applies to."""
+    model = spec.model
+    assert isinstance(model, MlpModel)
+    if model.optimizer in OPTIMIZERS:
+        types = [model.optimizer]
+    else:
+        hp = spec.hyperparameters[seen[model.optimizer]]
+        types = [str(v) for v in (hp.values if isinstance(hp, ChoiceHP) else [getattr(hp, "value", "")])]
+    for name in model.optimizer_settings():
+        keras_name, applies = OPTIMIZER_SETTINGS[name]
+        if not any(kind in applies for kind in types):
+            raise field_error(
+                f"model.{to_camel(name)}",
+                f"{' and '.join(types)} {'has' if len(types) == 1 else 'have'} no {keras_name}; it applies "
+                f"to {', '.join(applies)}",
+            )
+
+
 def check_spec(spec: Spec) -> None:
     """Every rule across the spec's sections; raises the first broken one, naming its field."""
     seen: dict[str, int] = {}
@@ -80,6 +155,9 @@ def check_spec(spec: Spec) -> None:
                 )
             if path == "optimizer":
                 _check_optimizer_hp(spec.hyperparameters[seen[name]], seen[name])
+        _check_named_values(spec, seen)
+        _check_optimizer_settings(spec, seen)
+        _check_schedule(spec, seen)
     _check_training_refs(spec, seen)
     _check_pruning(spec)
     _check_fusion(spec)

@@ -84,6 +84,11 @@ class OutputSpec(SpecModel):
         description="How long a storage operation is retried on transient errors (connection refused, "
         "timeouts, 5xx, throttling) before the job fails; 0 tries once.",
     )
+    tensorboard: bool = Field(
+        True,
+        description="TensorBoard logs under tensorboard/ (the HParams dashboard: every trial's values, "
+        "status and metrics per epoch), written by the chief as trials end; false: none.",
+    )
     via_chief: bool = Field(
         False,
         description="Workers send their results (trial records, models) to the chief, which writes them: "

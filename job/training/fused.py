@@ -32,8 +32,9 @@ from typing import Any
 import keras
 import keras_tuner as kt
 import numpy as np
+from pydantic.alias_generators import to_camel
 
-from job.spec.model import OPTIMIZERS, MlpModel
+from job.spec.model import ACTIVATIONS, OPTIMIZERS, MlpModel
 from job.spec.models import JobSpec
 from job.spec.objective import is_better
 from job.spec.settings import EarlyStopping as EarlyStoppingSpec
@@ -55,10 +56,32 @@ def blocker(job: JobSpec) -> str | None:
             f"spec.model is a {spec.model.type} model, whose trials' models may differ in structure; "
             "only the built-in MLP's trials are fused"
         )
+    extras = sorted(_beyond_fusion(spec.model))
+    if extras:
+        return (
+            f"spec.model sets {', '.join(extras)}: fused trials train the built-in MLP's widths, "
+            "dropouts, activations, optimizer type and learning rate only"
+        )
     if spec.tuner.executions_per_trial > 1:
         executions = spec.tuner.executions_per_trial
         return f"spec.tuner.executionsPerTrial is {executions}; fused trials train once each"
     return None
+
+
+def _beyond_fusion(model: MlpModel) -> set[str]:
+    """The built-in model's settings a fused group does not train as each member alone would."""
+    found = {f"model.{to_camel(name)}" for name in model.optimizer_settings()}
+    if model.learning_rate_schedule is not None:
+        found.add("model.learningRateSchedule")
+    for i, layer in enumerate(model.hidden):
+        if layer.activation not in ACTIVATIONS:
+            found.add(f"model.hidden[{i}].activation (a hyperparameter)")
+        for name in ("kernel_initializer", "l1", "l2"):
+            if getattr(layer, name) is not None:
+                found.add(f"model.hidden[{i}].{to_camel(name)}")
+        if layer.batch_norm != "off":
+            found.add(f"model.hidden[{i}].batchNorm")
+    return found
 
 
 def member_name(index: int) -> str:

@@ -8,6 +8,7 @@ which also carries its `fit`).
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,18 @@ import keras_tuner as kt
 
 from job.errors import BadInput
 from job.spec.hyperparameters import BooleanHP, ChoiceHP, FixedHP, FloatHP, HyperParameter, IntHP
-from job.spec.model import OPTIMIZERS, CustomModel, HyperModelClass, MlpModel
+from job.spec.model import (
+    ACTIVATIONS,
+    BATCH_NORM,
+    INITIALIZERS,
+    OPTIMIZER_SETTINGS,
+    OPTIMIZERS,
+    CustomModel,
+    DenseLayer,
+    HyperModelClass,
+    MlpModel,
+    Schedule,
+)
 from job.spec.models import JobSpec
 from job.spec.tuner import DEFAULT_OBJECTIVE
 from job.training.imports import import_object, user_error
@@ -74,10 +86,17 @@ def declared_space(job: JobSpec) -> kt.HyperParameters:
     return hp
 
 
-def mlp_builder(model: MlpModel, num_classes: int, input_shape: tuple[int, ...]) -> BuildModel:
+def mlp_builder(
+    model: MlpModel,
+    num_classes: int,
+    input_shape: tuple[int, ...],
+    schedule_steps: Callable[[kt.HyperParameters], tuple[int, int]] | None = None,
+) -> BuildModel:
     """The built-in MLP: Dense(+Dropout) layers, an output layer (softmax over the classes, or
     linear units for regression), a compiled optimizer. `num_classes` is the output units the data
-    implies (its classes, or the regression target's width), used when the spec sets none."""
+    implies (its classes, or the regression target's width), used when the spec sets none.
+    `schedule_steps`: a trial's (steps per epoch, epochs), for a learning-rate schedule (without
+    it, one step an epoch: a model built only to read the search space)."""
     if not (model.output.units or num_classes):
         raise BuilderError(
             "spec.model.output.units: is required here: the data does not say how many classes there "
@@ -92,24 +111,80 @@ def mlp_builder(model: MlpModel, num_classes: int, input_shape: tuple[int, ...])
         if len(input_shape) > 1:
             layers.append(keras.layers.Flatten())
         for layer in model.hidden:
-            layers.append(keras.layers.Dense(int(value(hp, layer.units)), activation=layer.activation))
-            rate = value(hp, layer.dropout)
-            if rate:
-                layers.append(keras.layers.Dropout(float(rate)))
+            layers += _hidden_layer(layer, hp)
         units = model.output.units or num_classes
         # The output stays float32 under mixed precision, for a numerically stable softmax.
         layers.append(keras.layers.Dense(units, activation=model.output.activation, dtype="float32"))
         net = keras.Sequential(layers)
-        optimizer = keras.optimizers.get(
-            {
-                "class_name": model.optimizer if model.optimizer in OPTIMIZERS else hp.get(model.optimizer),
-                "config": {"learning_rate": float(value(hp, model.learning_rate))},
-            }
-        )
+        kind = model.optimizer if model.optimizer in OPTIMIZERS else str(hp.get(model.optimizer))
+        rate = float(value(hp, model.learning_rate))
+        steps, epochs = schedule_steps(hp) if schedule_steps is not None else (1, 1)
+        config: dict[str, Any] = {
+            "learning_rate": learning_rate(model.learning_rate_schedule, rate, steps, epochs)
+        }
+        for name, setting in model.optimizer_settings().items():
+            keras_name, applies = OPTIMIZER_SETTINGS[name]
+            if kind in applies:  # a choice of optimizers: each gets the settings it has
+                config[keras_name] = setting if isinstance(setting, bool) else float(value(hp, setting))
+        optimizer = keras.optimizers.get({"class_name": kind, "config": config})
         net.compile(optimizer=optimizer, loss=model.loss, metrics=list(model.metrics))
         return net
 
     return build_model
+
+
+def learning_rate(schedule: Schedule | None, rate: float, steps: int, epochs: int) -> Any:
+    """The optimizer's learning rate: the number, or one of Keras' own schedules over optimizer
+    steps (`steps` an epoch, `epochs` in the trial), so the saved model reloads with plain Keras."""
+    if schedule is None or (schedule.type == "constant" and not schedule.warmup_epochs):
+        return rate
+    warmup = round(schedule.warmup_epochs * steps)
+    period = max(1, round((schedule.decay_epochs or epochs) * steps))
+    schedules = keras.optimizers.schedules
+    if schedule.type in ("step", "exponential"):
+        return schedules.ExponentialDecay(
+            rate, decay_steps=period, decay_rate=schedule.decay_rate, staircase=schedule.type == "step"
+        )
+    # cosine, or constant after a warmup (a cosine that decays to alpha = 1: not at all)
+    alpha = 1.0 if schedule.type == "constant" else schedule.alpha
+    if not warmup:
+        return schedules.CosineDecay(rate, decay_steps=period, alpha=alpha)
+    return schedules.CosineDecay(
+        0.0, decay_steps=max(1, period - warmup), alpha=alpha, warmup_target=rate, warmup_steps=warmup
+    )
+
+
+def _chosen(hp: kt.HyperParameters, text: str, known: tuple[str, ...]) -> str:
+    """A name Keras knows as written, or the value of the hyperparameter it names."""
+    return text if text in known else str(hp.get(text))
+
+
+def _hidden_layer(layer: DenseLayer, hp: kt.HyperParameters) -> list[keras.layers.Layer]:
+    """One hidden layer of the built-in MLP: Dense with its initializer and L1/L2 penalty, batch
+    normalisation before or after the activation, then dropout; each setting a value or the value
+    of the hyperparameter it names."""
+
+    def number(ref: str | float | None) -> float:
+        return float(hp.get(ref)) if isinstance(ref, str) else float(ref or 0.0)
+
+    activation = _chosen(hp, layer.activation, ACTIVATIONS)
+    norm = _chosen(hp, layer.batch_norm, BATCH_NORM)
+    l1, l2 = number(layer.l1), number(layer.l2)
+    dense: dict[str, Any] = {"activation": None if norm == "before" else activation}
+    if layer.kernel_initializer is not None:
+        dense["kernel_initializer"] = _chosen(hp, layer.kernel_initializer, INITIALIZERS)
+    if l1 or l2:
+        dense["kernel_regularizer"] = keras.regularizers.L1L2(l1=l1, l2=l2)
+    units = int(hp.get(layer.units)) if isinstance(layer.units, str) else layer.units
+    layers: list[keras.layers.Layer] = [keras.layers.Dense(units, **dense)]
+    if norm == "before":
+        layers += [keras.layers.BatchNormalization(), keras.layers.Activation(activation)]
+    elif norm == "after":
+        layers.append(keras.layers.BatchNormalization())
+    rate = number(layer.dropout)
+    if rate:
+        layers.append(keras.layers.Dropout(rate))
+    return layers
 
 
 def import_builder(reference: str, search_path: Path | None) -> BuildModel:
@@ -187,11 +262,27 @@ def import_hypermodel(spec: HyperModelClass, search_path: Path | None) -> HyperM
 
 
 def make_builder(
-    job: JobSpec, num_classes: int, input_shape: tuple[int, ...], spec_dir: Path | None
+    job: JobSpec,
+    num_classes: int,
+    input_shape: tuple[int, ...],
+    spec_dir: Path | None,
+    train_samples: int = 0,
 ) -> BuildModel:
+    """The trials' model builder. `train_samples`: the training samples per epoch, for the built-in
+    model's learning-rate schedule (0: unknown; the chief builds a model only to read the space)."""
     model = job.spec.model
     if isinstance(model, CustomModel):
         return import_builder(model.builder, spec_dir)
+    if isinstance(model, MlpModel) and model.learning_rate_schedule is not None and train_samples:
+        training = job.spec.training
+
+        def schedule_steps(hp: kt.HyperParameters) -> tuple[int, int]:
+            def count(setting: int | str) -> int:
+                return int(hp.get(setting)) if isinstance(setting, str) else setting
+
+            return math.ceil(train_samples / count(training.batch_size)), count(training.epochs)
+
+        return mlp_builder(model, num_classes, input_shape, schedule_steps)
     if isinstance(model, HyperModelClass):
         hypermodel = import_hypermodel(model, spec_dir)
         if job.spec.tuner.objective == DEFAULT_OBJECTIVE and not hypermodel.overrides_fit:
