@@ -1,16 +1,21 @@
 """Preemption: the same search with workers killed at random, with and without resuming trials.
 
-A chief and two workers run as separate processes on loopback (as pods would). Every `--every`
-seconds one worker, drawn from a fixed seed, is SIGKILLed (a spot node reclaimed with no notice)
-and started again under the same id (the replacement pod). One side writes epoch checkpoints
-(`checkpointSeconds: 0`, so a lost trial continues from its last epoch); the other writes none
-(`checkpointSeconds: null`, a lost trial starts over). Both sides get the same kill schedule.
-Prints, per side: wall time, worker-seconds (the workers' processes alive, summed), epochs trained,
-epochs trained again (trained minus the epochs the trials' records keep), kills and the best
-objective; and the ratio of worker-seconds. Also the checkpoint's cost: one side without kills, with
-and without checkpoints.
+A chief and two workers run as separate processes on loopback (as pods would). At random times
+(exponential gaps with mean `--every` seconds: preemptions as a Poisson process) one worker, drawn
+at random, is SIGKILLed (a spot node reclaimed with no notice) and started again under the same id
+(the replacement pod); the kill schedule comes from the seed, and both sides of a seed get the same
+one. One side writes epoch checkpoints (`checkpointSeconds: 0`, so a lost trial continues from its
+last epoch); the other writes none (`checkpointSeconds: null`, a lost trial starts over). Each seed
+is one run of each side, run one after the other.
 
-    python -m benchmarks.preemption --trials 6 --epochs 15 --every 20     # digits, offline
+Prints, per side and seed: wall time, worker-seconds (the workers' processes alive, summed), epochs
+trained, epochs trained again (trained minus the epochs the trials' records keep), kills and the
+best objective; then, over the seeds, the ratio of worker-seconds (mean, min, max) and the epochs
+trained again. With `--cost`, also the checkpoints' own cost: one search without kills, with and
+without checkpoints.
+
+    python -m benchmarks.preemption --data mnist --trials 4 --epochs 10 --every 30 --seeds 3
+    python -m benchmarks.preemption --trials 6 --epochs 15 --every 20     # digits
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import json
 import random
 import re
 import signal
+import statistics
 import subprocess
 import tempfile
 import time
@@ -35,11 +41,16 @@ REPO = Path(__file__).resolve().parents[1]
 EPOCH_DONE = re.compile(r": trial \w+ epoch \d+ done: ")
 
 
-def _spec(root: Path, trials: int, epochs: int, checkpoint: float | None) -> Path:
-    doc = yaml.safe_load((REPO / "examples" / "digits.yaml").read_text())
+def _spec(root: Path, data: str, trials: int, epochs: int, checkpoint: float | None, samples: int) -> Path:
+    doc = yaml.safe_load((REPO / "examples" / f"{data}.yaml").read_text())
     spec = doc["spec"]
     spec["tuner"].update(maxTrials=trials, seed=3)
-    spec["training"].update(epochs=epochs, batchSize=8, checkpointSeconds=checkpoint)
+    spec["training"].update(epochs=epochs, checkpointSeconds=checkpoint)
+    spec["training"].pop("earlyStopping", None)  # every trial trains all its epochs
+    if data == "digits":
+        spec["training"]["batchSize"] = 8
+    elif samples:
+        spec["data"]["maxTrainSamples"] = samples
     spec["distribution"] = {
         "heartbeatSeconds": 1,
         "leaseSeconds": 4,
@@ -53,18 +64,18 @@ def _spec(root: Path, trials: int, epochs: int, checkpoint: float | None) -> Pat
     return path
 
 
-def run_side(trials: int, epochs: int, checkpoint: float | None, every: float, seed: int) -> dict[str, Any]:
+def run_side(args: argparse.Namespace, checkpoint: float | None, every: float, seed: int) -> dict[str, Any]:
     """One search; `every` 0: no kills."""
     rng = random.Random(seed)
     with tempfile.TemporaryDirectory(prefix="hptune-preemption-") as tmp:
         root = Path(tmp)
-        spec = _spec(root, trials, epochs, checkpoint)
+        spec = _spec(root, args.data, args.trials, args.epochs, checkpoint, args.samples)
         port = free_port()
         started = time.monotonic()
         chief = RoleProcess(spec, "chief", port, root / "chief.log")
         workers = {i: RoleProcess(spec, f"tuner{i}", port, root / f"tuner{i}.log") for i in range(2)}
         worker_seconds, kills = 0.0, 0
-        next_kill = started + every if every else float("inf")
+        next_kill = started + rng.expovariate(1 / every) if every else float("inf")
         while chief.process.poll() is None:
             time.sleep(0.2)
             if time.monotonic() >= next_kill:
@@ -76,7 +87,7 @@ def run_side(trials: int, epochs: int, checkpoint: float | None, every: float, s
                     kills += 1
                 worker_seconds += victim.alive_seconds()
                 workers[index] = RoleProcess(spec, f"tuner{index}", port, root / f"tuner{index}.log")
-                next_kill += every
+                next_kill += rng.expovariate(1 / every)
         wall = time.monotonic() - started
         for worker in workers.values():
             try:
@@ -109,38 +120,45 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--data", choices=["digits", "mnist"], default="digits")
+    parser.add_argument("--samples", type=int, default=0, help="MNIST: train on the first N (0: all)")
     parser.add_argument("--trials", type=int, default=6)
     parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--every", type=float, default=20.0, help="seconds between kills")
-    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--every", type=float, default=20.0, help="mean seconds between kills")
+    parser.add_argument("--seed", type=int, default=7, help="the first seed")
+    parser.add_argument("--seeds", type=int, default=1, help="how many seeds (one run of each side each)")
+    parser.add_argument("--cost", action="store_true", help="also the checkpoints' cost without kills")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    sides = {
-        "resume (checkpointSeconds 0)": (0.0, args.every),
-        "start over (checkpointSeconds null)": (None, args.every),
-        "no kills, checkpoints every epoch": (0.0, 0.0),
-        "no kills, no checkpoints": (None, 0.0),
-    }
-    results: dict[str, dict[str, Any]] = {}
-    for name, (checkpoint, every) in sides.items():
-        results[name] = run_side(args.trials, args.epochs, checkpoint, every, args.seed)
-        print(f"{name:38}: {json.dumps(results[name])}", flush=True)
-    names = list(sides)
-    resume, over = results[names[0]], results[names[1]]
+    runs: list[dict[str, Any]] = []
+    for seed in range(args.seed, args.seed + args.seeds):
+        resume = run_side(args, 0.0, args.every, seed)
+        print(f"seed {seed} resume (checkpointSeconds 0)         : {json.dumps(resume)}", flush=True)
+        over = run_side(args, None, args.every, seed)
+        print(f"seed {seed} start over (checkpointSeconds null)  : {json.dumps(over)}", flush=True)
+        runs.append({"seed": seed, "resume": resume, "start_over": over})
+    ratios = [r["start_over"]["worker_seconds"] / r["resume"]["worker_seconds"] for r in runs]
     print()
     print(
-        f"preemption: digits MLP, {args.trials} trials x {args.epochs} epochs, 2 workers, a worker killed "
-        f"every {args.every:g} s (seed {args.seed})"
+        f"preemption: {args.data} MLP, {args.trials} trials x {args.epochs} epochs, 2 workers, a worker "
+        f"killed every {args.every:g} s on average, seeds {args.seed}-{args.seed + args.seeds - 1}"
     )
     print(
-        f"  worker-seconds: {resume['worker_seconds']} resuming against {over['worker_seconds']} "
-        f"starting over ({over['worker_seconds'] / resume['worker_seconds']:.2f}x); epochs trained again: "
-        f"{resume['epochs_retrained']} against {over['epochs_retrained']}; best val_accuracy "
-        f"{resume['best_val_accuracy']} against {over['best_val_accuracy']}"
+        f"  worker-seconds, starting over / resuming: {statistics.mean(ratios):.2f}x "
+        f"(min {min(ratios):.2f}, max {max(ratios):.2f}, {len(ratios)} seeds)"
     )
-    quiet, plain = results[names[2]], results[names[3]]
-    cost = (quiet["wall_seconds"] - plain["wall_seconds"]) / plain["wall_seconds"]
-    print(f"  checkpoints every epoch, no kills: {cost:+.1%} wall time against none")
+    for side in ("resume", "start_over"):
+        print(
+            f"  {side:10}: worker-seconds {[r[side]['worker_seconds'] for r in runs]}, epochs trained "
+            f"again {[r[side]['epochs_retrained'] for r in runs]}, kills {[r[side]['kills'] for r in runs]}, "
+            f"best val_accuracy {[r[side]['best_val_accuracy'] for r in runs]}"
+        )
+    results: dict[str, Any] = {"runs": runs}
+    if args.cost:
+        quiet, plain = run_side(args, 0.0, 0.0, args.seed), run_side(args, None, 0.0, args.seed)
+        cost = (quiet["wall_seconds"] - plain["wall_seconds"]) / plain["wall_seconds"]
+        print(f"  checkpoints every epoch, no kills: {cost:+.1%} wall time against none")
+        results["cost"] = {"checkpoints": quiet, "none": plain}
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 
