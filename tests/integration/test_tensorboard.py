@@ -1,8 +1,9 @@
 """TensorBoard logs (job/observability/tensorboard.py): a real search on digits writes them, the
 tensorboard package's own reader finds every trial's hyperparameters, status and metrics per epoch
 in them, and a real `tensorboard` server, offline on loopback, serves them to its HParams
-dashboard (its own HTTP API, the one the dashboard's table is drawn from; headless Chromium loads
-the dashboard for a screenshot under test-artifacts/tensorboard/)."""
+dashboard: its HTTP API (what the dashboard's table is drawn from) returns every trial, and the
+dashboard in headless Chromium shows them in its table (read over the DevTools protocol; a
+screenshot goes to test-artifacts/tensorboard/)."""
 
 from __future__ import annotations
 
@@ -207,6 +208,15 @@ def test_a_real_tensorboard_serves_every_trial_to_its_hparams_dashboard(
             last = record["history"][0][-1]
             assert shown["val_accuracy"] == pytest.approx(last["val_accuracy"]), "the last epoch's value"
 
+    # The dashboard itself, in headless Chromium: its table (drawn inside shadow roots, which a DOM
+    # dump leaves out) read through the DevTools protocol once it shows the trials.
+    shown = _dashboard_text(f"{tensorboard_server}/#hparams", "0.0010000", tmp_path)
+    assert "Trial ID" in shown and "0.010000" in shown, shown[-2000:]
+    for record in records.values():
+        if record["status"] == "completed":
+            value = f"{record['history'][0][-1]['val_accuracy']:.5g}"
+            assert value in shown, f"trial {record['trialId']}'s val_accuracy {value} not in the table"
+
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "hparams.png"
     result = subprocess.run(
@@ -228,6 +238,66 @@ def test_a_real_tensorboard_serves_every_trial_to_its_hparams_dashboard(
         timeout=180,
     )
     assert result.returncode == 0 and shot.stat().st_size > 10_000, result.stderr[-3000:]
+
+
+# Every text of the page, shadow roots included.
+PAGE_TEXT = """(function text(root) {
+  let found = '';
+  for (const element of root.querySelectorAll('*')) {
+    if (element.shadowRoot) { found += ' ' + text(element.shadowRoot); }
+  }
+  return found + ' ' + (root.body ? root.body.innerText : root.textContent);
+})(document)"""
+
+
+def _dashboard_text(url: str, until: str, tmp: Path) -> str:
+    """The page's text in headless Chromium, read over the DevTools protocol once it holds `until`
+    (or after 60 s)."""
+    import websocket
+
+    port = free_port()
+    browser = subprocess.Popen(
+        [
+            chromium(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            f"--user-data-dir={tmp / 'chromium-devtools'}",
+            f"--remote-debugging-port={port}",
+            "--window-size=1400,900",
+            url,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/json", timeout=5) as reply:
+                    page = next(t for t in json.loads(reply.read()) if t["type"] == "page")
+                break
+            except (urllib.error.URLError, ConnectionError, StopIteration):
+                assert time.monotonic() < deadline, "Chromium's DevTools endpoint did not answer"
+                time.sleep(0.5)
+        connection = websocket.create_connection(page["webSocketDebuggerUrl"], timeout=30)
+        text, call = "", 0
+        while until not in text and time.monotonic() < deadline:
+            call += 1
+            request = {"expression": PAGE_TEXT, "returnByValue": True}
+            connection.send(json.dumps({"id": call, "method": "Runtime.evaluate", "params": request}))
+            reply = json.loads(connection.recv())
+            while reply.get("id") != call:
+                reply = json.loads(connection.recv())
+            text = reply["result"]["result"].get("value", "")
+            time.sleep(1)
+        connection.close()
+        return text
+    finally:
+        browser.terminate()
+        browser.wait(timeout=30)
 
 
 def test_logs_are_off_with_one_setting(write_spec: Callable[..., Path], tmp_path: Path) -> None:
