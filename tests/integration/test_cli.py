@@ -17,7 +17,12 @@ from tests.support.specs import BASE_SPEC, REPO, merge
 
 
 def test_validate_accepts_the_examples() -> None:
-    for name in ("examples/mnist.yaml", "examples/digits.yaml", "examples/custom/spec.yaml"):
+    for name in (
+        "examples/mnist.yaml",
+        "examples/mnist-notes.yaml",
+        "examples/digits.yaml",
+        "examples/custom/spec.yaml",
+    ):
         result = hptune("validate", str(REPO / name))
         assert result.returncode == 0, result.stderr
         assert "valid TuningJob" in result.stdout

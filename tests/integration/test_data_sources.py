@@ -26,7 +26,7 @@ from PIL import Image
 
 from job.spec.data import DataSpec
 from job.training.data import load_dataset
-from tests.support.commands import hptune
+from tests.support.commands import hptune, hptune_env
 from tests.support.moto_s3 import BUCKET, S3Server
 from tests.support.processes import search
 from tests.support.specs import REPO
@@ -236,3 +236,45 @@ def test_a_hypermodel_that_returns_its_own_metric_is_searched_for_its_smallest_v
     assert scores == sorted(scores), "best (smallest) first"
     status = json.loads((tmp_path / "out" / "search.json").read_text())
     assert status["best"]["default_objective"] == pytest.approx(scores[0])
+
+
+def test_the_study_notes_example_searches_their_whole_list(tmp_path: Path, mnist_dir: Path) -> None:
+    """examples/mnist-notes.yaml as shipped, on 3,000 MNIST images, 2 trials of 2 epochs: the trials
+    complete, and the best model, loaded by plain Keras, holds the settings its trial drew."""
+    doc = yaml.safe_load((REPO / "examples" / "mnist-notes.yaml").read_text())
+    doc["spec"]["data"]["maxTrainSamples"] = 3000
+    doc["spec"]["tuner"]["maxTrials"] = 2
+    doc["spec"]["training"]["epochs"] = 2
+    doc["spec"]["output"]["uri"] = str(tmp_path / "out")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(doc, sort_keys=False))
+    result = hptune("run", str(spec), env=hptune_env(HPTUNE_DATA_DIR=str(mnist_dir)), timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = leaderboard(tmp_path / "out")
+    assert [row["status"] for row in rows] == ["completed", "completed"]
+    drawn = json.loads((tmp_path / "out" / "best" / "hyperparameters.json").read_text())
+    code = (
+        "import json, sys, keras; m = keras.models.load_model(sys.argv[1]); "
+        "print(json.dumps([[type(l).__name__, l.get_config()] for l in m.layers] + "
+        "[m.optimizer.get_config()], default=str))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "out" / "best" / "model.keras")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    *layers, optimizer = json.loads(done.stdout.splitlines()[-1])
+    dense = [config for kind, config in layers if kind == "Dense"]
+    assert dense[0]["units"] == drawn["hidden1"] and dense[1]["units"] == drawn["hidden2"]
+    assert dense[0]["activation"] == drawn["activation"]
+    assert dense[0]["kernel_regularizer"]["config"]["l2"] == pytest.approx(drawn["l2"], rel=1e-5)
+    initializer = {"glorot_uniform": "GlorotUniform", "he_normal": "HeNormal"}[drawn["initializer"]]
+    assert dense[0]["kernel_initializer"]["class_name"] == initializer
+    norms = sum(kind == "BatchNormalization" for kind, _ in layers)
+    assert norms == (2 if drawn["batch_norm"] == "after" else 0)
+    assert optimizer["name"] == drawn["optimizer"] and optimizer["clipnorm"] == 1.0
+    assert optimizer["learning_rate"]["class_name"] == "CosineDecay"
+    assert optimizer.get("momentum") == (0.9 if drawn["optimizer"] == "sgd" else None)
