@@ -88,6 +88,17 @@ def _parser() -> argparse.ArgumentParser:
     shape.add_argument("--json", action="store_true", help="everything as JSON, every digit")
     shape.add_argument("--csv", action="store_true", help="leaderboard.csv as it is, every digit")
 
+    scan = sub.add_parser(
+        "lr-scan",
+        help="train one model while raising its learning rate: the loss per rate, a range to search",
+    )
+    scan.add_argument("spec", help="job spec YAML file (the built-in model, or your builder)")
+    scan.add_argument("--low", type=float, default=1e-6, help="the first rate (default 1e-6)")
+    scan.add_argument("--high", type=float, default=1.0, help="the last rate (default 1)")
+    scan.add_argument("--steps", type=int, default=200, help="training steps at most (default 200)")
+    scan.add_argument("--plot", type=Path, default=Path("lr-scan.html"), help="the plot (HTML)")
+    scan.add_argument("--write", type=Path, help="write a copy of the spec searching the suggested range")
+
     imported = sub.add_parser("import", help="write a TuningJob spec from another tool's experiment (katib)")
     imported.add_argument("tool", choices=["katib"], help="katib: a Katib Experiment (kubeflow.org/v1beta1)")
     imported.add_argument("file", help="the experiment's YAML file")
@@ -144,6 +155,8 @@ def _dispatch(args: argparse.Namespace, out: Console, err: Console) -> int:
         return EXIT_OK
     if args.command == "import":
         return _import(args, out, err)
+    if args.command == "lr-scan":
+        return _lr_scan(args, out)
     if args.command == "report":
         from job.observability.report import report
 
@@ -190,6 +203,60 @@ def _dispatch(args: argparse.Namespace, out: Console, err: Console) -> int:
             on_cpu=args.gpus.strip().lower() == "none",
         )
     return _run(job, spec_dir, args, out, err)
+
+
+def _lr_scan(args: argparse.Namespace, out: Console) -> int:
+    """`hptune lr-scan SPEC`: the loss against the rate, printed and drawn; the range to search."""
+    from job.spec import load_spec
+
+    if not 0 < args.low < args.high:
+        raise UsageError(f"--low and --high must satisfy 0 < low < high; got {args.low} and {args.high}")
+    if args.steps < 10:
+        raise UsageError(f"--steps must be at least 10; got {args.steps}")
+    if args.write is not None and args.write.exists():
+        raise UsageError(f"--write {args.write} exists; choose another path")
+    job = load_spec(args.spec)
+    _import_backend_quietly(args.verbose)
+    from job.environment import read_environment
+    from job.observability.scan_plot import write_scan_plot
+    from job.training.data import load_dataset
+    from job.training.lr_scan import scan_spec, with_rate_range
+    from job.training.space import make_builder, search_space
+
+    env = read_environment(os.environ)
+    spec_dir = Path(args.spec).resolve().parent
+    data = load_dataset(job.spec.data, env.data_dir, spec_dir)
+    build = make_builder(job, data.output_units, data.input_shape, spec_dir)
+    scan = scan_spec(
+        job, data, build, search_space(job, build), low=args.low, high=args.high, steps=args.steps
+    )
+    low, high = scan.range
+    picks = sorted({round(i * (len(scan.rates) - 1) / 11) for i in range(12)})
+    out.print("learning rate   loss (smoothed)", highlight=False)
+    for i in picks:
+        out.print(f"{scan.rates[i]:<15.3g} {scan.smoothed[i]:.4g}", highlight=False)
+    out.print(
+        f"suggested learning rate {scan.suggested:.3g} (steepest descent {scan.steepest:.3g}, lowest "
+        f"loss at {scan.minimum:.3g}); range to search: {low:.3g} to {high:.3g}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    write_scan_plot(scan.rates, scan.smoothed, scan.losses, (low, high), scan.suggested, args.plot)
+    out.print(f"plot written to {args.plot}", highlight=False, soft_wrap=True)
+    if args.write is not None:
+        import yaml
+
+        document = yaml.safe_load(Path(args.spec).read_text(encoding="utf-8"))
+        partial = args.write.with_name(f".{args.write.name}.partial")
+        partial.write_text(
+            yaml.safe_dump(with_rate_range(document, low, high), sort_keys=False), encoding="utf-8"
+        )
+        load_spec(partial)  # still a valid spec, before it takes the name
+        partial.replace(args.write)
+        out.print(
+            f"spec searching {low:.3g} to {high:.3g} written to {args.write}", highlight=False, soft_wrap=True
+        )
+    return EXIT_OK
 
 
 def _import(args: argparse.Namespace, out: Console, err: Console) -> int:
