@@ -219,25 +219,29 @@ def test_a_real_tensorboard_serves_every_trial_to_its_hparams_dashboard(
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "hparams.png"
+    options = ("--virtual-time-budget=15000", f"--screenshot={shot}")
     result = subprocess.run(
-        [
-            chromium(),
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--no-first-run",
-            f"--user-data-dir={tmp_path / 'chromium-profile'}",
-            "--virtual-time-budget=15000",
-            "--window-size=1400,900",
-            f"--screenshot={shot}",
-            f"{tensorboard_server}/#hparams",
-        ],
+        [*_headless(tmp_path / "chromium-profile", *options), f"{tensorboard_server}/#hparams"],
         capture_output=True,
         text=True,
         timeout=180,
     )
     assert result.returncode == 0 and shot.stat().st_size > 10_000, result.stderr[-3000:]
+
+
+def _headless(profile: Path, *extra: str) -> list[str]:
+    """Headless Chromium (as root, in a container), 1400x900, with its own profile."""
+    return [
+        chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        f"--user-data-dir={profile}",
+        "--window-size=1400,900",
+        *extra,
+    ]
 
 
 # Every text of the page, shadow roots included.
@@ -257,18 +261,7 @@ def _dashboard_text(url: str, until: str, tmp: Path) -> str:
 
     port = free_port()
     browser = subprocess.Popen(
-        [
-            chromium(),
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--no-first-run",
-            f"--user-data-dir={tmp / 'chromium-devtools'}",
-            f"--remote-debugging-port={port}",
-            "--window-size=1400,900",
-            url,
-        ],
+        [*_headless(tmp / "chromium-devtools", f"--remote-debugging-port={port}"), url],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
