@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,11 +51,13 @@ class TensorBoardLogs:
         self._warned = False
         self.seconds_spent = 0.0
 
-    def trial_ended(self, record: dict[str, Any]) -> None:
+    def trial_ended(self, read_record: Callable[[], dict[str, Any]]) -> None:
         """The trial's session and scalars (and, the first time, the experiment's columns), from
-        its record as published (trials/<id>/trial.json)."""
+        its record as published (trials/<id>/trial.json), read here: a record that cannot be read
+        is warned about like a write that fails, and never stops the search."""
         started = time.perf_counter()
         try:
+            record = read_record()
             if not self._experiment_written:
                 self._write(EXPERIMENT_FILE, [_experiment(self.hyperparameters, self.objective, record)])
                 self._experiment_written = True

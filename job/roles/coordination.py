@@ -40,13 +40,15 @@ class OutputEvents:
     def attempt_counted(self, trial_id: str, tuner_id: str) -> None:
         publish_attempt(self.store, trial_id, tuner_id)
         if self.tensorboard is not None:
-            self.tensorboard.trial_ended(json.loads(self.store.read_text(trial_key(trial_id, "trial.json"))))
+            self.tensorboard.trial_ended(
+                lambda: json.loads(self.store.read_text(trial_key(trial_id, "trial.json")))
+            )
 
     def plain_trial_recorded(self, trial: Trial, tuner_id: str, seconds: float | None) -> None:
         record = chief_record(trial, tuner_id, seconds).to_json()
         self.store.write_text(trial_key(trial.trial_id, "trial.json"), record)
         if self.tensorboard is not None:
-            self.tensorboard.trial_ended(json.loads(record))
+            self.tensorboard.trial_ended(lambda: json.loads(record))
 
     def trial_ended(self) -> None:
         self.snapshots.flush()
