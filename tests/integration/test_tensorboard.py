@@ -181,7 +181,7 @@ def test_a_real_tensorboard_serves_every_trial_to_its_hparams_dashboard(
 ) -> None:
     _, records = searched
     # TensorBoard reads runs in the background: ask until every trial is in the table.
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while True:
         groups = _post(
             f"{tensorboard_server}/data/plugin/hparams/session_groups",
@@ -256,7 +256,7 @@ PAGE_TEXT = """(function text(root) {
 
 def _dashboard_text(url: str, until: str, tmp: Path) -> str:
     """The page's text in headless Chromium, read over the DevTools protocol once it holds `until`
-    (or after 60 s)."""
+    (or after 90 s)."""
     import websocket
 
     port = free_port()
@@ -266,7 +266,7 @@ def _dashboard_text(url: str, until: str, tmp: Path) -> str:
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 90
         while True:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/json", timeout=5) as reply:
