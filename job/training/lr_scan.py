@@ -22,6 +22,7 @@ import numpy as np
 
 from job.training.data import Dataset
 from job.training.space import BuildModel
+from job.training.trial import training_values
 
 SMOOTHING = 0.98
 DIVERGED = 4.0  # the smoothed loss this many times its minimum: stop
@@ -135,10 +136,8 @@ def scan_spec(
     job: Any, data: Dataset, build_model: BuildModel, hp: kt.HyperParameters, **settings: Any
 ) -> Scan:
     """The scan for a spec's model at its hyperparameters' defaults, at the spec's batch size."""
-    batch = job.spec.training.batch_size
-    return scan_rates(
-        build_model, hp, data, int(hp.get(batch)) if isinstance(batch, str) else batch, **settings
-    )
+    batch_size, _ = training_values(job.spec.training, hp)
+    return scan_rates(build_model, hp, data, batch_size, **settings)
 
 
 def with_rate_range(document: dict[str, Any], low: float, high: float) -> dict[str, Any]:

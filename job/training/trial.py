@@ -162,13 +162,6 @@ class _EarlyStopping(keras.callbacks.EarlyStopping):
             self.best_epoch = int(self.restored["bestEpoch"])
 
 
-def _number(value: object, what: str) -> float:
-    try:
-        return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise TrialFailure(f"{what} = {value!r}, which is not a number") from None
-
-
 def training_values(training: TrainingSpec, hp: kt.HyperParameters) -> tuple[int, int]:
     """(batch size, epochs) for this trial: the spec's numbers, or the values of the
     hyperparameters it names."""
