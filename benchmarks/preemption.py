@@ -14,8 +14,14 @@ best objective; then, over the seeds, the ratio of worker-seconds (mean, min, ma
 trained again. With `--cost`, also the checkpoints' own cost: one search without kills, with and
 without checkpoints.
 
+With `--stop term`, a worker is told to stop instead (SIGTERM: a spot reclaim notice, a drain), and
+the seconds from the signal to its exit are printed too (the chart's terminationGracePeriodSeconds
+must hold them); with `--checkpoint-seconds 3600`, what the resumed trials continue from is the
+checkpoint the signal wrote (mid-epoch, where the training call in progress ended).
+
     python -m benchmarks.preemption --data mnist --trials 4 --epochs 10 --every 30 --seeds 3
     python -m benchmarks.preemption --trials 6 --epochs 15 --every 20     # digits
+    python -m benchmarks.preemption --data mnist --stop term --checkpoint-seconds 3600 --trials 3
 """
 
 from __future__ import annotations
@@ -74,7 +80,7 @@ def run_side(args: argparse.Namespace, checkpoint: float | None, every: float, s
         started = time.monotonic()
         chief = RoleProcess(spec, "chief", port, root / "chief.log")
         workers = {i: RoleProcess(spec, f"tuner{i}", port, root / f"tuner{i}.log") for i in range(2)}
-        worker_seconds, kills = 0.0, 0
+        worker_seconds, kills, stop_seconds = 0.0, 0, []
         next_kill = started + rng.expovariate(1 / every) if every else float("inf")
         while chief.process.poll() is None:
             time.sleep(0.2)
@@ -82,8 +88,10 @@ def run_side(args: argparse.Namespace, checkpoint: float | None, every: float, s
                 index = rng.choice(sorted(workers))
                 victim = workers[index]
                 if victim.process.poll() is None:
-                    victim.process.send_signal(signal.SIGKILL)
+                    told = time.monotonic()
+                    victim.process.send_signal(signal.SIGTERM if args.stop == "term" else signal.SIGKILL)
                     victim.process.wait()
+                    stop_seconds.append(time.monotonic() - told)
                     kills += 1
                 worker_seconds += victim.alive_seconds()
                 workers[index] = RoleProcess(spec, f"tuner{index}", port, root / f"tuner{index}.log")
@@ -101,6 +109,7 @@ def run_side(args: argparse.Namespace, checkpoint: float | None, every: float, s
         records = [json.loads(p.read_text()) for p in (root / "out" / "trials").glob("*/trial.json")]
         kept = sum(len(r["history"][0]) for r in records if r["history"])
         resumed = sum(1 for r in records if r.get("resumed"))
+        mid_epoch = sum(1 for r in records if (r.get("resumed") or {}).get("steps"))
         best = max(
             (r["metrics"].get("val_accuracy", 0.0) for r in records if r["status"] == "completed"),
             default=0.0,
@@ -112,6 +121,8 @@ def run_side(args: argparse.Namespace, checkpoint: float | None, every: float, s
         "epochs_retrained": trained - kept,
         "kills": kills,
         "trials_resumed": resumed,
+        "resumed_mid_epoch": mid_epoch,
+        "stop_seconds": [round(t, 2) for t in stop_seconds],
         "best_val_accuracy": round(best, 4),
     }
 
@@ -127,13 +138,18 @@ def main() -> None:
     parser.add_argument("--every", type=float, default=20.0, help="mean seconds between kills")
     parser.add_argument("--seed", type=int, default=7, help="the first seed")
     parser.add_argument("--seeds", type=int, default=1, help="how many seeds (one run of each side each)")
+    parser.add_argument("--stop", choices=["kill", "term"], default="kill", help="SIGKILL or SIGTERM")
+    parser.add_argument(
+        "--checkpoint-seconds", type=float, default=0.0, help="the resuming side's checkpointSeconds"
+    )
     parser.add_argument("--cost", action="store_true", help="also the checkpoints' cost without kills")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     runs: list[dict[str, Any]] = []
     for seed in range(args.seed, args.seed + args.seeds):
-        resume = run_side(args, 0.0, args.every, seed)
-        print(f"seed {seed} resume (checkpointSeconds 0)         : {json.dumps(resume)}", flush=True)
+        resume = run_side(args, args.checkpoint_seconds, args.every, seed)
+        label = f"resume (checkpointSeconds {args.checkpoint_seconds:g})"
+        print(f"seed {seed} {label:33}: {json.dumps(resume)}", flush=True)
         over = run_side(args, None, args.every, seed)
         print(f"seed {seed} start over (checkpointSeconds null)  : {json.dumps(over)}", flush=True)
         runs.append({"seed": seed, "resume": resume, "start_over": over})
@@ -141,8 +157,16 @@ def main() -> None:
     print()
     print(
         f"preemption: {args.data} MLP, {args.trials} trials x {args.epochs} epochs, 2 workers, a worker "
-        f"killed every {args.every:g} s on average, seeds {args.seed}-{args.seed + args.seeds - 1}"
+        f"{'told to stop' if args.stop == 'term' else 'killed'} every {args.every:g} s on average, "
+        f"seeds {args.seed}-{args.seed + args.seeds - 1}"
     )
+    if args.stop == "term":
+        stops = [t for r in runs for side in ("resume", "start_over") for t in r[side]["stop_seconds"]]
+        if stops:
+            print(
+                f"  SIGTERM to exit: median {statistics.median(stops):.2f} s, max {max(stops):.2f} s "
+                f"({len(stops)} stops); resumed mid-epoch: {[r['resume']['resumed_mid_epoch'] for r in runs]}"
+            )
     print(
         f"  worker-seconds, starting over / resuming: {statistics.mean(ratios):.2f}x "
         f"(min {min(ratios):.2f}, max {max(ratios):.2f}, {len(ratios)} seeds)"

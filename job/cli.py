@@ -308,7 +308,7 @@ def _run(job: JobSpec, spec_dir: Path, args: argparse.Namespace, out: Console, e
     from job.observability.metrics import read_progress
     from job.observability.progress import LiveProgress
     from job.roles import Options, run
-    from job.supervision.processes import stop_on_sigterm
+    from job.supervision.stopping import stop_on_sigterm
 
     stop_on_sigterm()
     registry = CollectorRegistry()

@@ -86,9 +86,11 @@ class SearchResults:
         return [n for n in self.names() if len({_key(t.hyperparameters.get(n)) for t in self.trials}) > 1]
 
     def hp_text(self, name: str, value: Any) -> str:
-        """A hyperparameter value for people, to its step's precision where the spec gives one."""
+        """A hyperparameter value for people, to its step's precision where the spec gives one. A
+        trial without a value for one of the spec's hyperparameters did not use it (a layer its
+        depth did not build: Keras Tuner's conditional scopes): "inactive"."""
         if value is None:
-            return "-"
+            return "inactive" if name in self.definitions else "-"
         definition = self.definitions.get(name, {})
         return hp_text(
             value, definition.get("step"), definition.get("min"), definition.get("sampling") or "linear"

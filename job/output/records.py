@@ -57,8 +57,11 @@ class TrialRecord:
     # Where the model is when not in the output: a plain Keras Tuner worker keeps its own.
     model_location: str | None = None
     pruned: dict[str, Any] | None = None  # {"epoch", "reason"} of a trial stopped early
-    resumed: dict[str, Any] | None = None  # {"epochs", "worker"}: continued from a lost worker's checkpoint
+    resumed: dict[str, Any] | None = (
+        None  # {"epochs", "worker", "steps" mid-epoch}: from a lost worker's checkpoint
+    )
     gpus: list[str] | None = None  # UUIDs of the GPUs (or MIG instances) the attempt trained on
+    inactive: list[str] | None = None  # hyperparameters this trial did not use (`inactive_names`)
 
     def to_json(self) -> str:
         body = {
@@ -66,6 +69,7 @@ class TrialRecord:
             "worker": self.worker,
             "status": self.status,
             "hyperparameters": self.hyperparameters,
+            **({"inactive": self.inactive} if self.inactive else {}),
             "metrics": self.metrics,
             "bestStep": self.best_step,
             "history": self.history,
@@ -101,6 +105,7 @@ def chief_record(trial: Trial, worker: str, seconds: float | None) -> TrialRecor
         worker=worker,
         status="completed" if completed else "failed",
         hyperparameters=public_values(trial.hyperparameters),
+        inactive=inactive_names(trial.hyperparameters),
         metrics={
             name: float(value)
             for name, history in trial.metrics.metrics.items()
@@ -132,6 +137,13 @@ def public_values(hp: HyperParameters) -> dict[str, Any]:
     0.30000000000000004 Keras Tuner computes as min + k * step; the oracle keeps its own value)."""
     space = {p.name: p for p in hp.space}
     return {k: _on_grid(v, space.get(k)) for k, v in hp.values.items() if not k.startswith("tuner/")}
+
+
+def inactive_names(hp: HyperParameters) -> list[str]:
+    """The space's hyperparameters this trial did not use: those in a conditional scope whose
+    condition its values do not meet (a layer its depth did not build). Keras Tuner gives them no
+    value; records list them, and show and the report say "inactive"."""
+    return [p.name for p in hp.space if not p.name.startswith("tuner/") and not hp.is_active(p)]
 
 
 def _on_grid(value: Any, definition: Any) -> Any:

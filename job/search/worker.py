@@ -16,13 +16,14 @@ from job.kt_adapter import Status, Trial
 from job.observability.metrics import WorkerMetrics
 from job.output.attempts import publish_attempt
 from job.output.layout import attempt_key, member_id, trial_key
-from job.output.records import TrialRecord, TrialStatus, public_values
+from job.output.records import TrialRecord, TrialStatus, inactive_names, public_values
 from job.search.coordinator import Coordinator
 from job.search.fusion import GroupWidth
 from job.search.pruning import Pruned
 from job.search.retention import save_model, worth_saving
 from job.spec.models import JobSpec
 from job.storage import ArtifactStore, WorkerStore
+from job.supervision import stopping
 from job.supervision.recycle import MemoryWatch
 from job.training import device, fused
 from job.training.checkpoint import Checkpointer, Resume, fingerprint, load_resume
@@ -249,8 +250,10 @@ class TrialLoop:
         tuner = self.job.spec.tuner
         self._announce(trial, self.tuner_id)
         checkpointer, resume = self._checkpoints(trial)
-        stopping = self._given_back_if_stopped([(trial, self.access)], checkpointer)
-        with self.access.lease(trial.trial_id) as lease, stopping:
+        given_back = self._given_back_if_stopped([(trial, self.access)], checkpointer)
+        # With a checkpointer, a stop signal waits for the end of the training call in progress.
+        deferred = stopping.deferred() if checkpointer is not None else contextlib.nullcontext()
+        with self.access.lease(trial.trial_id) as lease, given_back, deferred:
             outcome = run_trial(
                 trial.hyperparameters,
                 self.build_model,
@@ -265,6 +268,7 @@ class TrialLoop:
                 resume=resume,
                 replicas=self.replicas,
                 order=None if checkpointer is None else EpochOrder.for_trial(trial.trial_id, tuner.seed),
+                stop_requested=stopping.requested,
             )
             if checkpointer is not None and checkpointer.seconds_spent:
                 log.debug(
@@ -277,6 +281,8 @@ class TrialLoop:
                 return
             self._record(trial, outcome, lease.pruned)
         self.trials_run += 1
+        if stopping.requested():  # the signal came as the trial ended: kept, and now the stop
+            raise KeyboardInterrupt
 
     @contextlib.contextmanager
     def _given_back_if_stopped(
@@ -284,16 +290,17 @@ class TrialLoop:
     ) -> Iterator[None]:
         """A stop signal (SIGTERM arrives as KeyboardInterrupt: a spot reclaim, a drain) hands the
         running trials back to the chief at once, with their last checkpoints, before this worker
-        leaves. The trial's last finished epoch is written first if its checkpoint was not due
-        yet (`Checkpointer.write_held`): the trial continues from there."""
+        leaves. What the trial held is written first (`Checkpointer.write_held`: where the training
+        call in progress ended, or its last finished epoch): the trial continues from there."""
         try:
             yield
         except KeyboardInterrupt:
-            if checkpointer is not None and checkpointer.write_held():
+            if checkpointer is not None and (where := checkpointer.write_held()):
                 log.info(
-                    "%s: stopping (a signal): trial %s's last finished epoch checkpointed",
+                    "%s: stopping (a signal): trial %s checkpointed %s",
                     self.tuner_id,
                     checkpointer.trial_id,
+                    where,
                 )
             for trial, access in running:
                 handed = access.give_back(trial.trial_id)
@@ -478,6 +485,7 @@ class TrialLoop:
             worker=worker,
             status=status,
             hyperparameters=public_values(trial.hyperparameters),
+            inactive=inactive_names(trial.hyperparameters),
             metrics=outcome.metrics,
             best_step=outcome.best_step,
             history=outcome.history,

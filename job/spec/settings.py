@@ -56,7 +56,9 @@ class TrainingSpec(SpecModel):
         le=86400,
         description="A running trial's checkpoint (weights, optimizer, epoch, early stopping) is written "
         "at the end of an epoch at most this often, so a trial that loses its worker continues from "
-        "it on the next; a stop signal (SIGTERM) writes the last finished epoch at once; with "
+        "it on the next; a stop signal (SIGTERM) lets the training call in progress end and writes "
+        "the trial as it is there, mid-epoch included (the last finished epoch if the call takes "
+        "over 10 s); with "
         "checkpoints on, each epoch's data order is drawn from the trial and the epoch, so a resumed "
         "trial sees the batches it would have; 0: every epoch; null: never (a lost trial starts "
         "again from epoch 1).",

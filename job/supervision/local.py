@@ -32,8 +32,8 @@ from job.supervision.processes import (
     start,
     start_again,
     stop,
-    stop_on_sigterm,
 )
+from job.supervision.stopping import stop_on_sigterm
 
 log = logging.getLogger(__name__)
 

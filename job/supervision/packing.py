@@ -27,8 +27,8 @@ from job.supervision.processes import (
     run_command,
     start,
     stop,
-    stop_on_sigterm,
 )
+from job.supervision.stopping import stop_on_sigterm
 
 log = logging.getLogger(__name__)
 

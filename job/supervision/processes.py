@@ -178,13 +178,3 @@ def join_readers(children: list[Child], timeout: float = 5.0) -> None:
     for child in children:
         if child.reader is not None:
             child.reader.join(timeout=timeout)
-
-
-def stop_on_sigterm() -> None:
-    """SIGTERM (a pod being stopped, a supervisor) ends this process like Ctrl-C: a
-    KeyboardInterrupt, so clean-up runs."""
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupt)

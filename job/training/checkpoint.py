@@ -6,13 +6,15 @@ trial's state under its own attempt keys, `trials/<id>/attempts/<worker>/`:
     resume-<n>a.weights.h5, resume-<n>b.weights.h5   the model's weights and optimizer state, in
         two slots taken in turn (so the one resume.json names is never half-written); <n> is the
         writer's own (a worker restarted on the trial writes beside its old checkpoint, not over it)
-    resume-<n>a-best.npz, resume-<n>b-best.npz   the best epoch's weights, when it is not the last
+    resume-<n>a-best.npz, resume-<n>b-best.npz   the best epoch's weights, unless the model's are
     resume.json   written last: the epoch reached, the history, the best epoch, early stopping's
         state, the slot, the spec's fingerprint
 
-Between checkpoints, the last finished epoch is kept in host memory (`Checkpointer.hold`); a stop
-signal writes it before the worker hands the trial back (`write_held`), so a trial continues from
-the last epoch it finished, however long ago its last periodic checkpoint was.
+Between checkpoints, the last finished epoch is kept in host memory (`Checkpointer.hold`). A stop
+signal (job/supervision/stopping.py) lets the training call in progress end, holds the trial as it
+is there (mid-epoch: the steps done and the epoch's running metrics with the weights), and writes
+that before the worker hands the trial back (`write_held`); a call that does not end in time is
+interrupted and the last finished epoch written. So a stopped trial loses at most one training call.
 
 When the chief takes the trial back (its worker stopped responding, was told to stop, or restarted),
 the worker that runs it next asks the chief, before it trains, to publish that checkpoint as
@@ -63,6 +65,19 @@ class TrialState:
     best_epoch: int
     best_logs: dict[str, float]
     stopping: dict[str, Any] | None = None  # EarlyStopping: wait, best, best_epoch
+    # Stopped inside epoch `epoch` (a stop signal; job/supervision/stopping.py): its first `step`
+    # training steps are done, and its running metrics' variables hold these values.
+    step: int = 0
+    running_metrics: list[Any] | None = None
+
+    @property
+    def ends_at_best(self) -> bool:
+        """The model's weights are the best epoch's: it is the last, and no step followed it."""
+        return self.best_epoch == self.epoch - 1 and not self.step
+
+    def where(self) -> str:
+        """Where the trial is, for logs: "epoch 3, step 120" or "after epoch 2"."""
+        return f"epoch {self.epoch + 1}, step {self.step}" if self.step else f"after epoch {self.epoch}"
 
 
 @dataclass
@@ -72,7 +87,16 @@ class Resume:
     state: TrialState
     worker: str
     weights: Path  # model and optimizer
-    best_weights: list[np.ndarray] | None  # the best epoch's, when it is not the last
+    best_weights: list[np.ndarray] | None  # the best epoch's, unless the model's are
+    random_state: list[Any] | None = None  # the dropout layers' seed generators', as they were
+
+    def load_into(self, model: keras.Model) -> None:
+        """Put the checkpoint's weights, optimizer state and random state in `model`."""
+        model.optimizer.build(model.trainable_variables)
+        model.load_weights(str(self.weights))
+        if self.random_state is not None:
+            for variable, value in zip(_random_state(model), self.random_state, strict=True):
+                variable.assign(np.asarray(value, dtype=variable.dtype))
 
 
 @dataclass
@@ -113,17 +137,18 @@ class Checkpointer:
         self._held = (model, values, state, best_weights)
         self.seconds_spent += time.perf_counter() - started
 
-    def write_held(self) -> bool:
-        """Write the epoch `hold` kept, if one is newer than the last checkpoint written (a stop
-        signal: the worker is about to hand the trial back). True when a checkpoint was written."""
+    def write_held(self) -> str | None:
+        """Write the state `hold` kept, if one is newer than the last checkpoint written (a stop
+        signal: the worker is about to hand the trial back). Where the trial is, when a checkpoint
+        was written (`TrialState.where`)."""
         held, self._held = self._held, None
         if held is None or self._refused:
-            return False
+            return None
         model, values, state, best_weights = held
         for variable, value in zip(_variables(model), values, strict=True):
-            variable.assign(value)  # the epoch's end, not the middle of the next one
+            variable.assign(value)  # the held point, not wherever training was interrupted
         self.write(model, state, best_weights)
-        return not self._refused
+        return None if self._refused else state.where()
 
     def write(self, model: keras.Model, state: TrialState, best_weights: list[np.ndarray] | None) -> None:
         started = time.perf_counter()
@@ -135,7 +160,7 @@ class Checkpointer:
             model.save_weights(str(local))
             self.store.put_file(local, self._key(f"resume-{slot}.weights.h5"))
             best = None
-            if best_weights is not None and state.best_epoch != state.epoch - 1:
+            if best_weights is not None and not state.ends_at_best:
                 buffer = io.BytesIO()
                 np.savez(buffer, *best_weights)
                 best = f"resume-{slot}-best.npz"
@@ -152,6 +177,9 @@ class Checkpointer:
                 "bestEpoch": state.best_epoch,
                 "bestLogs": state.best_logs,
                 "earlyStopping": state.stopping,
+                "step": state.step,
+                "runningMetrics": state.running_metrics,
+                "randomState": [keras.ops.convert_to_numpy(v).tolist() for v in _random_state(model)],
             }
             self.store.write_text(self._key(RESUME_STATE), json.dumps(body))
         except Exception as err:
@@ -177,6 +205,13 @@ def _variables(model: keras.Model) -> list[Any]:
     """What a checkpoint holds of a model: its variables and its optimizer's."""
     optimizer = getattr(model, "optimizer", None)
     return [*model.variables, *(optimizer.variables if optimizer is not None else [])]
+
+
+def _random_state(model: keras.Model) -> list[Any]:
+    """What a model holds beyond its weights, which `save_weights` leaves out: its random state
+    (the seed generators of its dropout layers), without which a resumed trial drops other units."""
+    weights = {id(v) for v in model.weights}
+    return [v for v in model.variables if id(v) not in weights]
 
 
 def load_resume(
@@ -209,8 +244,10 @@ def load_resume(
             best_epoch=int(body["bestEpoch"]),
             best_logs={str(k): float(v) for k, v in body["bestLogs"].items()},
             stopping=body.get("earlyStopping"),
+            step=int(body.get("step", 0)),
+            running_metrics=body.get("runningMetrics"),
         )
-        return Resume(state, str(body.get("worker", "?")), weights, best)
+        return Resume(state, str(body.get("worker", "?")), weights, best, body.get("randomState"))
     except Exception as err:
         log.warning(
             "%s: trial %s: its checkpoint %s cannot be read (%s: %s); starting it from epoch 1",

@@ -61,7 +61,7 @@ class Outcome:
     error: str | None = None
     model: keras.Model | None = None
     seconds: float = 0.0
-    resumed: dict[str, Any] | None = None  # {"epochs", "worker"}: continued from a checkpoint
+    resumed: dict[str, Any] | None = None  # {"epochs", "worker", "steps" mid-epoch}: from a checkpoint
 
     @property
     def ok(self) -> bool:
@@ -79,9 +79,19 @@ class _BestEpoch(keras.callbacks.Callback):
         checkpointer: Checkpointer | None = None,
         stopping: keras.callbacks.EarlyStopping | None = None,
         returns_result: bool = False,
+        stop_requested: Callable[[], bool] = lambda: False,
+        mid_epoch: bool = False,
     ):
         super().__init__()
         self.objective = objective
+        # A stop signal waiting (job/supervision/stopping.py): with a checkpointer, the trial is held
+        # at the end of the training call in progress, mid-epoch when `mid_epoch` (its data fed in
+        # an EpochOrder, which a resumed trial can enter at any batch), and stopped.
+        self.stop_requested = stop_requested
+        self.mid_epoch = mid_epoch
+        self.epoch = 0  # the epoch in progress
+        self.first_step = 0  # of this epoch's first training call: a trial resumed mid-epoch
+        self.running: tuple[int, list[Any]] | None = None  # the steps and metrics it resumes with
         # A HyperModel's own fit: the trial's result is what it returns (Keras Tuner's rules), so
         # epochs that do not report the objective are recorded, not refused.
         self.returns_result = returns_result
@@ -95,7 +105,7 @@ class _BestEpoch(keras.callbacks.Callback):
         self.best_weights: list[np.ndarray] | None = None
         self.epochs: list[dict[str, float]] = []
 
-    def state(self, epochs_done: int) -> TrialState:
+    def state(self, epochs_done: int, step: int = 0, running: list[Any] | None = None) -> TrialState:
         stopping = None
         if self.stopping is not None:
             best = self.stopping.best
@@ -105,13 +115,43 @@ class _BestEpoch(keras.callbacks.Callback):
                 "bestEpoch": int(self.stopping.best_epoch),
             }
         return TrialState(
-            epochs_done, list(self.epochs), self.best, self.best_epoch, self.best_logs, stopping
+            epochs_done,
+            list(self.epochs),
+            self.best,
+            self.best_epoch,
+            self.best_logs,
+            stopping,
+            step,
+            running,
         )
 
     def restore(self, state: TrialState, best_weights: list[np.ndarray] | None) -> None:
         self.best, self.best_epoch, self.best_logs = state.best, state.best_epoch, dict(state.best_logs)
         self.epochs = list(state.history)
         self.best_weights = best_weights
+        if state.step and state.running_metrics is not None:
+            self.running = (state.step, state.running_metrics)
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.epoch, self.first_step = epoch, 0
+        if self.running is not None:  # after fit reset the metrics: the epoch's first steps' sums
+            self.first_step, values = self.running
+            self.running = None
+            for variable, value in zip(self.model.metrics_variables, values, strict=True):
+                variable.assign(np.asarray(value, dtype=variable.dtype))
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        steps = self.params.get("steps")
+        if not (self.mid_epoch and self.checkpointer is not None and self.stop_requested()):
+            return
+        if steps is None or batch + 1 >= steps:
+            return  # the epoch's last call: stopped at its end, once validated
+        if keras.backend.backend() == "jax":
+            self.model.jax_state_sync()  # the variables, as this call left them
+        running = [keras.ops.convert_to_numpy(v).tolist() for v in self.model.metrics_variables]
+        step = self.first_step + batch + 1
+        self.checkpointer.hold(self.model, self.state(self.epoch, step, running), self.best_weights)
+        raise KeyboardInterrupt  # the stop, now that the trial is held whole
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         metrics = {k: float(v) for k, v in (logs or {}).items()}
@@ -137,6 +177,8 @@ class _BestEpoch(keras.callbacks.Callback):
                 self.checkpointer.write(self.model, self.state(epoch + 1), self.best_weights)
             else:
                 self.checkpointer.hold(self.model, self.state(epoch + 1), self.best_weights)
+            if self.stop_requested():
+                raise KeyboardInterrupt  # a stop signal in the epoch's last call or its validation
 
     def take(self, metrics: dict[str, float]) -> None:
         """The trial's result is what a HyperModel's fit returned (job/training/returns.py): its
@@ -153,8 +195,12 @@ class _EarlyStopping(keras.callbacks.EarlyStopping):
     def __init__(self, restored: dict[str, Any] | None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.restored = restored
+        self.began = False
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        if self.began:
+            return  # a trial resumed mid-epoch trains in two calls of fit: one count for both
+        self.began = True
         super().on_train_begin(logs)
         if self.restored is not None:
             self.wait = int(self.restored["wait"])
@@ -213,6 +259,7 @@ def run_trial(
     resume: Resume | None = None,
     replicas: Replicas | None = None,
     order: EpochOrder | None = None,
+    stop_requested: Callable[[], bool] = lambda: False,
 ) -> Outcome:
     """Train `executions` models for these values; never raises for a failing trial.
 
@@ -223,7 +270,10 @@ def run_trial(
     `replicas`: each model built in their scope and trained data parallel over their devices (the
     data already trimmed to split evenly, `Replicas.trim`). `order`: the training arrays are seen in
     this order, epoch by epoch, so a resumed trial sees the batches it would have uninterrupted
-    (job/training/data/order.py; with a checkpointer, not for streams or a HyperModel's own fit)."""
+    (job/training/data/order.py; with a checkpointer, not for streams or a HyperModel's own fit).
+    `stop_requested`: a stop signal waits (job/supervision/stopping.py); with a checkpointer, the
+    trial is held at the end of the training call in progress and KeyboardInterrupt raised, for
+    the caller to write the checkpoint (`Checkpointer.write_held`) and hand the trial back."""
     started = time.perf_counter()
     outcome = Outcome()
     best_value: float | None = None
@@ -264,6 +314,7 @@ def run_trial(
             # as they are, in fit's own shuffled order.
             resumable = executions == 1 and not hyperband
             resumed = resume if resumable else None
+            fed = order if resumable and not own_fit else None  # one the trial can enter mid-epoch
             first_epoch = initial_epoch  # where fit starts: Hyperband's schedule, or a checkpoint
             stopping = None
             if training.early_stopping is not None:
@@ -281,27 +332,21 @@ def run_trial(
                 checkpointer if resumable else None,
                 stopping,
                 returns_result=own_fit,
+                stop_requested=stop_requested,
+                mid_epoch=fed is not None and data.streams is None,
             )
             callbacks: list[keras.callbacks.Callback] = [tracker] if stopping is None else [stopping, tracker]
             if resumed is not None:
-                model.optimizer.build(model.trainable_variables)
-                model.load_weights(str(resumed.weights))
+                resumed.load_into(model)
                 state = resumed.state
-                last_is_best = state.best_epoch == state.epoch - 1
-                tracker.restore(state, model.get_weights() if last_is_best else resumed.best_weights)
+                tracker.restore(state, model.get_weights() if state.ends_at_best else resumed.best_weights)
                 first_epoch = state.epoch
                 outcome.resumed = {"epochs": state.epoch, "worker": resumed.worker}
-            args, kwargs = data.fit_arguments(
-                batch_size,
-                training.validation_batch_size or batch_size,
-                order if resumable and not own_fit else None,
-                (first_epoch, epochs),
-            )
-            callbacks += kwargs.pop("callbacks", [])  # the data's own (job/training/data/order.py)
-            kwargs.update(epochs=epochs, callbacks=callbacks, verbose=training.verbose)
-            if first_epoch:
-                kwargs["initial_epoch"] = first_epoch
+                if state.step:
+                    outcome.resumed["steps"] = state.step
+
             if own_fit:
+                args, kwargs = _arguments(data, training, batch_size, fed, callbacks, first_epoch, epochs)
                 assert isinstance(build_model, HyperModelBuilder)
                 returned = _hypermodel_fit(build_model, hp, model, args, kwargs, hyperband)
                 if not tracker.epochs and checkpointer is not None:
@@ -314,7 +359,29 @@ def run_trial(
                     except ReturnRefused as err:
                         raise TrialFailure(str(err)) from None
             else:
-                model.fit(*args, **kwargs)
+                finished = False
+                if resumed is not None and resumed.state.step and tracker.running is not None:
+                    # Stopped mid-epoch: the rest of that epoch first, on its own, then the others.
+                    # The metrics' state is built now (Keras builds it in the first step, after the
+                    # epoch began), so the epoch's first steps' sums can be put back in it.
+                    sample = (data.x_train[:batch_size], data.y_train[:batch_size])
+                    model._symbolic_build(data_batch=sample)
+                    args, kwargs = _arguments(
+                        data,
+                        training,
+                        batch_size,
+                        fed,
+                        callbacks,
+                        first_epoch,
+                        first_epoch + 1,
+                        resumed.state.step,
+                    )
+                    model.fit(*args, **kwargs)
+                    first_epoch += 1
+                    finished = model.stop_training or first_epoch >= epochs
+                if not finished:
+                    args, kwargs = _arguments(data, training, batch_size, fed, callbacks, first_epoch, epochs)
+                    model.fit(*args, **kwargs)
             if tracker.best is None:
                 raise TrialFailure("training stopped before the first epoch ended")
             outcome.history.append(tracker.epochs)
@@ -334,6 +401,26 @@ def run_trial(
         outcome.model = None
     outcome.seconds = time.perf_counter() - started
     return outcome
+
+
+def _arguments(
+    data: Dataset,
+    training: TrainingSpec,
+    batch_size: int,
+    order: EpochOrder | None,
+    callbacks: list[keras.callbacks.Callback],
+    first: int,
+    last: int,
+    skip: int = 0,
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """fit's arguments for epochs [first, last), the first entered at batch `skip`: the data (and
+    the data's own callbacks, job/training/data/order.py) and the callbacks given."""
+    val_batch = training.validation_batch_size or batch_size
+    args, kwargs = data.fit_arguments(batch_size, val_batch, order, (first, last), skip)
+    kwargs.update(epochs=last, callbacks=[*callbacks, *kwargs.pop("callbacks", [])], verbose=training.verbose)
+    if first:
+        kwargs["initial_epoch"] = first
+    return args, kwargs
 
 
 def _hypermodel_fit(

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,8 +27,11 @@ from job.training.data import Dataset
 from job.training.data.order import EpochOrder
 from job.training.space import make_builder
 from job.training.trial import run_trial
+from tests.support.commands import hptune_env
 from tests.support.fused import MEMBERS, group_job, in_order, values
 from tests.support.processes import Proc, search
+from tests.support.specs import REPO
+from tests.support.stopped import stopped_mid_epoch_against_whole
 
 LONG_TRIALS = {"tuner": {"maxTrials": 3}, "training": {"epochs": 20, "batchSize": 16, "checkpointSeconds": 0}}
 # A worker killed for good (no Job to start it again): a spare waits for its trial to come back.
@@ -128,6 +134,43 @@ def test_a_resumed_trial_ends_as_it_would_have_uninterrupted(
         np.testing.assert_allclose(a, b, atol=1e-5)
 
 
+@pytest.mark.parametrize(
+    ("calls", "where"),
+    [(1, "epoch 3, step 2"), (3, "epoch 3, step 6"), (4, "after epoch 3")],
+    ids=["first-call", "third-call", "last-call"],
+)
+def test_a_trial_stopped_mid_epoch_ends_as_it_would_have_uninterrupted(
+    tmp_path: Path, calls: int, where: str
+) -> None:
+    # Four training calls an epoch, dropout on. A stop signal after the third epoch's first or
+    # third call holds the trial there (its steps, running metrics, random state); after its last
+    # call, the epoch is validated and held at its end.
+    found = stopped_mid_epoch_against_whole(tmp_path, stop_after_calls=calls)
+    assert found["stopped"] and found["where"] == where
+    steps = {"steps": int(where.rsplit(" ", 1)[1])} if "step" in where else {}
+    epochs = 2 if steps else 3
+    assert found["resumed"] == {"epochs": epochs, "worker": "tuner0", **steps}
+    assert found["epochs"] == [4, 4]
+    assert found["metrics"] <= 1e-5 and found["weights"] <= 1e-5, found
+
+
+def test_a_trial_stopped_mid_epoch_on_jax_ends_as_it_would_have_uninterrupted(tmp_path: Path) -> None:
+    # hptune's scanned training calls (spec.training.scanSteps), stopped after the second.
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.support.stopped", str(tmp_path)],
+        env=hptune_env(KERAS_BACKEND="jax"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+    line = next((ln for ln in result.stdout.splitlines() if ln.startswith("RESULT ")), None)
+    assert line is not None, result.stderr[-3000:]
+    found = json.loads(line[len("RESULT ") :])
+    assert found["where"] == "epoch 3, step 4" and found["resumed"]["steps"] == 4
+    assert found["metrics"] <= 1e-5 and found["weights"] <= 1e-5, found
+
+
 def test_a_checkpoint_that_cannot_be_used_is_reported_and_the_trial_starts_fresh(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -191,7 +234,8 @@ def test_a_worker_told_to_stop_hands_its_trial_back_at_once(
     # A lease of 10 minutes: had the stopped worker's trial waited for it, the search would not end
     # within the test's deadlines. No checkpoint falls due in an hour: the one the trial continues
     # from is the one the signal wrote.
-    hourly = {**LONG_TRIALS["training"], "checkpointSeconds": 3600}
+    # Several training calls an epoch (stepsPerExecution): the signal lands inside an epoch, mostly.
+    hourly = {**LONG_TRIALS["training"], "checkpointSeconds": 3600, "stepsPerExecution": 8}
     spec = _long_search(write_spec, {**FAST_LEASES, "leaseSeconds": 600}, training=hourly)
     with search(spec, tmp_path) as s:
         chief = s.chief()
@@ -200,7 +244,10 @@ def test_a_worker_told_to_stop_hands_its_trial_back_at_once(
         victim.kill(signal.SIGTERM)
         assert victim.wait(timeout=60) == EXIT_INTERRUPTED, victim.log[-3000:]
         stopping = f"tuner0: stopping (a signal): trial {trial_id}"
-        assert f"{stopping}'s last finished epoch checkpointed" in victim.log
+        held = re.search(
+            rf"{re.escape(stopping)} checkpointed (epoch (\d+), step (\d+)|after epoch \d+)", victim.log
+        )
+        assert held is not None, victim.log[-3000:]
         assert f"{stopping} handed back to the chief" in victim.log
         chief.wait_for_log(
             rf"trial {trial_id} handed back by tuner0 \(it is stopping\); requeued", timeout=30
@@ -211,8 +258,12 @@ def test_a_worker_told_to_stop_hands_its_trial_back_at_once(
         assert chief.wait(timeout=300) == 0, chief.log[-3000:]
     records = _records(tmp_path / "out")
     assert sorted(r["status"] for r in records.values()) == ["completed"] * 3
-    assert records[trial_id]["resumed"]["worker"] == "tuner0"
-    assert records[trial_id]["resumed"]["epochs"] >= 2, "the epochs finished before the signal"
+    resumed = records[trial_id]["resumed"]
+    assert resumed["worker"] == "tuner0"
+    assert resumed["epochs"] >= 2, "the epochs finished before the signal"
+    if held.group(2):  # stopped inside an epoch: continued at the step it had reached
+        assert (resumed["epochs"] + 1, resumed["steps"]) == (int(held.group(2)), int(held.group(3)))
+    assert len(records[trial_id]["history"][0]) == 20
 
 
 def test_the_chief_restarted_while_a_resumed_trial_runs_loses_nothing(

@@ -87,10 +87,12 @@ class Dataset:
         validation_batch_size: int,
         order: EpochOrder | None = None,
         epochs: tuple[int, int] = (0, 0),
+        skip: int = 0,
     ) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """The positional and keyword arguments of `model.fit` that carry the data. With an `order`,
-        arrays are fed in that order for `epochs` [first, last) (job/training/data/order.py); a
-        stream keeps its own."""
+        arrays are fed in that order for `epochs` [first, last), each entered at batch `skip` (the
+        rest of an epoch a trial was stopped in; job/training/data/order.py); a stream keeps its
+        own."""
         streams = self.streams
         if streams is None:
             validation = {
@@ -98,7 +100,7 @@ class Dataset:
                 "validation_batch_size": validation_batch_size,
             }
             if order is not None:
-                args, kwargs = feed(self.x_train, self.y_train, order, batch_size, *epochs)
+                args, kwargs = feed(self.x_train, self.y_train, order, batch_size, *epochs, skip)
                 return args, {**kwargs, **validation}
             return (self.x_train, self.y_train), {**validation, "batch_size": batch_size}
         # A stream is shuffled (or not) by whoever made it: fit's shuffle does not apply.

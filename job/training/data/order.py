@@ -44,14 +44,16 @@ class EpochOrder:
 
 
 def feed(
-    x: Any, y: Any, order: EpochOrder, batch_size: int, first: int, last: int
+    x: Any, y: Any, order: EpochOrder, batch_size: int, first: int, last: int, skip: int = 0
 ) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """`fit`'s data arguments for epochs [first, last) in `order` (the arrays as numpy or backend
-    tensors, `job/training/device.py`); `callbacks` among them, to be given to fit with the others."""
+    tensors, `job/training/device.py`); `callbacks` among them, to be given to fit with the others.
+    `skip`: each epoch's first batches left out (the rest of an epoch a trial was stopped in,
+    fit as an epoch of its own)."""
     del last  # fit's epochs say where training ends; each pass is one epoch
     if keras.backend.backend() == "tensorflow":
-        return (_tf_batches(x, y, order, batch_size, first),), {"shuffle": False, "callbacks": []}
-    batches = _SlicedBatches(x, y, order, batch_size, first)
+        return (_tf_batches(x, y, order, batch_size, first, skip),), {"shuffle": False, "callbacks": []}
+    batches = _SlicedBatches(x, y, order, batch_size, first, skip)
     return (batches,), {"shuffle": False, "callbacks": [_FollowEpochs(batches)]}
 
 
@@ -59,16 +61,17 @@ class _SlicedBatches(keras.utils.PyDataset):
     """Batches sliced from the arrays in numpy (a JAX array on the host is viewed, not copied), as
     Keras slices arrays for JAX, in the order of the epoch `fit` is in (`_FollowEpochs`)."""
 
-    def __init__(self, x: Any, y: Any, order: EpochOrder, batch_size: int, first: int) -> None:
+    def __init__(self, x: Any, y: Any, order: EpochOrder, batch_size: int, first: int, skip: int = 0) -> None:
         super().__init__()
         self.x, self.y = np.asarray(x), np.asarray(y)
-        self.order, self.batch_size = order, batch_size
+        self.order, self.batch_size, self.skip = order, batch_size, skip
         self.permutation = order.permutation(first, len(self.x))
 
     def __len__(self) -> int:
-        return math.ceil(len(self.x) / self.batch_size)
+        return math.ceil(len(self.x) / self.batch_size) - self.skip
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        index += self.skip
         indices = self.permutation[index * self.batch_size : (index + 1) * self.batch_size]
         return self.x[indices], self.y[indices]
 
@@ -88,7 +91,7 @@ class _FollowEpochs(keras.callbacks.Callback):
         self.batches.start(epoch)
 
 
-def _tf_batches(x: Any, y: Any, order: EpochOrder, batch_size: int, first: int) -> Any:
+def _tf_batches(x: Any, y: Any, order: EpochOrder, batch_size: int, first: int, skip: int = 0) -> Any:
     import tensorflow as tf
 
     samples = int(x.shape[0])
@@ -106,7 +109,7 @@ def _tf_batches(x: Any, y: Any, order: EpochOrder, batch_size: int, first: int) 
         batches = tf.data.Dataset.from_tensor_slices(rows)
         if samples % batch_size:
             batches = batches.concatenate(tf.data.Dataset.from_tensors(permutation[full * batch_size :]))
-        return batches
+        return batches.skip(skip)
 
     indices = tf.data.Dataset.range(1).flat_map(epoch_batches)
     arrays = tf.data.Dataset.from_tensors((x, y)).repeat()
@@ -115,5 +118,5 @@ def _tf_batches(x: Any, y: Any, order: EpochOrder, batch_size: int, first: int) 
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     )
-    batches = math.ceil(samples / batch_size)
+    batches = math.ceil(samples / batch_size) - skip
     return gathered.apply(tf.data.experimental.assert_cardinality(batches)).prefetch(tf.data.AUTOTUNE)
