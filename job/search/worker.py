@@ -347,20 +347,20 @@ class TrialLoop:
         return more
 
     def run_fused(self, assigned: list[Assigned]) -> None:
-        """Train these trials in fused groups: one per batch size and optimizer they need, one group
-        after another (each trial keeps its lease meanwhile)."""
+        """Train these trials in fused groups: one per batch size, optimizer and depth they need, one
+        group after another (each trial keeps its lease meanwhile)."""
         model, training = self.job.spec.model, self.job.spec.training
-        groups: dict[tuple[int, str], list[Assigned]] = {}
+        groups: dict[tuple[int, str, int], list[Assigned]] = {}
         for entry in assigned:
             key = fused.group_key(model, training, entry.trial.hyperparameters)  # type: ignore[arg-type]
             groups.setdefault(key, []).append(entry)
         if len(groups) > 1:
             log.info(
-                "%s: %d trials need %d groups (batch size, optimizer: %s); running them one after another",
+                "%s: %d trials need %d groups (batch size/optimizer/depth: %s); running one after another",
                 self.tuner_id,
                 len(assigned),
                 len(groups),
-                ", ".join(f"{b}/{o}" for b, o in groups),
+                ", ".join("/".join(map(str, key)) for key in groups),
             )
         for group in groups.values():
             self._run_group(group)

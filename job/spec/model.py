@@ -166,6 +166,14 @@ class Schedule(SpecModel):
 class MlpModel(SpecModel):
     type: Literal["mlp"] = "mlp"
     hidden: list[DenseLayer] = Field(min_length=1, description="Hidden Dense layers, in order.")
+    depth: Count | None = Field(
+        None,
+        description="How many of the hidden layers a trial builds: the first `depth` of `hidden` (all "
+        "when unset), or the name of an int hyperparameter choosing it per trial. A layer's "
+        "hyperparameters (name them per layer: units_0, units_1, ...) are active only in trials that "
+        "build the layer (Keras Tuner's conditional scopes); records, show and the report show them "
+        "as inactive in the others.",
+    )
     output: OutputLayer = OutputLayer()
     optimizer: Optimizer = Field(
         "adam", description="adam, adamw, sgd or rmsprop, or the name of a choice hyperparameter of them."
@@ -206,6 +214,8 @@ class MlpModel(SpecModel):
                 ref = getattr(layer, name)
                 if isinstance(ref, str):
                     refs.append((f"hidden[{i}].{name}", ref))
+        if isinstance(self.depth, str):
+            refs.append(("depth", self.depth))
         if isinstance(self.learning_rate, str):
             refs.append(("learningRate", self.learning_rate))
         if self.optimizer not in OPTIMIZERS:
@@ -226,6 +236,22 @@ class MlpModel(SpecModel):
                 named.append((f"hidden[{i}].kernelInitializer", layer.kernel_initializer, INITIALIZERS))
             named.append((f"hidden[{i}].batchNorm", layer.batch_norm, BATCH_NORM))
         return named
+
+    def layer_hps(self) -> dict[str, int]:
+        """Each hyperparameter the hidden layers name, with the first layer that names it."""
+        first: dict[str, int] = {}
+        for i, layer in enumerate(self.hidden):
+            names: list[Any] = [getattr(layer, name) for name in ("units", "dropout", "l1", "l2")]
+            named = (
+                (layer.activation, ACTIVATIONS),
+                (layer.kernel_initializer, INITIALIZERS),
+                (layer.batch_norm, BATCH_NORM),
+            )
+            names += [text for text, known in named if text is not None and text not in known]
+            for name in names:
+                if isinstance(name, str):
+                    first.setdefault(name, i)
+        return first
 
     def optimizer_settings(self) -> dict[str, Any]:
         """The optimizer settings the spec sets, by field name (values or hyperparameter names)."""

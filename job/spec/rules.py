@@ -133,6 +133,32 @@ def _check_optimizer_settings(spec: Spec, seen: dict[str, int]) -> None:
             )
 
 
+def _check_depth(model: MlpModel, spec: Spec, seen: dict[str, int]) -> None:
+    """model.depth builds the first `depth` hidden layers: never more than `hidden` describes."""
+    depth, given = model.depth, len(model.hidden)
+    if depth is None:
+        return
+    if isinstance(depth, int):
+        deepest, what = depth, f"is {depth}"
+    else:
+        index = seen[depth]
+        kind = _count_kind(spec.hyperparameters[index])
+        if kind is not None:
+            raise field_error(
+                "model.depth",
+                f"names hyperparameter {depth!r} (hyperparameters[{index}]), {kind}; it must be an int "
+                "choice or int range of at least 1 (for example type: int, min: 1, max: 3)",
+            )
+        deepest = max(_count_values(spec.hyperparameters[index]))
+        what = f"names hyperparameter {depth!r}, which goes up to {deepest}"
+    if deepest > given:
+        raise field_error(
+            "model.depth",
+            f"{what} layers, but model.hidden describes {given}; describe each layer a trial may "
+            f"build in model.hidden (its own units_{given}, ...), or keep depth at most {given}",
+        )
+
+
 def check_spec(spec: Spec) -> None:
     """Every rule across the spec's sections; raises the first broken one, naming its field."""
     seen: dict[str, int] = {}
@@ -155,6 +181,7 @@ def check_spec(spec: Spec) -> None:
                 )
             if path == "optimizer":
                 _check_optimizer_hp(spec.hyperparameters[seen[name]], seen[name])
+        _check_depth(spec.model, spec, seen)
         _check_named_values(spec, seen)
         _check_optimizer_settings(spec, seen)
         _check_schedule(spec, seen)

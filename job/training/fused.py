@@ -15,7 +15,7 @@ trials' networks side by side in one model, so those overheads are paid once per
 
 Every member starts from the weights its own model would start from (it is built by the same
 builder) and ends as an ordinary Keras model of its own shape, holding its best epoch's weights.
-What cannot share one program (batch size, optimizer type) is told apart by `group_key`; a member
+What cannot share one program (batch size, optimizer type, depth) is told apart by `group_key`; a member
 that is done (its epochs, early stopping, pruning, a lost lease) stops reporting and its result is
 fixed, while the group trains on for the others.
 """
@@ -88,13 +88,14 @@ def member_name(index: int) -> str:
     return f"m{index}"
 
 
-def group_key(model: MlpModel, training: TrainingSpec, hp: kt.HyperParameters) -> tuple[int, str]:
-    """What members of one group must share: the batch size and the optimizer's type."""
-    batch = training.batch_size
-    optimizer = model.optimizer
+def group_key(model: MlpModel, training: TrainingSpec, hp: kt.HyperParameters) -> tuple[int, str, int]:
+    """What members of one group must share: the batch size, the optimizer's type and the depth
+    (the number of hidden layers)."""
+    batch, optimizer, depth = training.batch_size, model.optimizer, model.depth
     return (
         int(hp.get(batch)) if isinstance(batch, str) else batch,
         optimizer if optimizer in OPTIMIZERS else str(hp.get(optimizer)),
+        len(model.hidden) if depth is None else int(hp.get(depth)) if isinstance(depth, str) else depth,
     )
 
 

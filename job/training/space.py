@@ -76,14 +76,56 @@ def declare(hp: kt.HyperParameters, definition: HyperParameter) -> None:
 
 
 def declared_space(job: JobSpec) -> kt.HyperParameters:
-    """The spec's hyperparameters as a Keras Tuner search space (before any builder runs)."""
+    """The spec's hyperparameters as a Keras Tuner search space (before any builder runs). With a
+    tuned depth, a layer's own hyperparameters are declared in a conditional scope of the depth:
+    active only in trials deep enough to build the layer (`layer_conditions`)."""
     hp = kt.HyperParameters()
-    for i, definition in enumerate(job.spec.hyperparameters):
+    depth, conditions = layer_conditions(job)
+    definitions = list(enumerate(job.spec.hyperparameters))
+    # The depth first: a conditional scope names a hyperparameter that exists.
+    definitions.sort(key=lambda item: item[1].name != depth)
+    for i, definition in definitions:
         try:
-            declare(hp, definition)
+            if depth is not None and definition.name in conditions:
+                with hp.conditional_scope(depth, conditions[definition.name]):
+                    declare(hp, definition)
+            else:
+                declare(hp, definition)
         except (ValueError, TypeError) as err:  # a combination the spec checks let through
             raise BuilderError(f"spec.hyperparameters[{i}]: Keras Tuner refused it: {err}") from None
     return hp
+
+
+def layer_conditions(job: JobSpec) -> tuple[str | None, dict[str, list[int]]]:
+    """With a tuned depth (model.depth names a hyperparameter): its name, and for each
+    hyperparameter only hidden layers name, first layer i, when layer i is not always built, the
+    depths that build it (i + 1 up to the deepest). (None, {}) otherwise."""
+    model = job.spec.model
+    if not isinstance(model, MlpModel) or not isinstance(model.depth, str):
+        return None, {}
+    definition = next(h for h in job.spec.hyperparameters if h.name == model.depth)
+    depths = _whole_numbers(definition)
+    training = job.spec.training
+    elsewhere = {name for path, name in model.hp_refs() if not path.startswith("hidden[")}
+    elsewhere |= {ref for ref in (training.epochs, training.batch_size) if isinstance(ref, str)}
+    conditions = {
+        name: [d for d in depths if d > first]
+        for name, first in model.layer_hps().items()
+        if name not in elsewhere and first >= min(depths)
+    }
+    return model.depth, conditions
+
+
+def _whole_numbers(definition: HyperParameter) -> list[int]:
+    """Every value a depth hyperparameter may take (checked to be whole numbers by the spec)."""
+    match definition:
+        case IntHP():
+            return list(range(definition.min, definition.max + 1))
+        case ChoiceHP():
+            return sorted(int(v) for v in definition.values)
+        case FixedHP():
+            return [int(definition.value)]
+    raise AssertionError(f"a depth hyperparameter of type {definition.type}")
 
 
 def mlp_builder(
@@ -110,7 +152,8 @@ def mlp_builder(
         layers: list[keras.layers.Layer] = [keras.Input(shape=input_shape)]
         if len(input_shape) > 1:
             layers.append(keras.layers.Flatten())
-        for layer in model.hidden:
+        depth = len(model.hidden) if model.depth is None else int(value(hp, model.depth))
+        for layer in model.hidden[:depth]:
             layers += _hidden_layer(layer, hp)
         units = model.output.units or num_classes
         # The output stays float32 under mixed precision, for a numerically stable softmax.

@@ -268,13 +268,16 @@ def test_the_study_notes_example_searches_their_whole_list(tmp_path: Path, mnist
     assert done.returncode == 0, done.stderr[-2000:]
     *layers, optimizer = json.loads(done.stdout.splitlines()[-1])
     dense = [config for kind, config in layers if kind == "Dense"]
-    assert dense[0]["units"] == drawn["hidden1"] and dense[1]["units"] == drawn["hidden2"]
+    assert len(dense) == drawn["layers"] + 1, "the hidden layers of its depth, and the output"
+    for i, config in enumerate(dense[:-1]):
+        assert config["units"] == drawn[f"hidden{i + 1}"]
+    assert not any(f"hidden{i + 1}" in drawn for i in range(drawn["layers"], 3)), "inactive: no value"
     assert dense[0]["activation"] == drawn["activation"]
     assert dense[0]["kernel_regularizer"]["config"]["l2"] == pytest.approx(drawn["l2"], rel=1e-5)
     initializer = {"glorot_uniform": "GlorotUniform", "he_normal": "HeNormal"}[drawn["initializer"]]
     assert dense[0]["kernel_initializer"]["class_name"] == initializer
     norms = sum(kind == "BatchNormalization" for kind, _ in layers)
-    assert norms == (2 if drawn["batch_norm"] == "after" else 0)
+    assert norms == (drawn["layers"] if drawn["batch_norm"] == "after" else 0)
     assert optimizer["name"] == drawn["optimizer"] and optimizer["clipnorm"] == 1.0
     assert optimizer["learning_rate"]["class_name"] == "CosineDecay"
     assert optimizer.get("momentum") == (0.9 if drawn["optimizer"] == "sgd" else None)

@@ -145,3 +145,45 @@ def test_a_failing_trial_is_recorded_and_the_search_goes_on(
     )
     assert "Traceback" in failed["error"] and "24 units is not supported" in failed["error"]
     assert "24 units is not supported by this model" in result.stderr
+
+
+def test_a_search_over_depth_records_each_trials_layers_and_the_inactive_ones(
+    write_spec: Callable[..., Path],
+) -> None:
+    # One to three hidden layers, each with its own width (Keras Tuner's units_0, units_1, ...).
+    spec = write_spec(
+        {
+            "spec": {
+                "model": {
+                    "depth": "layers",
+                    "hidden": [{"units": "units_0"}, {"units": "units_1"}, {"units": "units_2"}],
+                },
+                "hyperparameters": [
+                    {"name": "layers", "type": "choice", "values": [1, 3]},
+                    {"name": "units_0", "type": "int", "min": 16, "max": 32, "step": 16},
+                    {"name": "units_1", "type": "int", "min": 8, "max": 16, "step": 8},
+                    {"name": "units_2", "type": "int", "min": 8, "max": 16, "step": 8},
+                    {"name": "learning_rate", "type": "fixed", "value": 0.01},
+                ],
+                "tuner": {"maxTrials": 6, "seed": 2},
+                "training": {"epochs": 1},
+                "output": {"keepModels": 6},
+            }
+        }
+    )
+    result = hptune("run", str(spec))
+    assert result.returncode == 0, result.stderr
+    out = spec.parent / "out"
+    records = [json.loads(p.read_text()) for p in sorted((out / "trials").glob("*/trial.json"))]
+    depths = {r["hyperparameters"]["layers"] for r in records}
+    assert depths == {1, 3}, [r["hyperparameters"] for r in records]
+    for record in records:
+        deep = record["hyperparameters"]["layers"] == 3
+        assert ("units_2" in record["hyperparameters"]) == deep
+        assert record.get("inactive", []) == ([] if deep else ["units_1", "units_2"])
+        model = keras.models.load_model(out / "trials" / record["trialId"] / "model.keras")
+        dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+        assert len(dense) == record["hyperparameters"]["layers"] + 1
+    shown = hptune("show", str(out), "--wide")
+    assert shown.returncode == 0, shown.stderr
+    assert "inactive" in shown.stdout

@@ -97,7 +97,7 @@ def test_members_that_cannot_share_a_program_are_told_apart() -> None:
     model = job.spec.model
     assert isinstance(model, MlpModel)
     key = lambda **v: group_key(model, job.spec.training, values(v))  # noqa: E731
-    assert key(opt="adam", bs=16) == key(opt="adam", bs=16) == (16, "adam")
+    assert key(opt="adam", bs=16) == key(opt="adam", bs=16) == (16, "adam", 1)  # one hidden layer
     assert len({key(opt="adam", bs=16), key(opt="sgd", bs=16), key(opt="adam", bs=32)}) == 3
 
 
