@@ -3,7 +3,8 @@ Keras Tuner HyperModel."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+import math
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BeforeValidator,
@@ -147,20 +148,36 @@ class OutputLayer(SpecModel):
 
 class Schedule(SpecModel):
     """The learning rate over a trial, as one of Keras' own schedules (keras.optimizers.schedules),
-    so a saved model reloads with plain Keras."""
+    so a saved model reloads with plain Keras. Each number may instead name a hyperparameter."""
 
     type: Literal["constant", "step", "exponential", "cosine"] = Field(
         description="constant; step (multiplied by decayRate every decayEpochs); exponential (the "
         "same, continuously); cosine (annealed to alpha times the rate over decayEpochs).",
     )
-    decay_epochs: float | None = Field(
-        None, gt=0, description="step, exponential: required; cosine: default, the trial's epochs."
+    decay_epochs: Annotated[float, Field(gt=0)] | HpRef | None = Field(
+        None, description="step, exponential: required; cosine: default, the trial's epochs."
     )
-    decay_rate: float = Field(0.5, gt=0, lt=1, description="step, exponential: the factor per decayEpochs.")
-    alpha: float = Field(0.0, ge=0, lt=1, description="cosine: the last rate, as a fraction of the first.")
-    warmup_epochs: float = Field(
-        0.0, ge=0, description="constant, cosine: epochs of linear warmup from 0 up to the learning rate."
+    decay_rate: Annotated[float, Field(gt=0, lt=1)] | HpRef = Field(
+        0.5, description="step, exponential: the factor per decayEpochs."
     )
+    alpha: Annotated[float, Field(ge=0, lt=1)] | HpRef = Field(
+        0.0, description="cosine: the last rate, as a fraction of the first."
+    )
+    warmup_epochs: Annotated[float, Field(ge=0)] | HpRef = Field(
+        0.0, description="constant, cosine: epochs of linear warmup from 0 up to the learning rate."
+    )
+
+    # What each setting may be, as a hyperparameter's values: (low, low included, high, high included).
+    BOUNDS: ClassVar[dict[str, tuple[float, bool, float, bool]]] = {
+        "decay_epochs": (0.0, False, math.inf, False),
+        "decay_rate": (0.0, False, 1.0, False),
+        "alpha": (0.0, True, 1.0, False),
+        "warmup_epochs": (0.0, True, math.inf, False),
+    }
+
+    def hp_refs(self) -> list[tuple[str, str]]:
+        """(setting, hyperparameter name) for each setting that names a hyperparameter."""
+        return [(name, ref) for name in self.BOUNDS if isinstance(ref := getattr(self, name), str)]
 
 
 class MlpModel(SpecModel):
@@ -224,6 +241,9 @@ class MlpModel(SpecModel):
             ref = getattr(self, name)
             if isinstance(ref, str):
                 refs.append((to_camel(name), ref))
+        if self.learning_rate_schedule is not None:
+            for name, ref in self.learning_rate_schedule.hp_refs():
+                refs.append((f"learningRateSchedule.{to_camel(name)}", ref))
         return refs
 
     def named_values(self) -> list[tuple[str, str, tuple[str, ...]]]:

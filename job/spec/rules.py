@@ -4,14 +4,14 @@ objective against the metrics the built-in model reports)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic.alias_generators import to_camel
 
 from job.spec.base import field_error
 from job.spec.errors import suggest
 from job.spec.hyperparameters import ChoiceHP, FixedHP, FloatHP, HyperParameter, IntHP, value_kind
-from job.spec.model import OPTIMIZER_SETTINGS, OPTIMIZERS, MlpModel
+from job.spec.model import OPTIMIZER_SETTINGS, OPTIMIZERS, MlpModel, Schedule
 
 if TYPE_CHECKING:
     from job.spec.models import Spec
@@ -101,16 +101,51 @@ def _check_schedule(spec: Spec, seen: dict[str, int]) -> None:
             f"applies to the constant and cosine schedules (Keras' own have warmup); {schedule.type} "
             "has none: use type cosine, or leave warmupEpochs out",
         )
+    largest: dict[str, float] = {}
+    for name, ref in schedule.hp_refs():
+        largest[name] = max(_check_schedule_hp(spec, f"{field}.{to_camel(name)}", name, ref, seen[ref]))
     epochs = spec.training.epochs
     if isinstance(epochs, str) and epochs not in seen:
         return  # reported by the training section's own check
     fewest = min(_count_values(spec.hyperparameters[seen[epochs]])) if isinstance(epochs, str) else epochs
-    if schedule.warmup_epochs and schedule.warmup_epochs >= fewest:
+    warmup = largest.get("warmup_epochs", schedule.warmup_epochs)
+    assert not isinstance(warmup, str)
+    if warmup and warmup >= fewest:
+        what = f"goes up to {warmup:g}" if isinstance(schedule.warmup_epochs, str) else f"is {warmup:g}"
         raise field_error(
             f"{field}.warmupEpochs",
-            f"is {schedule.warmup_epochs:g}, but trials train {fewest} epochs at the fewest: the warmup "
-            "would never end; make it shorter than training",
+            f"{what}, but trials train {fewest} epochs at the fewest: the warmup would never end; make "
+            "it shorter than training",
         )
+
+
+def _check_schedule_hp(spec: Spec, path: str, name: str, ref: str, index: int) -> list[float]:
+    """A schedule setting's hyperparameter: numbers, each one the setting may be. Its values."""
+    hp = spec.hyperparameters[index]
+    match hp:
+        case IntHP() | FloatHP():
+            values: list[Any] = [hp.min, hp.max]
+        case ChoiceHP():
+            values = list(hp.values)
+        case FixedHP():
+            values = [hp.value]
+        case _:  # a boolean
+            values = [False, True]
+    low, low_in, high, high_in = Schedule.BOUNDS[name]
+
+    def fits(value: Any) -> bool:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        return (value > low or (low_in and value == low)) and (value < high or (high_in and value == high))
+
+    if not all(fits(v) for v in values):
+        interval = f"{'[' if low_in else '('}{low:g}, {high:g}{']' if high_in else ')'}"
+        raise field_error(
+            path,
+            f"names hyperparameter {ref!r} (hyperparameters[{index}]), whose values "
+            f"{[v for v in values if not fits(v)]} are not all numbers in {interval}",
+        )
+    return [float(v) for v in values]
 
 
 def _check_optimizer_settings(spec: Spec, seen: dict[str, int]) -> None:
@@ -211,6 +246,27 @@ def check_spec(spec: Spec) -> None:
                 "tuner.objective.name",
                 f"{objective!r} is not a metric this model reports; one of {sorted(known)}",
             )
+        _check_monitors(spec, spec.model, known)
+
+
+def _check_monitors(spec: Spec, model: MlpModel, known: set[str]) -> None:
+    """What early stopping and the plateau rule watch is a metric the built-in model reports; the
+    plateau rule changes a rate no schedule sets."""
+    training = spec.training
+    watched = {"earlyStopping": training.early_stopping, "reduceLrOnPlateau": training.reduce_lr_on_plateau}
+    for field, setting in watched.items():
+        if setting is not None and setting.monitor not in known:
+            raise field_error(
+                f"training.{field}.monitor",
+                f"{setting.monitor!r} is not a metric this model reports; one of {sorted(known)}"
+                f"{suggest(setting.monitor, known)}",
+            )
+    if training.reduce_lr_on_plateau is not None and model.learning_rate_schedule is not None:
+        raise field_error(
+            "training.reduceLrOnPlateau",
+            f"is set, but model.learningRateSchedule ({model.learning_rate_schedule.type}) already "
+            "sets the learning rate at every step; use one of them",
+        )
 
 
 def _check_fusion(spec: Spec) -> None:

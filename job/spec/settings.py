@@ -21,6 +21,18 @@ class EarlyStopping(SpecModel):
     min_delta: float = Field(0.0, ge=0)
 
 
+class ReduceLrOnPlateau(SpecModel):
+    """Keras' ReduceLROnPlateau: the learning rate multiplied by `factor` once `monitor` has not
+    improved by `minDelta` for `patience` epochs, then left alone for `cooldown` epochs."""
+
+    monitor: str = Field("val_loss", description="A metric the model reports (its val_ form included).")
+    factor: float = Field(0.5, gt=0, lt=1, description="What the rate is multiplied by at a plateau.")
+    patience: int = Field(2, ge=0, description="Epochs without improvement before the rate falls.")
+    min_delta: float = Field(1e-4, ge=0, description="The least change that counts as an improvement.")
+    cooldown: int = Field(0, ge=0, description="Epochs after a fall before the count starts again.")
+    min_lr: float = Field(0.0, ge=0, description="The rate never falls below this.")
+
+
 class TrainingSpec(SpecModel):
     epochs: Count = Field(
         2,
@@ -33,6 +45,12 @@ class TrainingSpec(SpecModel):
         "range). Streamed data (tf.data, PyDataset) comes batched: then it is not used.",
     )
     early_stopping: EarlyStopping | None = None
+    reduce_lr_on_plateau: ReduceLrOnPlateau | None = Field(
+        None,
+        description="Lower the learning rate when a metric stops improving (Keras' ReduceLROnPlateau); "
+        "its count comes back with a trial's checkpoint. Not with model.learningRateSchedule, which "
+        "sets the rate itself; trials that use it are not fused.",
+    )
     verbose: Literal[0, 1, 2] = Field(0, description="Keras fit verbosity inside each trial.")
     # The fast trial path: none of these changes what a trial learns, only how fast it runs.
     steps_per_execution: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(

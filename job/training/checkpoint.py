@@ -7,8 +7,8 @@ trial's state under its own attempt keys, `trials/<id>/attempts/<worker>/`:
         two slots taken in turn (so the one resume.json names is never half-written); <n> is the
         writer's own (a worker restarted on the trial writes beside its old checkpoint, not over it)
     resume-<n>a-best.npz, resume-<n>b-best.npz   the best epoch's weights, unless the model's are
-    resume.json   written last: the epoch reached, the history, the best epoch, early stopping's
-        state, the slot, the spec's fingerprint
+    resume.json   written last: the epoch reached (and the step, mid-epoch), the history, the best
+        epoch, early stopping's and the plateau rule's counts, the slot, the spec's fingerprint
 
 Between checkpoints, the last finished epoch is kept in host memory (`Checkpointer.hold`). A stop
 signal (job/supervision/stopping.py) lets the training call in progress end, holds the trial as it
@@ -69,6 +69,7 @@ class TrialState:
     # training steps are done, and its running metrics' variables hold these values.
     step: int = 0
     running_metrics: list[Any] | None = None
+    plateau: dict[str, Any] | None = None  # ReduceLROnPlateau: wait, best, cooldown
 
     @property
     def ends_at_best(self) -> bool:
@@ -177,6 +178,7 @@ class Checkpointer:
                 "bestEpoch": state.best_epoch,
                 "bestLogs": state.best_logs,
                 "earlyStopping": state.stopping,
+                "plateau": state.plateau,
                 "step": state.step,
                 "runningMetrics": state.running_metrics,
                 "randomState": [keras.ops.convert_to_numpy(v).tolist() for v in _random_state(model)],
@@ -246,6 +248,7 @@ def load_resume(
             stopping=body.get("earlyStopping"),
             step=int(body.get("step", 0)),
             running_metrics=body.get("runningMetrics"),
+            plateau=body.get("plateau"),
         )
         return Resume(state, str(body.get("worker", "?")), weights, best, body.get("randomState"))
     except Exception as err:

@@ -57,10 +57,12 @@ def blocker(job: JobSpec) -> str | None:
             "only the built-in MLP's trials are fused"
         )
     extras = sorted(_beyond_fusion(spec.model))
+    if spec.training.reduce_lr_on_plateau is not None:
+        extras.append("training.reduceLrOnPlateau")
     if extras:
         return (
-            f"spec.model sets {', '.join(extras)}: fused trials train the built-in MLP's widths, "
-            "dropouts, activations, optimizer type and learning rate only"
+            f"the spec sets {', '.join(extras)}: fused trials train the built-in MLP's depth, "
+            "widths, dropouts, activations, optimizer type and learning rate only"
         )
     if spec.tuner.executions_per_trial > 1:
         executions = spec.tuner.executions_per_trial

@@ -163,7 +163,7 @@ def mlp_builder(
         rate = float(value(hp, model.learning_rate))
         steps, epochs = schedule_steps(hp) if schedule_steps is not None else (1, 1)
         config: dict[str, Any] = {
-            "learning_rate": learning_rate(model.learning_rate_schedule, rate, steps, epochs)
+            "learning_rate": learning_rate(model.learning_rate_schedule, rate, steps, epochs, hp)
         }
         for name, setting in model.optimizer_settings().items():
             keras_name, applies = OPTIMIZER_SETTINGS[name]
@@ -176,20 +176,31 @@ def mlp_builder(
     return build_model
 
 
-def learning_rate(schedule: Schedule | None, rate: float, steps: int, epochs: int) -> Any:
+def learning_rate(
+    schedule: Schedule | None, rate: float, steps: int, epochs: int, hp: kt.HyperParameters
+) -> Any:
     """The optimizer's learning rate: the number, or one of Keras' own schedules over optimizer
-    steps (`steps` an epoch, `epochs` in the trial), so the saved model reloads with plain Keras."""
-    if schedule is None or (schedule.type == "constant" and not schedule.warmup_epochs):
+    steps (`steps` an epoch, `epochs` in the trial), so the saved model reloads with plain Keras.
+    A schedule setting that names a hyperparameter takes the trial's value (`hp`)."""
+
+    def setting(value: float | str | None) -> float | None:
+        return float(hp.get(value)) if isinstance(value, str) else value
+
+    warmup_epochs = setting(schedule.warmup_epochs) if schedule is not None else 0.0
+    if schedule is None or (schedule.type == "constant" and not warmup_epochs):
         return rate
-    warmup = round(schedule.warmup_epochs * steps)
-    period = max(1, round((schedule.decay_epochs or epochs) * steps))
+    warmup = round((warmup_epochs or 0.0) * steps)
+    period = max(1, round((setting(schedule.decay_epochs) or epochs) * steps))
     schedules = keras.optimizers.schedules
     if schedule.type in ("step", "exponential"):
         return schedules.ExponentialDecay(
-            rate, decay_steps=period, decay_rate=schedule.decay_rate, staircase=schedule.type == "step"
+            rate,
+            decay_steps=period,
+            decay_rate=setting(schedule.decay_rate),
+            staircase=schedule.type == "step",
         )
     # cosine, or constant after a warmup (a cosine that decays to alpha = 1: not at all)
-    alpha = 1.0 if schedule.type == "constant" else schedule.alpha
+    alpha = 1.0 if schedule.type == "constant" else setting(schedule.alpha)
     if not warmup:
         return schedules.CosineDecay(rate, decay_steps=period, alpha=alpha)
     return schedules.CosineDecay(

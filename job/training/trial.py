@@ -77,7 +77,8 @@ class _BestEpoch(keras.callbacks.Callback):
         on_epoch: EpochHook | None,
         should_stop: Callable[[], bool],
         checkpointer: Checkpointer | None = None,
-        stopping: keras.callbacks.EarlyStopping | None = None,
+        stopping: _EarlyStopping | None = None,
+        plateau: _ReduceOnPlateau | None = None,
         returns_result: bool = False,
         stop_requested: Callable[[], bool] = lambda: False,
         mid_epoch: bool = False,
@@ -98,7 +99,8 @@ class _BestEpoch(keras.callbacks.Callback):
         self.on_epoch = on_epoch
         self.should_stop = should_stop
         self.checkpointer = checkpointer
-        self.stopping = stopping  # runs before this callback, so its state is the epoch's
+        # Both run before this callback, so their counts are the epoch's.
+        self.stopping, self.plateau = stopping, plateau
         self.best: float | None = None
         self.best_epoch = 0
         self.best_logs: dict[str, float] = {}
@@ -106,23 +108,16 @@ class _BestEpoch(keras.callbacks.Callback):
         self.epochs: list[dict[str, float]] = []
 
     def state(self, epochs_done: int, step: int = 0, running: list[Any] | None = None) -> TrialState:
-        stopping = None
-        if self.stopping is not None:
-            best = self.stopping.best
-            stopping = {
-                "wait": int(self.stopping.wait),
-                "best": None if best is None else float(best),
-                "bestEpoch": int(self.stopping.best_epoch),
-            }
         return TrialState(
             epochs_done,
             list(self.epochs),
             self.best,
             self.best_epoch,
             self.best_logs,
-            stopping,
+            None if self.stopping is None else self.stopping.counts(),
             step,
             running,
+            None if self.plateau is None else self.plateau.counts(),
         )
 
     def restore(self, state: TrialState, best_weights: list[np.ndarray] | None) -> None:
@@ -189,8 +184,12 @@ class _BestEpoch(keras.callbacks.Callback):
             self.epochs = [metrics]
 
 
-class _EarlyStopping(keras.callbacks.EarlyStopping):
-    """Keras' EarlyStopping, continuing from a checkpoint's count when the trial is resumed."""
+class _Counted(keras.callbacks.Callback):
+    """A Keras callback whose counts decide a trial's course (early stopping's, the plateau
+    rule's): they come back with a checkpoint (`restored`), and carry over between the two calls of
+    fit of a trial resumed mid-epoch (Keras resets them at each train begin)."""
+
+    COUNTS: dict[str, str] = {}  # attribute: its key in the checkpoint
 
     def __init__(self, restored: dict[str, Any] | None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -199,13 +198,29 @@ class _EarlyStopping(keras.callbacks.EarlyStopping):
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         if self.began:
-            return  # a trial resumed mid-epoch trains in two calls of fit: one count for both
+            return
         self.began = True
         super().on_train_begin(logs)
         if self.restored is not None:
-            self.wait = int(self.restored["wait"])
-            self.best = self.restored["best"]
-            self.best_epoch = int(self.restored["bestEpoch"])
+            for attribute, key in self.COUNTS.items():
+                setattr(self, attribute, self.restored[key])
+
+    def counts(self) -> dict[str, Any]:
+        return {key: _plain(getattr(self, attribute)) for attribute, key in self.COUNTS.items()}
+
+
+def _plain(value: Any) -> int | float | None:
+    if value is None:
+        return None
+    return int(value) if isinstance(value, int | np.integer) else float(value)
+
+
+class _EarlyStopping(_Counted, keras.callbacks.EarlyStopping):
+    COUNTS = {"wait": "wait", "best": "best", "best_epoch": "bestEpoch"}
+
+
+class _ReduceOnPlateau(_Counted, keras.callbacks.ReduceLROnPlateau):
+    COUNTS = {"wait": "wait", "best": "best", "cooldown_counter": "cooldown"}
 
 
 def training_values(training: TrainingSpec, hp: kt.HyperParameters) -> tuple[int, int]:
@@ -316,7 +331,7 @@ def run_trial(
             resumed = resume if resumable else None
             fed = order if resumable and not own_fit else None  # one the trial can enter mid-epoch
             first_epoch = initial_epoch  # where fit starts: Hyperband's schedule, or a checkpoint
-            stopping = None
+            stopping, plateau = None, None
             if training.early_stopping is not None:
                 stop = training.early_stopping
                 stopping = _EarlyStopping(
@@ -325,17 +340,29 @@ def run_trial(
                     patience=stop.patience,
                     min_delta=stop.min_delta,
                 )
+            if (rule := training.reduce_lr_on_plateau) is not None:
+                plateau = _ReduceOnPlateau(
+                    resumed.state.plateau if resumed is not None else None,
+                    monitor=rule.monitor,
+                    factor=rule.factor,
+                    patience=rule.patience,
+                    min_delta=rule.min_delta,
+                    cooldown=rule.cooldown,
+                    min_lr=rule.min_lr,
+                )
             tracker = _BestEpoch(
                 objective,
                 on_epoch,
                 should_stop,
                 checkpointer if resumable else None,
                 stopping,
+                plateau,
                 returns_result=own_fit,
                 stop_requested=stop_requested,
                 mid_epoch=fed is not None and data.streams is None,
             )
-            callbacks: list[keras.callbacks.Callback] = [tracker] if stopping is None else [stopping, tracker]
+            callbacks: list[keras.callbacks.Callback] = [c for c in (stopping, plateau) if c is not None]
+            callbacks.append(tracker)
             if resumed is not None:
                 resumed.load_into(model)
                 state = resumed.state

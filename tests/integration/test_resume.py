@@ -154,6 +154,17 @@ def test_a_trial_stopped_mid_epoch_ends_as_it_would_have_uninterrupted(
     assert found["metrics"] <= 1e-5 and found["weights"] <= 1e-5, found
 
 
+def test_the_plateau_rules_rate_and_count_come_back_with_the_checkpoint(tmp_path: Path) -> None:
+    # No epoch improves val_loss by 100: after the first, every epoch halves the rate. Stopped in
+    # the third epoch, the resumed trial must go on from the halved rate and the rule's count.
+    plateau = {"monitor": "val_loss", "patience": 0, "minDelta": 100.0, "factor": 0.5}
+    found = stopped_mid_epoch_against_whole(tmp_path, training={"reduceLrOnPlateau": plateau})
+    assert found["where"] == "epoch 3, step 4"
+    assert found["rates"][0] == pytest.approx(0.01 * 0.5**3)
+    assert found["rates"][1] == pytest.approx(found["rates"][0])
+    assert found["metrics"] <= 1e-5 and found["weights"] <= 1e-5, found
+
+
 def test_a_trial_stopped_mid_epoch_on_jax_ends_as_it_would_have_uninterrupted(tmp_path: Path) -> None:
     # hptune's scanned training calls (spec.training.scanSteps), stopped after the second.
     result = subprocess.run(

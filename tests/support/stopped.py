@@ -35,15 +35,18 @@ STOPPED_SPEC = {
 }
 
 
-def stopped_mid_epoch_against_whole(scratch: Path, stop_after_calls: int = 2) -> dict[str, Any]:
+def stopped_mid_epoch_against_whole(
+    scratch: Path, stop_after_calls: int = 2, training: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Train the trial whole; train it again, with a stop signal arriving in its third epoch after
     `stop_after_calls` training calls; continue it from its checkpoint on a fresh model. Returns
-    where it stopped, what the record would say, and the largest differences from the whole run."""
-    job = validate_spec(merge(BASE_SPEC, STOPPED_SPEC))
+    where it stopped, what the record would say, the largest differences from the whole run, and
+    each run's last learning rate. `training`: more of spec.training."""
+    job = validate_spec(merge(merge(BASE_SPEC, STOPPED_SPEC), {"spec": {"training": training or {}}}))
     data = in_order()
     order = EpochOrder.for_trial("0", 42)
     build = make_builder(job, data.output_units, data.input_shape, None)
-    training, objective = job.spec.training, job.spec.tuner.objective
+    settings, objective = job.spec.training, job.spec.tuner.objective
     hp = kt.HyperParameters()
     hp.values = {"learning_rate": 0.01}
 
@@ -51,7 +54,7 @@ def stopped_mid_epoch_against_whole(scratch: Path, stop_after_calls: int = 2) ->
         keras.utils.set_random_seed(11)  # the same initial weights and dropout seed every time
         return build(values)
 
-    whole = run_trial(hp, seeded, data, training, objective, order=order)
+    whole = run_trial(hp, seeded, data, settings, objective, order=order)
     assert whole.ok, whole.error
 
     store = Store(str(scratch / "out"))
@@ -72,7 +75,7 @@ def stopped_mid_epoch_against_whole(scratch: Path, stop_after_calls: int = 2) ->
             hp,
             seeded,
             data,
-            training,
+            settings,
             objective,
             on_epoch=arm,
             checkpointer=writer,
@@ -90,7 +93,7 @@ def stopped_mid_epoch_against_whole(scratch: Path, stop_after_calls: int = 2) ->
         keras.utils.set_random_seed(99)  # other weights and another dropout seed: the checkpoint's win
         return build(values)
 
-    rest = run_trial(hp, fresh, data, training, objective, resume=resume, order=order)
+    rest = run_trial(hp, fresh, data, settings, objective, resume=resume, order=order)
     assert rest.ok, rest.error
     assert whole.model is not None and rest.model is not None
     return {
@@ -103,11 +106,16 @@ def stopped_mid_epoch_against_whole(scratch: Path, stop_after_calls: int = 2) ->
             for a, b in zip(whole.history[0], rest.history[0], strict=True)
             for name in a
         ),
+        "rates": [_rate(whole.model), _rate(rest.model)],
         "weights": max(
             float(np.max(np.abs(a - b)))
             for a, b in zip(whole.model.get_weights(), rest.model.get_weights(), strict=True)
         ),
     }
+
+
+def _rate(model: keras.Model) -> float:
+    return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ from job.spec import SpecError, validate_spec
 from job.spec.model import ACTIVATIONS, INITIALIZERS
 from job.training import fused
 from job.training.space import make_builder
+from job.training.trial import run_trial
+from tests.support.fused import in_order
 from tests.support.specs import BASE_SPEC, merge
 
 
@@ -131,6 +133,57 @@ def test_fused_trials_say_which_settings_keep_them_apart() -> None:
     assert fused.blocker(job_with({"hidden": [{"units": "hidden1", "activation": "tanh"}]})) is None
 
 
+def test_the_plateau_rule_lowers_the_rate_and_keeps_trials_apart_from_fused_groups() -> None:
+    # No epoch improves loss by 100: after the first, each of the three others halves the rate.
+    plateau = {"monitor": "loss", "patience": 0, "minDelta": 100.0, "factor": 0.5}
+    job = validate_spec(merge(BASE_SPEC, {"spec": {"training": {"epochs": 4, "reduceLrOnPlateau": plateau}}}))
+    data = in_order()
+    build = make_builder(job, data.output_units, data.input_shape, None)
+    hp = kt.HyperParameters()
+    hp.values.update({"hidden1": 16, "dropout1": 0.1, "learning_rate": 0.01})
+    outcome = run_trial(hp, build, data, job.spec.training, job.spec.tuner.objective)
+    assert outcome.ok and outcome.model is not None, outcome.error
+    rate = float(keras.ops.convert_to_numpy(outcome.model.optimizer.learning_rate))
+    assert rate == pytest.approx(0.01 / 8)
+    reason = fused.blocker(job)
+    assert reason is not None and "training.reduceLrOnPlateau" in reason
+
+
+@pytest.mark.parametrize(
+    ("training", "model", "field", "says"),
+    [
+        (
+            {"reduceLrOnPlateau": {"monitor": "val_acuracy"}},
+            {},
+            "spec.training.reduceLrOnPlateau.monitor",
+            "is not a metric this model reports",
+        ),
+        (
+            {"earlyStopping": {"monitor": "val_los"}},
+            {},
+            "spec.training.earlyStopping.monitor",
+            "(did you mean 'val_loss'?)",
+        ),
+        (
+            {"reduceLrOnPlateau": {}},
+            {"learningRateSchedule": {"type": "cosine"}},
+            "spec.training.reduceLrOnPlateau",
+            "model.learningRateSchedule (cosine) already sets the learning rate",
+        ),
+        ({"reduceLrOnPlateau": {"factor": 1.5}}, {}, "spec.training.reduceLrOnPlateau.factor", "less than 1"),
+    ],
+    ids=["monitor", "early-stopping-monitor", "with-a-schedule", "factor"],
+)
+def test_a_plateau_rule_that_cannot_work_is_refused(
+    training: dict[str, Any], model: dict[str, Any], field: str, says: str
+) -> None:
+    with pytest.raises(SpecError) as caught:
+        validate_spec(merge(BASE_SPEC, {"spec": {"training": training, "model": model}}))
+    messages = {issue.path: issue.message for issue in caught.value.issues}
+    assert field in messages, messages
+    assert says in messages[field], messages
+
+
 @pytest.mark.parametrize(
     ("model", "hyperparameters", "field", "says"),
     [
@@ -197,15 +250,31 @@ def test_what_does_not_apply_is_refused_naming_the_field(
 # 640 training samples in batches of 64 (BASE_SPEC's batch size): 10 steps an epoch, 60 in 6 epochs.
 
 
-def scheduled(schedule: dict[str, Any], epochs: int = 6) -> keras.Model:
+# Hyperparameters a schedule's settings may name, and the values the trial built here draws.
+SCHEDULE_HPS = [
+    {"name": "decay", "type": "float", "min": 0.2, "max": 0.8, "step": 0.1},
+    {"name": "period", "type": "choice", "values": [1, 2, 4]},
+    {"name": "warmup", "type": "choice", "values": [0, 1, 2]},
+]
+DRAWN = {"decay": 0.25, "period": 4, "warmup": 2}
+
+
+def scheduled(schedule: dict[str, Any], epochs: int = 6, hyperparameters: list | None = None) -> keras.Model:
+    space = [*BASE_SPEC["spec"]["hyperparameters"], *(hyperparameters or [])]
     job = validate_spec(
         merge(
             BASE_SPEC,
-            {"spec": {"model": {"learningRateSchedule": schedule}, "training": {"epochs": epochs}}},
+            {
+                "spec": {
+                    "model": {"learningRateSchedule": schedule},
+                    "training": {"epochs": epochs},
+                    "hyperparameters": space,
+                }
+            },
         )
     )
     hp = kt.HyperParameters()
-    hp.values.update({"hidden1": 16, "dropout1": 0.1, "learning_rate": 0.01})
+    hp.values.update({"hidden1": 16, "dropout1": 0.1, "learning_rate": 0.01, **DRAWN})
     return make_builder(job, 10, (64,), None, train_samples=640)(hp)
 
 
@@ -255,6 +324,23 @@ def test_a_model_with_a_schedule_reloads_with_plain_keras(tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize(
+    ("schedule", "expected"),
+    [
+        ({"type": "step", "decayEpochs": "period", "decayRate": "decay"}, {39: 0.01, 40: 0.0025}),
+        ({"type": "cosine", "warmupEpochs": "warmup", "alpha": 0.0}, {10: 0.005, 20: 0.01, 60: 0.0}),
+    ],
+    ids=["step", "cosine-warmup"],
+)
+def test_schedule_settings_named_by_hyperparameters_take_the_trials_values(
+    schedule: dict[str, Any], expected: dict[int, float]
+) -> None:
+    # Drawn: decay 0.25 every 4 epochs (40 steps); a 2-epoch (20-step) warmup.
+    model = scheduled(schedule, hyperparameters=SCHEDULE_HPS)
+    for step, rate in expected.items():
+        assert rate_at(model, step) == pytest.approx(rate, abs=1e-9), step
+
+
+@pytest.mark.parametrize(
     ("schedule", "field", "says"),
     [
         ({"type": "step"}, "spec.model.learningRateSchedule.decayEpochs", "is required with type: step"),
@@ -268,11 +354,35 @@ def test_a_model_with_a_schedule_reloads_with_plain_keras(tmp_path: Path) -> Non
             "spec.model.learningRateSchedule.warmupEpochs",
             "is 6, but trials train 6 epochs at the fewest: the warmup would never end",
         ),
+        (
+            {"type": "cosine", "warmupEpochs": "warmup"},
+            "spec.model.learningRateSchedule.warmupEpochs",
+            "goes up to 2, but trials train 2 epochs at the fewest",
+        ),
+        (
+            {"type": "step", "decayEpochs": 1, "decayRate": "period"},
+            "spec.model.learningRateSchedule.decayRate",
+            "names hyperparameter 'period' (hyperparameters[4]), whose values [1, 2, 4] are not all "
+            "numbers in (0, 1)",
+        ),
+        (
+            {"type": "cosine", "alpha": "alfa"},
+            "spec.model.learningRateSchedule.alpha",
+            "refers to hyperparameter 'alfa', which is not defined",
+        ),
     ],
-    ids=["decay-without-period", "warmup-on-exponential", "warmup-too-long"],
+    ids=[
+        "decay-without-period",
+        "warmup-on-exponential",
+        "warmup-too-long",
+        "warmup-hp-too-long",
+        "decay-hp-beyond-1",
+        "unknown-hp",
+    ],
 )
 def test_a_schedule_that_cannot_work_is_refused(schedule: dict[str, Any], field: str, says: str) -> None:
+    epochs = 2 if schedule.get("warmupEpochs") == "warmup" else 6
     with pytest.raises(SpecError) as caught:
-        scheduled(schedule)
+        scheduled(schedule, epochs, SCHEDULE_HPS)
     messages = {issue.path: issue.message for issue in caught.value.issues}
     assert field in messages and says in messages[field], messages

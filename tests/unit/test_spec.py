@@ -255,8 +255,8 @@ def test_the_base_spec_is_valid() -> None:
                 (
                     "spec.training.epochz",
                     "unknown key (did you mean 'epochs'?); valid keys here: batchSize, checkpointSeconds, "
-                    "earlyStopping, epochs, jitCompile, mixedPrecision, scanSteps, stepsPerExecution, "
-                    "validationBatchSize, verbose",
+                    "earlyStopping, epochs, jitCompile, mixedPrecision, reduceLrOnPlateau, scanSteps, "
+                    "stepsPerExecution, validationBatchSize, verbose",
                 )
             ],
         ),
@@ -327,7 +327,8 @@ def test_an_unknown_key_names_line_column_and_suggestion(tmp_path: Path) -> None
     assert caught.value.render() == (
         f"{path}:{line}:{column}: spec.training.batchsize: unknown key (did you mean "
         "'batchSize'?); valid keys here: batchSize, checkpointSeconds, earlyStopping, epochs, "
-        "jitCompile, mixedPrecision, scanSteps, stepsPerExecution, validationBatchSize, verbose"
+        "jitCompile, mixedPrecision, reduceLrOnPlateau, scanSteps, stepsPerExecution, "
+        "validationBatchSize, verbose"
     )
 
 
