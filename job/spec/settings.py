@@ -165,7 +165,10 @@ class DistributionSpec(SpecModel):
         "each is an ordinary trial with its own lease, pruning and record. 1: one trial at a time; auto: "
         "measured on the search's own trials (groups of 2, doubled while the time per trial falls by "
         "10 %, up to 16). Not with hyperband or streamed data; custom builders and HyperModels run "
-        "one at a time.",
+        "one at a time. Trials of different batch sizes, optimizer types or depths train in separate "
+        "groups; a search whose model sets kernelInitializer, l1, l2, batchNorm, a tuned activation, "
+        "optimizer settings (momentum, weightDecay, ...), a learningRateSchedule, or "
+        "training.reduceLrOnPlateau runs its trials one at a time (the log says which).",
     )
     oracle_port: int = Field(8000, ge=1, le=65535)
     bind_address: str = Field("0.0.0.0", description="Address the chief's oracle listens on.")
