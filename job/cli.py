@@ -105,8 +105,8 @@ def _parser() -> argparse.ArgumentParser:
     imported.add_argument("-o", "--output", type=Path, help="write the spec here (default: print it)")
     imported.add_argument(
         "--algorithm",
-        choices=["random", "grid", "bayesian", "hyperband"],
-        help="the algorithm to use when the experiment's has no equivalent (tpe, cmaes, sobol, ...)",
+        choices=["random", "grid", "bayesian", "hyperband", "tpe", "cmaes", "nsga2", "qmc"],
+        help="the algorithm to use when the experiment's has no equivalent (enas, darts, pbt)",
     )
     imported.add_argument("--force", action="store_true", help="replace --output if it exists")
 

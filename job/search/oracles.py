@@ -1,4 +1,5 @@
-"""Build the Keras Tuner oracle (the search algorithm) that the spec names."""
+"""Build the Keras Tuner oracle (the search algorithm) that the spec names: one of Keras Tuner's
+own, or one of Optuna's samplers behind the same interface (job/search/samplers.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ from typing import Any
 
 import keras_tuner as kt
 
-from job.kt_adapter import HyperParameters, Oracle, Trial
+from job.kt_adapter import HyperParameters, Oracle, Status, Trial
 from job.spec.models import JobSpec
+from job.spec.tuner import SAMPLERS
 
 ORACLES: dict[str, type[Oracle]] = {
     "random": kt.oracles.RandomSearchOracle,
@@ -32,8 +34,38 @@ class _InMemoryState:
         return None
 
 
+class _InitialPoints(Oracle):
+    """The spec's initial points (tuner.initialPoints) are the search's first trials, in order; then
+    the algorithm's own. Which point comes next is the number of trials created so far, so a chief
+    restored from its snapshot goes on where it was."""
+
+    initial_points: list[dict[str, Any]] = []
+
+    def populate_space(self, trial_id: str) -> dict[str, Any]:
+        index = len(self.trials)
+        if index < len(self.initial_points):
+            return {
+                "status": Status.RUNNING,
+                "values": given_values(self.hyperparameters, self.initial_points[index]),
+            }
+        return super().populate_space(trial_id)
+
+
+def given_values(space: HyperParameters, point: dict[str, Any]) -> dict[str, Any]:
+    """A trial's values from a point: the point's, else the default, for each hyperparameter its
+    values so far make active (in declared order, as Keras Tuner's own oracles walk the space)."""
+    values: dict[str, Any] = {}
+    seen = HyperParameters()
+    for hp in space.space:
+        seen.merge([hp])
+        if seen.is_active(hp):
+            values[hp.name] = seen.values[hp.name] = point.get(hp.name, seen.values[hp.name])
+    return values
+
+
 _CLASSES: dict[str, type[Oracle]] = {
-    name: type(f"InMemory{cls.__name__}", (_InMemoryState, cls), {}) for name, cls in ORACLES.items()
+    name: type(f"InMemory{cls.__name__}", (_InMemoryState, _InitialPoints, cls), {})
+    for name, cls in ORACLES.items()
 }
 
 
@@ -63,6 +95,13 @@ def make_oracle(job: JobSpec, space: HyperParameters) -> Oracle:
             alpha=tuner.bayesian.alpha,
             beta=tuner.bayesian.beta,
         )
-    oracle = _CLASSES[tuner.algorithm](**kwargs)
+    if tuner.algorithm in SAMPLERS:
+        from job.search.samplers import SamplerOracle  # Optuna, imported only when asked for
+
+        in_memory = type("InMemorySamplerOracle", (_InMemoryState, _InitialPoints, SamplerOracle), {})
+        oracle = in_memory(tuner.algorithm, tuner.sampler, **kwargs)
+    else:
+        oracle = _CLASSES[tuner.algorithm](**kwargs)
+    oracle.initial_points = list(tuner.initial_points)
     oracle.verbose = 0  # progress is shown by job/observability/progress.py, not printed by the oracle
     return oracle

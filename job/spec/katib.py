@@ -19,6 +19,7 @@ import yaml
 
 from job.errors import BadInput
 from job.spec.base import API_VERSION
+from job.spec.tuner import SAMPLERS
 
 KATIB_API = "kubeflow.org/v1beta1"
 ALGORITHMS = {
@@ -26,13 +27,14 @@ ALGORITHMS = {
     "grid": "grid",
     "bayesianoptimization": "bayesian",
     "hyperband": "hyperband",
+    # Optuna's samplers (job/search/samplers.py), which Katib's own suggestion services wrap.
+    "tpe": "tpe",
+    "multivariate-tpe": "tpe",
+    "cmaes": "cmaes",
+    "sobol": "qmc",
 }
 # Katib algorithms hptune has no oracle for, and what to use instead.
 NEAREST = {
-    "tpe": "bayesian (a model-based search: Keras Tuner's Gaussian process)",
-    "multivariate-tpe": "bayesian (a model-based search: Keras Tuner's Gaussian process)",
-    "cmaes": "bayesian (a model-based search) or random",
-    "sobol": "random (a quasi-random sequence has no Keras Tuner oracle)",
     "enas": "none: neural architecture search is not a hyperparameter search; write a builder",
     "darts": "none: neural architecture search is not a hyperparameter search; write a builder",
     "pbt": "none: population-based training mutates running trials; random or hyperband",
@@ -209,8 +211,8 @@ def _algorithm(
         if override is None:
             raise KatibError(
                 f"{source}: spec.algorithm.algorithmName: {katib} has no equivalent in hptune, whose "
-                f"algorithms are random, grid, bayesian and hyperband; nearest: {NEAREST[katib]}. Choose "
-                "one with --algorithm (e.g. --algorithm bayesian)"
+                f"algorithms are random, grid, bayesian, hyperband, tpe, cmaes, nsga2 and qmc; nearest: "
+                f"{NEAREST[katib]}. Choose one with --algorithm (e.g. --algorithm random)"
             )
         out.unmapped.append(f"spec.algorithm.algorithmName ({katib}): replaced by {override} (--algorithm)")
         hptune = override
@@ -229,11 +231,21 @@ def _algorithm(
         used.add("base_estimator")
     if hptune == "hyperband":
         hyperparameters = _hyperband(settings, hyperparameters, tuner, source, used)
+    sampler: dict[str, Any] = {}
+    if katib == "multivariate-tpe":
+        sampler["multivariate"] = True
+    if katib == "sobol":
+        sampler["qmcType"] = "sobol"
+    if hptune in ("tpe", "cmaes") and "n_startup_trials" in settings:
+        sampler["startupTrials"] = int(settings["n_startup_trials"])
+        used.add("n_startup_trials")
+    if sampler:
+        tuner["sampler"] = sampler
     for key, value in settings.items():
         if key not in used:
+            owner = f"Optuna's {hptune} sampler" if hptune in SAMPLERS else f"Keras Tuner's {hptune} oracle"
             out.unmapped.append(
-                f"spec.algorithm.algorithmSettings {key}={value}: Keras Tuner's {hptune} oracle has no "
-                "such setting"
+                f"spec.algorithm.algorithmSettings {key}={value}: {owner} has no such setting"
             )
     return hyperparameters
 

@@ -12,6 +12,7 @@ from job.spec.base import field_error
 from job.spec.errors import suggest
 from job.spec.hyperparameters import ChoiceHP, FixedHP, FloatHP, HyperParameter, IntHP, value_kind
 from job.spec.model import OPTIMIZER_SETTINGS, OPTIMIZERS, MlpModel, Schedule
+from job.spec.tuner import SAMPLERS
 
 if TYPE_CHECKING:
     from job.spec.models import Spec
@@ -221,6 +222,8 @@ def check_spec(spec: Spec) -> None:
         _check_optimizer_settings(spec, seen)
         _check_schedule(spec, seen)
     _check_training_refs(spec, seen)
+    _check_sampler_space(spec)
+    _check_initial_points(spec, seen)
     _check_pruning(spec)
     _check_fusion(spec)
     if spec.tuner.algorithm == "grid":
@@ -267,6 +270,70 @@ def _check_monitors(spec: Spec, model: MlpModel, known: set[str]) -> None:
             f"is set, but model.learningRateSchedule ({model.learning_rate_schedule.type}) already "
             "sets the learning rate at every step; use one of them",
         )
+
+
+def _check_initial_points(spec: Spec, seen: dict[str, int]) -> None:
+    """Each initial point names the spec's hyperparameters, each with a value it can take."""
+    for i, point in enumerate(spec.tuner.initial_points):
+        for name, value in point.items():
+            path = f"tuner.initialPoints[{i}].{name}"
+            if name not in seen:
+                raise field_error(
+                    path, f"{name!r} is not a hyperparameter in spec.hyperparameters{suggest(name, seen)}"
+                )
+            problem = _value_problem(spec.hyperparameters[seen[name]], value)
+            if problem is not None:
+                raise field_error(path, f"{value!r} is not a value of {name!r}: {problem}")
+
+
+def _value_problem(hp: HyperParameter, value: Any) -> str | None:
+    """Why `hp` never takes `value` (None: it can)."""
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    match hp:
+        case IntHP():
+            if not (isinstance(value, int) and not isinstance(value, bool)):
+                return "it takes whole numbers"
+            if not hp.min <= value <= hp.max:
+                return f"it lies between {hp.min} and {hp.max}"
+            if hp.sampling == "linear" and hp.step and (value - hp.min) % hp.step:
+                return f"it steps by {hp.step} from {hp.min}"
+        case FloatHP():
+            if not number or not hp.min <= value <= hp.max:
+                return f"it takes numbers between {hp.min} and {hp.max}"
+        case ChoiceHP():
+            if not any(v == value and isinstance(v, bool) == isinstance(value, bool) for v in hp.values):
+                return f"it is one of {hp.values}"
+        case FixedHP():
+            if value != hp.value:
+                return f"it is fixed at {hp.value!r}"
+        case _:
+            if not isinstance(value, bool):
+                return "it is true or false"
+    return None
+
+
+def _check_sampler_space(spec: Spec) -> None:
+    """Optuna's distributions: linear or log ranges, a step only on linear ones (and log ints step
+    by 1). What they cannot express is refused for the Optuna samplers, naming the field."""
+    algorithm = spec.tuner.algorithm
+    if algorithm not in SAMPLERS:
+        return
+    for i, hp in enumerate(spec.hyperparameters):
+        if not isinstance(hp, IntHP | FloatHP):
+            continue
+        if hp.sampling == "reverse_log":
+            raise field_error(
+                f"hyperparameters[{i}].sampling",
+                f"is reverse_log, which Optuna's samplers (algorithm: {algorithm}) cannot draw from; "
+                "use linear or log, or a Keras Tuner algorithm (random, grid, bayesian, hyperband)",
+            )
+        if hp.sampling == "log" and hp.step is not None:
+            raise field_error(
+                f"hyperparameters[{i}].step",
+                f"is {hp.step}, a multiplier on a log-sampled range, which Optuna's samplers "
+                f"(algorithm: {algorithm}) cannot draw from (their log ranges have no step); leave "
+                "the step out, or sample linearly",
+            )
 
 
 def _check_fusion(spec: Spec) -> None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import (
     Field,
     model_validator,
 )
+from pydantic.alias_generators import to_camel
 
 from job.spec.base import SpecModel, field_error
 
@@ -26,6 +27,35 @@ class BayesianSettings(SpecModel):
     num_initial_points: int | None = Field(None, ge=1, description="Random trials before the GP.")
     alpha: float = Field(1e-4, gt=0)
     beta: float = Field(2.6, gt=0)
+
+
+# Optuna's samplers behind the oracle interface (job/search/samplers.py).
+SAMPLERS = ("tpe", "cmaes", "nsga2", "qmc")
+
+
+class SamplerSettings(SpecModel):
+    """Settings of Optuna's samplers (algorithm tpe, cmaes, nsga2 or qmc); each applies to some."""
+
+    startup_trials: int | None = Field(
+        None, ge=0, description="tpe (default 10), cmaes (default 1): trials drawn at random first."
+    )
+    multivariate: bool = Field(
+        False, description="tpe: model the hyperparameters jointly (grouped where the space is conditional)."
+    )
+    constant_liar: bool = Field(
+        True, description="tpe: count running trials as bad, so parallel workers get distinct suggestions."
+    )
+    population_size: int = Field(50, ge=2, description="nsga2: trials per generation.")
+    qmc_type: Literal["sobol", "halton"] = Field("sobol", description="qmc: the low-discrepancy sequence.")
+
+    # Which algorithms each setting applies to.
+    APPLIES: ClassVar[dict[str, tuple[str, ...]]] = {
+        "startup_trials": ("tpe", "cmaes"),
+        "multivariate": ("tpe",),
+        "constant_liar": ("tpe",),
+        "population_size": ("nsga2",),
+        "qmc_type": ("qmc",),
+    }
 
 
 class HyperbandSettings(SpecModel):
@@ -53,7 +83,11 @@ class PruningSpec(SpecModel):
 
 
 class TunerSpec(SpecModel):
-    algorithm: Literal["random", "grid", "bayesian", "hyperband"] = "random"
+    algorithm: Literal["random", "grid", "bayesian", "hyperband", "tpe", "cmaes", "nsga2", "qmc"] = Field(
+        "random",
+        description="random, grid, bayesian (a Gaussian process) and hyperband: Keras Tuner's own "
+        "oracles; tpe, cmaes, nsga2, qmc: Optuna's samplers behind the same oracle interface.",
+    )
     objective: Objective = Field(
         Objective(),
         description="The metric to optimize and its direction. Left out: val_accuracy, max, for the "
@@ -68,7 +102,16 @@ class TunerSpec(SpecModel):
     max_consecutive_failed_trials: int = Field(3, ge=1)
     bayesian: BayesianSettings | None = None
     hyperband: HyperbandSettings | None = None
+    sampler: SamplerSettings = Field(
+        SamplerSettings(), description="Settings of Optuna's samplers (algorithm tpe, cmaes, nsga2, qmc)."
+    )
     pruning: PruningSpec | None = None
+    initial_points: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Trials to run first, in order, before the algorithm's own (not with grid or "
+        "hyperband): each maps hyperparameter names to values; a name left out takes its default, "
+        "and one a trial's depth does not use is left out of it.",
+    )
 
     @model_validator(mode="after")
     def _check_algorithm(self) -> TunerSpec:
@@ -89,6 +132,20 @@ class TunerSpec(SpecModel):
         for section in ("bayesian", "hyperband"):
             if getattr(self, section) is not None and self.algorithm != section:
                 raise field_error(section, f"applies only to algorithm: {section}")
-        if self.max_trials is None and self.algorithm in ("random", "bayesian"):
+        for name, applies in SamplerSettings.APPLIES.items():
+            if getattr(self.sampler, name) == SamplerSettings.model_fields[name].default:
+                continue  # left as it is (a dumped spec writes every default)
+            if self.algorithm not in applies:
+                raise field_error(
+                    f"sampler.{to_camel(name)}",
+                    f"applies to algorithm {' or '.join(applies)}, not {self.algorithm}",
+                )
+        if self.initial_points and self.algorithm in ("grid", "hyperband"):
+            raise field_error(
+                "initialPoints",
+                f"does not apply to algorithm: {self.algorithm}, which chooses every trial itself (its "
+                "grid, its brackets); use random, bayesian or one of Optuna's samplers",
+            )
+        if self.max_trials is None and self.algorithm in ("random", "bayesian", *SAMPLERS):
             raise field_error("maxTrials", f"is required with algorithm: {self.algorithm}")
         return self

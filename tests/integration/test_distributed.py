@@ -29,10 +29,15 @@ def leaderboard(out: Path) -> list[dict[str, str]]:
     return list(csv.DictReader((out / "leaderboard.csv").open()))
 
 
+@pytest.mark.parametrize("algorithm", ["random", "tpe"])
 def test_a_two_worker_search_completes_with_every_trial_once(
-    write_spec: Callable[..., Path], tmp_path: Path
+    write_spec: Callable[..., Path], tmp_path: Path, algorithm: str
 ) -> None:
-    spec = write_spec({"spec": {"tuner": {"maxTrials": 6}, **FAST_LEASES}})
+    # tpe: Optuna's sampler behind the same oracle interface, its first trials at random.
+    tuner = {"maxTrials": 6, "algorithm": algorithm}
+    if algorithm == "tpe":
+        tuner["sampler"] = {"startupTrials": 3}
+    spec = write_spec({"spec": {"tuner": tuner, **FAST_LEASES}})
     result = hptune("local", str(spec), "--workers", "2", timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     rows = leaderboard(tmp_path / "out")
@@ -70,10 +75,13 @@ def test_a_worker_killed_mid_trial_loses_its_trial_to_the_queue(
     assert finished_in < 6 + 120
 
 
+@pytest.mark.parametrize("algorithm", ["random", "tpe"])
 def test_a_restarted_chief_resumes_without_rerunning_finished_trials(
-    write_spec: Callable[..., Path], tmp_path: Path
+    write_spec: Callable[..., Path], tmp_path: Path, algorithm: str
 ) -> None:
-    spec = write_spec({"spec": {"tuner": {"maxTrials": 5}, **FAST_LEASES, **SLOW_TRIALS}})
+    # tpe: the sampler's study comes back from the snapshot with the trials.
+    tuner = {"maxTrials": 5, "algorithm": algorithm}
+    spec = write_spec({"spec": {"tuner": tuner, **FAST_LEASES, **SLOW_TRIALS}})
     with search(spec, tmp_path) as s:
         first = s.chief()
         workers = [s.worker(0), s.worker(1)]

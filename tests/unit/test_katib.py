@@ -80,16 +80,23 @@ def test_hyperbands_resource_becomes_its_epochs() -> None:
     assert not any("resource_name" in item or "eta" in item for item in unmapped)
 
 
+def test_tpe_maps_to_optunas_sampler_with_its_startup_trials() -> None:
+    spec, unmapped = spec_of("tpe.yaml")
+    assert spec["tuner"]["algorithm"] == "tpe"
+    assert spec["tuner"]["sampler"] == {"startupTrials": 5}
+    assert not any("n_startup_trials" in item for item in unmapped)
+
+
 def test_an_algorithm_without_an_equivalent_is_refused_with_the_nearest_or_replaced_on_request() -> None:
     with pytest.raises(Exception) as caught:
-        spec_of("tpe.yaml")
-    assert "spec.algorithm.algorithmName: tpe has no equivalent in hptune" in str(caught.value)
-    assert "--algorithm bayesian" in str(caught.value)
-    spec, unmapped = spec_of("tpe.yaml", algorithm="bayesian")
-    assert spec["tuner"]["algorithm"] == "bayesian"
+        spec_of("enas.yaml")
+    assert "spec.algorithm.algorithmName: enas has no equivalent in hptune" in str(caught.value)
+    assert "--algorithm random" in str(caught.value)
+    spec, unmapped = spec_of("enas.yaml", algorithm="tpe")
+    assert spec["tuner"]["algorithm"] == "tpe"
     said = "\n".join(unmapped)
-    assert "spec.algorithm.algorithmName (tpe): replaced by bayesian (--algorithm)" in said
-    assert "n_startup_trials=5: a setting of tpe" in said
+    assert "spec.algorithm.algorithmName (enas): replaced by tpe (--algorithm)" in said
+    assert "controller_hidden_size=64: a setting of enas" in said
 
 
 def test_the_written_spec_validates_and_says_what_to_fill_in(
