@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -27,10 +25,9 @@ from job.training.data import load_dataset
 from job.training.fused import train_group
 from job.training.space import make_builder
 from job.training.trial import Outcome, run_trial
-from tests.support.commands import hptune, hptune_env
+from tests.support.commands import child_result, hptune, hptune_env
 from tests.support.fused import MEMBERS, OPTIMIZERS, fused_against_alone, group_job, in_order, values
 from tests.support.processes import search
-from tests.support.specs import REPO
 
 FUSED = {"distribution": {"fuseTrials": 3}, "tuner": {"maxTrials": 5}, "output": {"keepModels": 5}}
 
@@ -48,18 +45,7 @@ def test_fused_groups_learn_what_their_trials_learn_alone_on_tensorflow(optimize
 
 
 def test_fused_groups_learn_what_their_trials_learn_alone_on_jax() -> None:
-    env = hptune_env(KERAS_BACKEND="jax")
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.support.fused"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    line = next((ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")), None)
-    assert line is not None, done.stderr[-3000:]
-    for optimizer, members in json.loads(line.removeprefix("RESULT ")).items():
+    for optimizer, members in child_result("tests.support.fused", timeout=600).items():
         for member, found in zip(MEMBERS, members, strict=True):
             _close(found, f"{member} with {optimizer} on JAX")
 

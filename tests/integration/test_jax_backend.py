@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.commands import hptune, hptune_env
+from tests.support.commands import child_result, hptune, hptune_env
 from tests.support.specs import REPO
 
 # Trains one digits model twice from the same seed, through Keras' own loop of jitted steps and
@@ -83,16 +83,7 @@ def test_a_trial_over_four_devices_learns_what_it_learns_on_one(backend: str) ->
     order, same initial weights: the same metrics every epoch, to float tolerance."""
     runs = {}
     for devices in (1, 4):
-        done = subprocess.run(
-            [sys.executable, "-m", "tests.support.replicas", str(devices)],
-            env=hptune_env(KERAS_BACKEND=backend),
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        line = next((ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")), None)
-        assert line is not None, done.stderr[-3000:]
-        runs[devices] = json.loads(line.removeprefix("RESULT "))
+        runs[devices] = child_result("tests.support.replicas", str(devices), backend=backend)
     one, four = runs[1], runs[4]
     assert len(four["devices"]) == 4 and one["train"] == four["train"]
     assert len(one["history"]) == len(four["history"]) == 3

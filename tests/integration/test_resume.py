@@ -9,8 +9,6 @@ import json
 import logging
 import re
 import signal
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,10 +25,9 @@ from job.training.data import Dataset
 from job.training.data.order import EpochOrder
 from job.training.space import make_builder
 from job.training.trial import run_trial
-from tests.support.commands import hptune_env
+from tests.support.commands import child_result
 from tests.support.fused import MEMBERS, group_job, in_order, values
 from tests.support.processes import Proc, search
-from tests.support.specs import REPO
 from tests.support.stopped import stopped_mid_epoch_against_whole
 
 LONG_TRIALS = {"tuner": {"maxTrials": 3}, "training": {"epochs": 20, "batchSize": 16, "checkpointSeconds": 0}}
@@ -167,17 +164,7 @@ def test_the_plateau_rules_rate_and_count_come_back_with_the_checkpoint(tmp_path
 
 def test_a_trial_stopped_mid_epoch_on_jax_ends_as_it_would_have_uninterrupted(tmp_path: Path) -> None:
     # hptune's scanned training calls (spec.training.scanSteps), stopped after the second.
-    result = subprocess.run(
-        [sys.executable, "-m", "tests.support.stopped", str(tmp_path)],
-        env=hptune_env(KERAS_BACKEND="jax"),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=REPO,
-    )
-    line = next((ln for ln in result.stdout.splitlines() if ln.startswith("RESULT ")), None)
-    assert line is not None, result.stderr[-3000:]
-    found = json.loads(line[len("RESULT ") :])
+    found = child_result("tests.support.stopped", str(tmp_path))
     assert found["where"] == "epoch 3, step 4" and found["resumed"]["steps"] == 4
     assert found["metrics"] <= 1e-5 and found["weights"] <= 1e-5, found
 

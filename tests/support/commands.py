@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+from tests.support.specs import REPO
 
 
 def hptune_env(**extra: str) -> dict[str, str]:
@@ -30,3 +34,19 @@ def hptune(
         timeout=timeout,
         cwd=cwd,
     )
+
+
+def child_result(module: str, *args: str, backend: str = "jax", timeout: float = 300) -> Any:
+    """Run `python -m module args` on a Keras backend (a child process: the backend is chosen at
+    import) and return the JSON it prints on its `RESULT ` line."""
+    done = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        env=hptune_env(KERAS_BACKEND=backend),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+    )
+    line = next((ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")), None)
+    assert line is not None, done.stderr[-3000:]
+    return json.loads(line.removeprefix("RESULT "))
