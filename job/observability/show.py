@@ -296,6 +296,8 @@ def _print_people(results: SearchResults, store: Store, out: Console, top: int, 
     _prose(out, summary_line(results), "  ")
     if results.reason:
         _prose(out, f"  {results.reason}", "  ")
+    if results.stopped_early:
+        _prose(out, f"  stopped early: {results.stopped_early}", "  ")
     rows = results.trials[:top]
     table = leaderboard_table(results, top, width, wide=wide)
     notes = table.notes
@@ -353,6 +355,7 @@ def _as_json(results: SearchResults, top: int | None, problems: list[str]) -> di
         "name": results.name,
         "state": results.state,
         "reason": results.reason,
+        "stoppedEarly": results.stopped_early,
         "objective": {"name": results.objective, "direction": results.direction},
         "trials": [
             {

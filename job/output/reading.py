@@ -69,6 +69,7 @@ class SearchResults:
     definitions: dict[str, dict[str, Any]]  # the spec's hyperparameters by name
     losses: dict[str, int] = field(default_factory=dict)  # worker losses per trial (requeues too)
     best: dict[str, Any] | None = None  # best/metrics.json
+    stopped_early: str | None = None  # why no more trials started before maxTrials, when so
     best_values: dict[str, Any] | None = None  # best/hyperparameters.json
 
     @property
@@ -164,6 +165,7 @@ def load_results(store: Store, records: str | Iterable[str] = "all", uri: str | 
         trials=trials,
         definitions={d["name"]: d for d in spec.get("hyperparameters", []) if "name" in d},
         best=best,
+        stopped_early=status.get("stoppedEarly"),
         best_values=_read_json(store, best_key("hyperparameters.json")),
     )
     wanted = {t.trial_id for t in trials} if records == "all" else set(records)

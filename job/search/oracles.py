@@ -8,6 +8,7 @@ from typing import Any
 import keras_tuner as kt
 
 from job.kt_adapter import HyperParameters, Oracle, Status, Trial
+from job.search.stopping_rules import StoppingRules
 from job.spec.models import JobSpec
 from job.spec.tuner import SAMPLERS
 
@@ -64,7 +65,7 @@ def given_values(space: HyperParameters, point: dict[str, Any]) -> dict[str, Any
 
 
 _CLASSES: dict[str, type[Oracle]] = {
-    name: type(f"InMemory{cls.__name__}", (_InMemoryState, _InitialPoints, cls), {})
+    name: type(f"InMemory{cls.__name__}", (_InMemoryState, StoppingRules, _InitialPoints, cls), {})
     for name, cls in ORACLES.items()
 }
 
@@ -98,10 +99,13 @@ def make_oracle(job: JobSpec, space: HyperParameters) -> Oracle:
     if tuner.algorithm in SAMPLERS:
         from job.search.samplers import SamplerOracle  # Optuna, imported only when asked for
 
-        in_memory = type("InMemorySamplerOracle", (_InMemoryState, _InitialPoints, SamplerOracle), {})
+        bases = (_InMemoryState, StoppingRules, _InitialPoints, SamplerOracle)
+        in_memory = type("InMemorySamplerOracle", bases, {})
         oracle = in_memory(tuner.algorithm, tuner.sampler, **kwargs)
     else:
         oracle = _CLASSES[tuner.algorithm](**kwargs)
     oracle.initial_points = list(tuner.initial_points)
+    oracle.stop_after_seconds = tuner.stop_after_seconds
+    oracle.without_improvement = tuner.stop_without_improvement
     oracle.verbose = 0  # progress is shown by job/observability/progress.py, not printed by the oracle
     return oracle

@@ -87,6 +87,7 @@ def search_status(coordinator: Coordinator, job: JobSpec, state: str) -> dict[st
             "name": job.name,
             "state": state,
             "reason": coordinator.failure,
+            "stoppedEarly": getattr(coordinator.oracle, "stopped_early", None),
             "fingerprint": job.fingerprint(),
             "maxTrials": coordinator.oracle.max_trials,
             "trials": counts,

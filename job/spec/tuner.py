@@ -58,6 +58,14 @@ class SamplerSettings(SpecModel):
     }
 
 
+class NoImprovement(SpecModel):
+    """Stop the search once its best has not improved by minDelta over the last `trials` completed
+    trials."""
+
+    trials: int = Field(ge=1, description="Completed trials without improvement before the search stops.")
+    min_delta: float = Field(0.0, ge=0, description="The least gain over the best before them that counts.")
+
+
 class HyperbandSettings(SpecModel):
     max_epochs: int = Field(ge=1, description="Most epochs any one model is trained for.")
     factor: int = Field(3, ge=2, description="Reduction factor between rounds.")
@@ -106,6 +114,15 @@ class TunerSpec(SpecModel):
         SamplerSettings(), description="Settings of Optuna's samplers (algorithm tpe, cmaes, nsga2, qmc)."
     )
     pruning: PruningSpec | None = None
+    stop_after_seconds: float | None = Field(
+        None,
+        gt=0,
+        description="Start no trial once the search has run this long (its first start counts, "
+        "across chief restarts); the trials running finish.",
+    )
+    stop_without_improvement: NoImprovement | None = Field(
+        None, description="Start no trial once the best has stopped improving; the trials running finish."
+    )
     initial_points: list[dict[str, Any]] = Field(
         default_factory=list,
         description="Trials to run first, in order, before the algorithm's own (not with grid or "

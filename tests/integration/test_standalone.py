@@ -187,3 +187,20 @@ def test_a_search_over_depth_records_each_trials_layers_and_the_inactive_ones(
     shown = hptune("show", str(out), "--wide")
     assert shown.returncode == 0, shown.stderr
     assert "inactive" in shown.stdout
+
+
+def test_a_search_whose_best_stopped_improving_ends_early_and_says_why(
+    write_spec: Callable[..., Path],
+) -> None:
+    rule = {"trials": 2, "minDelta": 0.05}
+    spec = write_spec(
+        {"spec": {"tuner": {"maxTrials": 20, "stopWithoutImprovement": rule}, "training": {"epochs": 1}}}
+    )
+    result = hptune("run", str(spec))
+    assert result.returncode == 0, result.stderr
+    out = spec.parent / "out"
+    status = json.loads((out / "search.json").read_text())
+    assert status["state"] == "succeeded" and status["trials"]["completed"] < 20
+    assert "has not improved by 0.05 in the last 2 completed trials" in status["stoppedEarly"]
+    shown = hptune("show", str(out))
+    assert "stopped early: the best has not improved" in " ".join(shown.stdout.split())

@@ -161,6 +161,8 @@ def summary_html(results: SearchResults) -> str:
     ]
     if results.reason:
         lines.append(f'<p class="note">{html.escape(results.reason)}</p>')
+    if results.stopped_early:
+        lines.append(f'<p class="note">Stopped early: {html.escape(results.stopped_early)}.</p>')
     best = results.completed[0] if results.completed else None
     if best is not None:
         values = ", ".join(
