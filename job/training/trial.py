@@ -135,18 +135,15 @@ class _BestEpoch(keras.callbacks.Callback):
             for variable, value in zip(self.model.metrics_variables, values, strict=True):
                 variable.assign(np.asarray(value, dtype=variable.dtype))
 
-    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        steps = self.params.get("steps")
-        if not (self.mid_epoch and self.checkpointer is not None and self.stop_requested()):
-            return
-        if steps is None or batch + 1 >= steps:
-            return  # the epoch's last call: stopped at its end, once validated
+    def hold_mid_epoch(self, calls_done: int) -> None:
+        """Hold the trial where the training call that just ended left it, inside its epoch: the
+        variables, the steps of the epoch done and the epoch's running metrics."""
+        assert self.checkpointer is not None
         if keras.backend.backend() == "jax":
             self.model.jax_state_sync()  # the variables, as this call left them
         running = [keras.ops.convert_to_numpy(v).tolist() for v in self.model.metrics_variables]
-        step = self.first_step + batch + 1
+        step = self.first_step + calls_done
         self.checkpointer.hold(self.model, self.state(self.epoch, step, running), self.best_weights)
-        raise KeyboardInterrupt  # the stop, now that the trial is held whole
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         metrics = {k: float(v) for k, v in (logs or {}).items()}
@@ -213,6 +210,24 @@ def _plain(value: Any) -> int | float | None:
     if value is None:
         return None
     return int(value) if isinstance(value, int | np.integer) else float(value)
+
+
+class _StopAtCallEnd(keras.callbacks.Callback):
+    """A stop signal waiting (job/supervision/stopping.py) is taken at the end of the training call
+    in progress: the trial is held there, inside its epoch, and stopped. Only given to fit when a
+    trial can be held mid-epoch, since a batch hook makes Keras read each call's logs at once
+    (one host sync per call) instead of in the background."""
+
+    def __init__(self, tracker: _BestEpoch) -> None:
+        super().__init__()
+        self.tracker = tracker
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        steps = self.params.get("steps")
+        if not self.tracker.stop_requested() or steps is None or batch + 1 >= steps:
+            return  # no signal; or the epoch's last call: stopped at its end, once validated
+        self.tracker.hold_mid_epoch(batch + 1)
+        raise KeyboardInterrupt  # the stop, now that the trial is held whole
 
 
 class _EarlyStopping(_Counted, keras.callbacks.EarlyStopping):
@@ -363,6 +378,8 @@ def run_trial(
             )
             callbacks: list[keras.callbacks.Callback] = [c for c in (stopping, plateau) if c is not None]
             callbacks.append(tracker)
+            if tracker.mid_epoch and tracker.checkpointer is not None:
+                callbacks.append(_StopAtCallEnd(tracker))
             if resumed is not None:
                 resumed.load_into(model)
                 state = resumed.state
