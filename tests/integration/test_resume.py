@@ -210,6 +210,9 @@ def test_a_worker_killed_mid_trial_leaves_its_trial_to_continue_on_another(
         chief = s.chief()
         victim, other = s.worker(0), s.worker(1)
         trial_id = _in_its_third_epoch(victim)
+        # An epoch is logged as done before its checkpoint is written: once the third is logged,
+        # the second's checkpoint is whole.
+        victim.wait_for_log(rf": trial {trial_id} epoch 3 done: ", timeout=120)
         victim.kill(signal.SIGKILL)
         other.wait_for_log(
             rf"tuner1: trial {trial_id} continues at epoch \d+ from tuner0's checkpoint", timeout=180
