@@ -13,6 +13,7 @@ modules do.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 import keras_tuner
@@ -27,6 +28,7 @@ __all__ = [
     "Oracle",
     "Status",
     "Trial",
+    "active_values",
     "version",
 ]
 
@@ -92,6 +94,19 @@ def trial_from_proto(proto: Any) -> Trial:
 
 def trial_from_state(state: dict[str, Any]) -> Trial:
     return _trial.Trial.from_state(state)
+
+
+def active_values(space: HyperParameters, value_of: Callable[[Any, Any], Any]) -> dict[str, Any]:
+    """A trial's values, as Keras Tuner's own oracles draw them: the space walked in declared order,
+    each hyperparameter given a value (`value_of(hp, its default)`) only when the values so far meet
+    its conditions (a layer's width under a tuned depth); the others get none."""
+    values: dict[str, Any] = {}
+    seen = HyperParameters()
+    for hp in space.space:
+        seen.merge([hp])
+        if seen.is_active(hp):
+            values[hp.name] = seen.values[hp.name] = value_of(hp, seen.values[hp.name])
+    return values
 
 
 # -- the oracle's bookkeeping ----------------------------------------------------------------------

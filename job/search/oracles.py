@@ -7,7 +7,7 @@ from typing import Any
 
 import keras_tuner as kt
 
-from job.kt_adapter import HyperParameters, Oracle, Status, Trial
+from job.kt_adapter import HyperParameters, Oracle, Status, Trial, active_values
 from job.search.stopping_rules import StoppingRules
 from job.spec.models import JobSpec
 from job.spec.tuner import SAMPLERS
@@ -45,23 +45,10 @@ class _InitialPoints(Oracle):
     def populate_space(self, trial_id: str) -> dict[str, Any]:
         index = len(self.trials)
         if index < len(self.initial_points):
-            return {
-                "status": Status.RUNNING,
-                "values": given_values(self.hyperparameters, self.initial_points[index]),
-            }
+            point = self.initial_points[index]  # a name left out takes its default
+            values = active_values(self.hyperparameters, lambda hp, default: point.get(hp.name, default))
+            return {"status": Status.RUNNING, "values": values}
         return super().populate_space(trial_id)
-
-
-def given_values(space: HyperParameters, point: dict[str, Any]) -> dict[str, Any]:
-    """A trial's values from a point: the point's, else the default, for each hyperparameter its
-    values so far make active (in declared order, as Keras Tuner's own oracles walk the space)."""
-    values: dict[str, Any] = {}
-    seen = HyperParameters()
-    for hp in space.space:
-        seen.merge([hp])
-        if seen.is_active(hp):
-            values[hp.name] = seen.values[hp.name] = point.get(hp.name, seen.values[hp.name])
-    return values
 
 
 _CLASSES: dict[str, type[Oracle]] = {

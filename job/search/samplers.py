@@ -26,7 +26,7 @@ from typing import Any
 import optuna
 from keras_tuner.engine.hyperparameters import Boolean, Choice, Fixed, Float, HyperParameter, Int
 
-from job.kt_adapter import HyperParameters, Oracle, Status, Trial
+from job.kt_adapter import Oracle, Status, Trial, active_values
 from job.spec.tuner import SamplerSettings
 
 log = logging.getLogger(__name__)
@@ -50,18 +50,17 @@ def inexpressible(hp: HyperParameter) -> str | None:
 
 
 def suggest(trial: optuna.Trial, hp: HyperParameter) -> Any:
-    """The value Optuna's trial suggests for `hp`, in Keras Tuner's terms."""
-    log_scale = getattr(hp, "sampling", "linear") == "log"
+    """The value Optuna's trial suggests for `hp` (one `inexpressible` passes), in Keras Tuner's
+    terms: drawn from its `distribution`."""
     if isinstance(hp, Fixed):
         return hp.value
-    if isinstance(hp, Boolean):
-        return trial.suggest_categorical(hp.name, [False, True])
-    if isinstance(hp, Choice):
-        return trial.suggest_categorical(hp.name, list(hp.values))
-    if isinstance(hp, Int):
-        return trial.suggest_int(hp.name, hp.min_value, hp.max_value, step=hp.step or 1, log=log_scale)
-    if isinstance(hp, Float):
-        return trial.suggest_float(hp.name, hp.min_value, hp.max_value, step=hp.step, log=log_scale)
+    match distribution(hp):
+        case optuna.distributions.CategoricalDistribution(choices=choices):
+            return trial.suggest_categorical(hp.name, list(choices))
+        case optuna.distributions.IntDistribution(low=low, high=high, step=step, log=log_scale):
+            return trial.suggest_int(hp.name, low, high, step=step, log=log_scale)
+        case optuna.distributions.FloatDistribution(low=low, high=high, step=step, log=log_scale):
+            return trial.suggest_float(hp.name, low, high, step=step, log=log_scale)
     raise TypeError(f"{hp.name}: a {type(hp).__name__} hyperparameter")
 
 
@@ -100,13 +99,7 @@ class SamplerOracle(Oracle):
     def populate_space(self, trial_id: str) -> dict[str, Any]:
         self.study.sampler = self._sampler(len(self.study.get_trials(deepcopy=False)))
         asked = self.study.ask()
-        values: dict[str, Any] = {}
-        seen = HyperParameters()
-        for hp in self.hyperparameters.space:
-            seen.merge([hp])
-            if not seen.is_active(hp):
-                continue  # a condition its values so far do not meet: no value, as Keras Tuner does
-            values[hp.name] = seen.values[hp.name] = self._suggest(asked, hp)
+        values = active_values(self.hyperparameters, lambda hp, default: self._suggest(asked, hp))
         self.numbers[trial_id] = asked.number
         return {"status": Status.RUNNING, "values": values}
 

@@ -12,14 +12,35 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from job.kt_adapter import Oracle, Status
-from job.spec.objective import is_better
+from job.spec.objective import Direction, is_better
 from job.spec.tuner import NoImprovement
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Window:
+    """The last `size` completed trials' scores, and the best of those before them, kept as trials
+    end, so a check costs the trials ended since the last one, not the whole search."""
+
+    size: int
+    direction: Direction
+    counted: int = 0  # entries of the oracle's end order read so far
+    recent: deque[float] = field(default_factory=deque)
+    best_before: float | None = None
+
+    def add(self, score: float) -> None:
+        self.recent.append(score)
+        if len(self.recent) > self.size:
+            left = self.recent.popleft()
+            if self.best_before is None or is_better(left, self.best_before, self.direction):
+                self.best_before = left
 
 
 class StoppingRules(Oracle):
@@ -30,6 +51,7 @@ class StoppingRules(Oracle):
     clock: Callable[[], float] = time.time
     started: float | None = None
     stopped_early: str | None = None
+    _window: _Window | None = None  # derived from the trials: rebuilt after a restore
 
     def populate_space(self, trial_id: str) -> dict[str, Any]:
         if self.started is None:
@@ -50,18 +72,17 @@ class StoppingRules(Oracle):
         rule = self.without_improvement
         if rule is None:
             return None
-        scores = [
-            float(t.score)
-            for t in (self.trials[i] for i in self.end_order)
-            if t.status == Status.COMPLETED and t.score is not None
-        ]
-        if len(scores) <= rule.trials:
-            return None
         direction = self.objective.direction
-        before, recent = scores[: -rule.trials], scores[-rule.trials :]
-        best_before = max(before) if direction == "max" else min(before)
-        target = best_before + rule.min_delta if direction == "max" else best_before - rule.min_delta
-        if any(is_better(score, target, direction) for score in recent):
+        window = self._window or _Window(rule.trials, direction)
+        for trial_id in self.end_order[window.counted :]:  # only the trials ended since the last ask
+            trial = self.trials[trial_id]
+            if trial.status == Status.COMPLETED and trial.score is not None:
+                window.add(float(trial.score))
+        window.counted, self._window = len(self.end_order), window
+        if window.best_before is None:
+            return None  # no more completed trials than the window holds
+        delta = rule.min_delta if direction == "max" else -rule.min_delta
+        if any(is_better(score, window.best_before + delta, direction) for score in window.recent):
             return None
         return (
             f"the best has not improved by {rule.min_delta:g} in the last {rule.trials} completed trials "
@@ -78,3 +99,4 @@ class StoppingRules(Oracle):
         saved = state.get("stopping", {})
         self.started = saved.get("started")
         self.stopped_early = saved.get("stoppedEarly")
+        self._window = None

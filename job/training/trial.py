@@ -135,14 +135,14 @@ class _BestEpoch(keras.callbacks.Callback):
             for variable, value in zip(self.model.metrics_variables, values, strict=True):
                 variable.assign(np.asarray(value, dtype=variable.dtype))
 
-    def hold_mid_epoch(self, calls_done: int) -> None:
+    def hold_mid_epoch(self, steps_done: int) -> None:
         """Hold the trial where the training call that just ended left it, inside its epoch: the
         variables, the steps of the epoch done and the epoch's running metrics."""
         assert self.checkpointer is not None
         if keras.backend.backend() == "jax":
             self.model.jax_state_sync()  # the variables, as this call left them
         running = [keras.ops.convert_to_numpy(v).tolist() for v in self.model.metrics_variables]
-        step = self.first_step + calls_done
+        step = self.first_step + steps_done  # of the epoch: before this fit, and in it
         self.checkpointer.hold(self.model, self.state(self.epoch, step, running), self.best_weights)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
